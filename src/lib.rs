@@ -1,0 +1,20 @@
+//! MiniTrue: a distributed time-series database for IoT telemetry.
+//!
+//! How data flows through the crate:
+//!
+//! ```text
+//!   writer ──▶ storage::Engine::write ──▶ storage::wal (group-committed, fsynced)
+//!                                     └─▶ storage::series (sharded map of series → chunks)
+//!   flush tick ──▶ storage::segment (immutable columnar files) ──▶ old WAL files removed
+//!   query ──▶ storage::Engine::{aggregate, samples, downsample} ──▶ chunk metadata / codec
+//! ```
+//!
+//! - [`storage`] is the single-node store: codecs, chunks, the series map, the write-ahead
+//!   log, segment files and the engine that ties them together. It knows nothing of HTTP,
+//!   MQTT or the cluster.
+//! - [`error`] holds the crate's one error type.
+
+pub mod error;
+pub mod storage;
+
+pub use error::{Error, Result};

@@ -1,0 +1,305 @@
+//! The single-node store: how readings are kept compressed in memory, made durable, and
+//! answered.
+//!
+//! Concepts:
+//! - A **point** is one reading: `(device_id, metric_name, timestamp, value)`. Timestamps are
+//!   [`Timestamp`]s, milliseconds since the unix epoch (the wire contract speaks seconds,
+//!   possibly fractional; millisecond resolution is kept).
+//! - A **series** is every point of one `device_id|metric_name` ([`SeriesKey`]). A series holds
+//!   an ordered list of non-overlapping **chunks** ([`chunk`]): closed chunks are compressed
+//!   (timestamps delta-of-delta, values Gorilla XOR or decimal, see [`codec`]) and carry
+//!   summary metadata (`start, end, count, sum, min, max, first, last`) so an aggregate over a
+//!   range reads whole chunks in O(1); the newest chunk (the head) takes appends raw.
+//! - Writes are **idempotent**: a `(series, timestamp)` holds one value, the last written.
+//! - **Durability**: every write goes to the write-ahead log ([`wal`]) and returns only once
+//!   fsynced (group commit). Periodically the engine writes the chunks that changed to an
+//!   immutable **segment** file ([`segment`]), fsyncs it, and only then removes the WAL files
+//!   it covers. Segments are later compacted into one.
+//! - The [`engine`] ties these together and is the only type the rest of the crate uses.
+
+pub mod chunk;
+pub mod codec;
+pub mod engine;
+pub mod series;
+pub mod segment;
+pub mod wal;
+
+pub use engine::{Engine, EngineConfig};
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// Milliseconds since the unix epoch (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Converts unix seconds (possibly fractional) to a timestamp, rounding to the nearest
+    /// millisecond. Fails on non-finite or out-of-range input.
+    pub fn from_unix_seconds(seconds: f64) -> Result<Timestamp> {
+        if !seconds.is_finite() {
+            return Err(Error::invalid("timestamp", "must be a finite number"));
+        }
+        let millis = (seconds * 1000.0).round();
+        // ±2^53 ms keeps the conversion exact and is ±285 000 years.
+        if millis.abs() > 9_007_199_254_740_992.0 {
+            return Err(Error::invalid("timestamp", "out of range"));
+        }
+        Ok(Timestamp(millis as i64))
+    }
+
+    /// Unix seconds as a float (what the wire contract uses).
+    pub fn as_unix_seconds(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+}
+
+/// The name of one series: `device_id|metric_name`. Neither part may be empty or contain `|`
+/// or control characters, so the joined form is unambiguous.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    joined: String,
+    split: usize,
+}
+
+/// Longest accepted device id or metric name, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+impl SeriesKey {
+    pub fn new(device_id: &str, metric_name: &str) -> Result<SeriesKey> {
+        validate_name("device_id", device_id)?;
+        validate_name("metric_name", metric_name)?;
+        Ok(SeriesKey {
+            joined: format!("{device_id}|{metric_name}"),
+            split: device_id.len(),
+        })
+    }
+
+    /// Parses the joined `device|metric` form (as stored in WAL and segment files).
+    pub fn parse(joined: &str) -> Result<SeriesKey> {
+        let (device, metric) = joined
+            .split_once('|')
+            .ok_or_else(|| Error::invalid("series", format!("{joined:?} has no '|'")))?;
+        SeriesKey::new(device, metric)
+    }
+
+    pub fn device_id(&self) -> &str {
+        &self.joined[..self.split]
+    }
+
+    pub fn metric_name(&self) -> &str {
+        &self.joined[self.split + 1..]
+    }
+
+    /// The joined `device|metric` form.
+    pub fn as_str(&self) -> &str {
+        &self.joined
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.joined)
+    }
+}
+
+impl fmt::Debug for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SeriesKey({})", self.joined)
+    }
+}
+
+fn validate_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MAX_NAME_LEN} bytes"),
+        ));
+    }
+    if name.contains('|') {
+        return Err(Error::invalid(field, "must not contain '|'"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// One reading of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    pub series: SeriesKey,
+    pub timestamp: Timestamp,
+    pub value: f64,
+}
+
+/// An inclusive time range; `None` is an open bound (the wire contract's `0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TimeRange {
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+}
+
+impl TimeRange {
+    pub const ALL: TimeRange = TimeRange {
+        start: None,
+        end: None,
+    };
+
+    pub fn new(start: Option<Timestamp>, end: Option<Timestamp>) -> TimeRange {
+        TimeRange { start, end }
+    }
+
+    pub fn contains(&self, ts: Timestamp) -> bool {
+        self.start.is_none_or(|s| ts >= s) && self.end.is_none_or(|e| ts <= e)
+    }
+
+    /// True when every timestamp in `[lo, hi]` lies inside this range.
+    pub fn covers(&self, lo: Timestamp, hi: Timestamp) -> bool {
+        self.start.is_none_or(|s| lo >= s) && self.end.is_none_or(|e| hi <= e)
+    }
+
+    /// True when `[lo, hi]` and this range share at least one timestamp.
+    pub fn overlaps(&self, lo: Timestamp, hi: Timestamp) -> bool {
+        self.start.is_none_or(|s| hi >= s) && self.end.is_none_or(|e| lo <= e)
+    }
+}
+
+/// Which summary an aggregate query returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggregateOp {
+    Avg,
+    Sum,
+    Min,
+    Max,
+    Count,
+}
+
+impl AggregateOp {
+    pub fn parse(op: &str) -> Result<AggregateOp> {
+        match op {
+            "avg" => Ok(AggregateOp::Avg),
+            "sum" => Ok(AggregateOp::Sum),
+            "min" => Ok(AggregateOp::Min),
+            "max" => Ok(AggregateOp::Max),
+            "count" => Ok(AggregateOp::Count),
+            other => Err(Error::invalid(
+                "operation",
+                format!("{other:?} is not one of avg, sum, min, max, count"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregateOp::Avg => "avg",
+            AggregateOp::Sum => "sum",
+            AggregateOp::Min => "min",
+            AggregateOp::Max => "max",
+            AggregateOp::Count => "count",
+        }
+    }
+}
+
+/// Mergeable summary statistics of a set of points: what chunks keep as metadata and what
+/// partial queries exchange. An empty aggregate has `count == 0`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregate {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for Aggregate {
+    fn default() -> Self {
+        Aggregate::EMPTY
+    }
+}
+
+impl Aggregate {
+    pub const EMPTY: Aggregate = Aggregate {
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+
+    pub fn add(&mut self, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+
+    pub fn merge(&mut self, other: &Aggregate) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// The value of `op` over this aggregate; `None` when it holds no points (except `count`
+    /// and `sum`, which are 0).
+    pub fn result(&self, op: AggregateOp) -> Option<f64> {
+        match op {
+            AggregateOp::Count => Some(self.count as f64),
+            AggregateOp::Sum => Some(self.sum),
+            _ if self.count == 0 => None,
+            AggregateOp::Avg => Some(self.sum / self.count as f64),
+            AggregateOp::Min => Some(self.min),
+            AggregateOp::Max => Some(self.max),
+        }
+    }
+}
+
+/// One bucket of a downsampled series: the points with `start <= ts < start + step`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bucket {
+    pub start: Timestamp,
+    pub aggregate: Aggregate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_key_round_trips_through_joined_form() {
+        let key = SeriesKey::new("sensor_1", "temperature").unwrap();
+        assert_eq!(key.as_str(), "sensor_1|temperature");
+        let parsed = SeriesKey::parse(key.as_str()).unwrap();
+        assert_eq!(parsed.device_id(), "sensor_1");
+        assert_eq!(parsed.metric_name(), "temperature");
+    }
+
+    #[test]
+    fn series_key_rejects_pipe_empty_and_control_characters() {
+        assert!(SeriesKey::new("", "t").is_err());
+        assert!(SeriesKey::new("a|b", "t").is_err());
+        assert!(SeriesKey::new("a", "t\n").is_err());
+        assert!(SeriesKey::new(&"x".repeat(MAX_NAME_LEN + 1), "t").is_err());
+    }
+
+    #[test]
+    fn fractional_seconds_keep_millisecond_resolution() {
+        let ts = Timestamp::from_unix_seconds(1_710_000_000.1234).unwrap();
+        assert_eq!(ts.millis(), 1_710_000_000_123);
+        assert!(Timestamp::from_unix_seconds(f64::NAN).is_err());
+        assert!(Timestamp::from_unix_seconds(1e300).is_err());
+    }
+
+    #[test]
+    fn empty_aggregate_has_no_average() {
+        let agg = Aggregate::EMPTY;
+        assert_eq!(agg.result(AggregateOp::Avg), None);
+        assert_eq!(agg.result(AggregateOp::Count), Some(0.0));
+    }
+}
