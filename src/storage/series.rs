@@ -1,0 +1,1 @@
+//! The sharded series map (work in progress in the main tree).
