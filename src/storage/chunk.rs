@@ -101,11 +101,7 @@ impl EncodedChunk {
                 values.len()
             )));
         }
-        Ok(timestamps
-            .into_iter()
-            .map(Timestamp)
-            .zip(values)
-            .collect())
+        Ok(timestamps.into_iter().map(Timestamp).zip(values).collect())
     }
 
     /// Bytes of the two compressed columns.

@@ -1,3 +1,1043 @@
-//! The storage engine (work in progress in the main tree).
-pub struct Engine;
-pub struct EngineConfig;
+//! The storage engine: the one type the rest of the crate uses to store and read points.
+//!
+//! Write path: [`Engine::write`] groups a batch by series, appends it to the WAL as one
+//! record, applies it to the [`SeriesMap`], then waits for the WAL's group commit. When it
+//! returns `Ok`, every point of the batch is fsynced; callers acknowledge after it.
+//!
+//! Flush ([`Engine::flush`]): under the exclusive side of the *flush gate* (writers hold the
+//! shared side from WAL append to memory apply, so the two always agree) the WAL is rotated
+//! to file `N` and every series hands over what no segment holds yet. Outside the gate those
+//! chunks are written to segment `segments/N.seg` and fsynced; only then are WAL files
+//! older than `N` removed. A segment's id therefore says which WAL files it covers: on open,
+//! WAL files older than the newest segment are already in a segment and are not replayed.
+//!
+//! On disk, later segments win: a chunk in segment `k` may overlap chunks of earlier
+//! segments (a head flushed twice as it grew, a chunk rewritten by a late point); loading
+//! merges overlapping chunks with the later segment's values winning, exactly as a late write
+//! does in memory. A segment's tombstones delete the series from all *earlier* segments.
+//! Compaction ([`Engine::compact`]) merges every segment into one, resolving overlaps,
+//! dropping deleted series and expired chunks, and joining small chunks.
+
+use crate::error::{Error, Result};
+use crate::storage::chunk::{EncodedChunk, CHUNK_CAPACITY};
+use crate::storage::codec::DecodeError;
+use crate::storage::segment::{self, SegmentContents, SegmentSeries};
+use crate::storage::series::{self, merge_points, SealedChunk, Series, SeriesMap, SeriesSnapshot};
+use crate::storage::wal::{self, ReplayReport, Wal, WalEntry, WalEntryRef};
+use crate::storage::{Aggregate, Bucket, Point, SeriesKey, TimeRange, Timestamp};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often [`Engine::maintain`] flushes by default.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
+/// WAL size past which [`Engine::maintain`] flushes early.
+pub const DEFAULT_FLUSH_WAL_BYTES: u64 = 64 << 20;
+/// Segment count past which [`Engine::maintain`] compacts.
+pub const DEFAULT_COMPACT_SEGMENTS: usize = 8;
+
+const SEGMENT_DIR: &str = "segments";
+const WAL_DIR: &str = "wal";
+const SEGMENT_SUFFIX: &str = ".seg";
+
+/// Tunables of one engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Drop whole chunks whose newest point is older than this (none: keep forever).
+    pub retention: Option<Duration>,
+    /// Skip corrupt WAL records in the middle of a file (reported) instead of refusing to
+    /// open. Torn tails are always truncated and reported.
+    pub skip_corrupt_wal: bool,
+    pub flush_interval: Duration,
+    pub flush_wal_bytes: u64,
+    pub compact_segments: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            retention: None,
+            skip_corrupt_wal: false,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            flush_wal_bytes: DEFAULT_FLUSH_WAL_BYTES,
+            compact_segments: DEFAULT_COMPACT_SEGMENTS,
+        }
+    }
+}
+
+/// What opening found: loaded segments, replayed WAL, anything truncated or skipped.
+#[derive(Clone, Debug, Default)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub series: usize,
+    pub points: u64,
+    pub wal: ReplayReport,
+    /// WAL files already covered by a segment and removed without replay.
+    pub wal_files_covered: usize,
+}
+
+/// What one flush wrote.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FlushReport {
+    pub segment: Option<PathBuf>,
+    pub series: usize,
+    pub chunks: usize,
+    pub bytes: u64,
+}
+
+/// Counters and sizes for `/status` and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    pub series: usize,
+    pub points: u64,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+    pub wal_bytes: u64,
+    pub segments: usize,
+    pub points_written: u64,
+}
+
+/// State only the maintenance path (flush, compaction, retention) touches.
+struct Maintenance {
+    /// Segment ids on disk, oldest first.
+    segments: Vec<u64>,
+    last_flush: Instant,
+}
+
+/// A single node's store. All methods take `&self` and are safe to call from many threads.
+pub struct Engine {
+    dir: PathBuf,
+    config: EngineConfig,
+    series: SeriesMap,
+    wal: Wal,
+    flush_gate: RwLock<()>,
+    maintenance: Mutex<Maintenance>,
+    /// Series deleted since the last flush: the next segment carries their tombstones.
+    /// Pushed and taken only under the exclusive flush gate, so a segment covers a delete's
+    /// WAL record exactly when it carries its tombstone.
+    tombstones: Mutex<Vec<SeriesKey>>,
+    /// Set when segments hold data that compaction should remove (deletes, retention).
+    compaction_wanted: AtomicBool,
+    points_written: AtomicU64,
+}
+
+impl Engine {
+    /// Opens (or creates) the store in `dir`: loads segments, replays the WAL, starts a new
+    /// WAL file.
+    pub fn open(dir: &Path, config: EngineConfig) -> Result<(Engine, OpenReport)> {
+        let segment_dir = dir.join(SEGMENT_DIR);
+        let wal_dir = dir.join(WAL_DIR);
+        for d in [dir, &segment_dir, &wal_dir] {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let mut report = OpenReport::default();
+        let segments = list_segments(&segment_dir)?;
+        report.segments = segments.len();
+        let cutoff = retention_cutoff(config.retention);
+        let merged = load_segments(&segment_dir, &segments, cutoff)?;
+        let series = SeriesMap::default();
+        for (key, chunks) in merged.series {
+            let loaded = Series::from_chunks(chunks)
+                .map_err(|e| Error::corrupt(&segment_dir, 0, format!("series {key}: {e}")))?;
+            series.insert(key, loaded);
+        }
+
+        let newest_segment = segments.last().copied().unwrap_or(0);
+        report.wal_files_covered = remove_covered_wal_files(&wal_dir, newest_segment)?;
+        let mut replay_error = None;
+        // Deletes replayed from the WAL still need their tombstone in the next segment.
+        let mut replayed_deletes = Vec::new();
+        report.wal = wal::replay(&wal_dir, config.skip_corrupt_wal, &mut |entry| {
+            if replay_error.is_some() {
+                return;
+            }
+            if let WalEntry::DeleteSeries(key) = &entry {
+                replayed_deletes.push(key.clone());
+            }
+            if let Err(e) = apply_entry(&series, entry) {
+                replay_error = Some(e);
+            }
+        })?;
+        if let Some(e) = replay_error {
+            return Err(e);
+        }
+        let wal = Wal::open_from(&wal_dir, newest_segment + 1)?;
+        let engine = Engine {
+            dir: dir.to_path_buf(),
+            config,
+            series,
+            wal,
+            flush_gate: RwLock::new(()),
+            maintenance: Mutex::new(Maintenance {
+                segments,
+                last_flush: Instant::now(),
+            }),
+            compaction_wanted: AtomicBool::new(!replayed_deletes.is_empty()),
+            tombstones: Mutex::new(replayed_deletes),
+            points_written: AtomicU64::new(0),
+        };
+        if let Some(cutoff) = cutoff {
+            engine.drop_expired(cutoff);
+        }
+        let stats = engine.stats();
+        report.series = stats.series;
+        report.points = stats.points;
+        Ok((engine, report))
+    }
+
+    /// Stores `points` durably: returns once they are fsynced in the WAL and visible to
+    /// queries. A `(series, timestamp)` already stored is overwritten (last write wins).
+    pub fn write(&self, points: &[Point]) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut groups: HashMap<&SeriesKey, Vec<(Timestamp, f64)>> = HashMap::new();
+        for p in points {
+            groups
+                .entry(&p.series)
+                .or_default()
+                .push((p.timestamp, p.value));
+        }
+        let groups: Vec<(&SeriesKey, Vec<(Timestamp, f64)>)> = groups.into_iter().collect();
+        self.write_grouped(&groups)
+    }
+
+    /// Like [`Engine::write`] for points already grouped by series.
+    pub fn write_grouped(&self, groups: &[(&SeriesKey, Vec<(Timestamp, f64)>)]) -> Result<()> {
+        let entries: Vec<WalEntryRef<'_>> = groups
+            .iter()
+            .map(|(series, points)| WalEntryRef::Points { series, points })
+            .collect();
+        let seq = {
+            let _gate = read_gate(&self.flush_gate);
+            let seq = self.wal.append(&entries)?;
+            for (key, points) in groups {
+                let handle = self.series.get_or_create(key);
+                series::lock(&handle)
+                    .insert(points)
+                    .map_err(|e| memory_corrupt(key, e))?;
+            }
+            seq
+        };
+        self.wal.wait_durable(seq)?;
+        let count: usize = groups.iter().map(|(_, p)| p.len()).sum();
+        self.points_written
+            .fetch_add(count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes every point of `key`, durably. Returns whether the series existed.
+    pub fn delete_series(&self, key: &SeriesKey) -> Result<bool> {
+        let (seq, existed) = {
+            // Exclusive: no write to this series may sit between its WAL append and its
+            // memory apply while the series is removed.
+            let _gate = write_gate(&self.flush_gate);
+            let seq = self.wal.append(&[WalEntryRef::DeleteSeries(key)])?;
+            lock_poisoned(&self.tombstones).push(key.clone());
+            (seq, self.series.remove(key).is_some())
+        };
+        self.wal.wait_durable(seq)?;
+        self.compaction_wanted.store(true, Ordering::Relaxed);
+        Ok(existed)
+    }
+
+    /// Count, sum, min and max of the points of `key` in `range`.
+    pub fn aggregate(&self, key: &SeriesKey, range: TimeRange) -> Result<Aggregate> {
+        match self.series.get(key) {
+            None => Ok(Aggregate::EMPTY),
+            Some(handle) => series::lock(&handle)
+                .aggregate(range)
+                .map_err(|e| memory_corrupt(key, e)),
+        }
+    }
+
+    /// Up to `limit` points of `key` in `range`, oldest first.
+    pub fn samples(
+        &self,
+        key: &SeriesKey,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, f64)>> {
+        match self.series.get(key) {
+            None => Ok(Vec::new()),
+            Some(handle) => series::lock(&handle)
+                .samples(range, limit)
+                .map_err(|e| memory_corrupt(key, e)),
+        }
+    }
+
+    /// One aggregate per non-empty epoch-aligned bucket of `step`.
+    pub fn downsample(
+        &self,
+        key: &SeriesKey,
+        range: TimeRange,
+        step: Duration,
+    ) -> Result<Vec<Bucket>> {
+        let step_millis =
+            i64::try_from(step.as_millis()).map_err(|_| Error::invalid("step", "too large"))?;
+        if step_millis == 0 {
+            return Err(Error::invalid("step", "must be at least 1 ms"));
+        }
+        match self.series.get(key) {
+            None => Ok(Vec::new()),
+            Some(handle) => series::lock(&handle).downsample(range, step_millis),
+        }
+    }
+
+    /// Every stored series, sorted by device then metric.
+    pub fn series(&self) -> Vec<SeriesKey> {
+        self.series
+            .entries()
+            .into_iter()
+            .filter(|(_, handle)| !series::lock(handle).is_empty())
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// Flushes and compacts when due: call it from a maintenance thread every second or so.
+    pub fn maintain(&self) -> Result<()> {
+        if let Some(cutoff) = retention_cutoff(self.config.retention) {
+            self.drop_expired(cutoff);
+        }
+        let due = lock_poisoned(&self.maintenance).last_flush.elapsed()
+            >= self.config.flush_interval
+            || !lock_poisoned(&self.tombstones).is_empty()
+            || self.wal.size_bytes() >= self.config.flush_wal_bytes;
+        if due {
+            self.flush()?;
+        }
+        let segments = lock_poisoned(&self.maintenance).segments.len();
+        if segments > self.config.compact_segments
+            || (segments > 0 && self.compaction_wanted.load(Ordering::Relaxed))
+        {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything not yet in a segment to a new segment, then drops the WAL it covers.
+    pub fn flush(&self) -> Result<FlushReport> {
+        let mut maintenance = lock_poisoned(&self.maintenance);
+        maintenance.last_flush = Instant::now();
+        let (segment_id, snapshots, tombstones) = {
+            let _gate = write_gate(&self.flush_gate);
+            let mut snapshots = Vec::new();
+            for (key, handle) in self.series.entries() {
+                let snapshot = series::lock(&handle).snapshot_unpersisted();
+                if !snapshot.is_empty() {
+                    snapshots.push((key, handle, snapshot));
+                }
+            }
+            let mut pending = lock_poisoned(&self.tombstones);
+            if snapshots.is_empty() && pending.is_empty() {
+                return Ok(FlushReport::default());
+            }
+            let segment_id = self.wal.rotate()?;
+            (segment_id, snapshots, std::mem::take(&mut *pending))
+        };
+
+        let contents = SegmentContents {
+            series: snapshots
+                .iter()
+                .map(|(key, _, snapshot)| SegmentSeries {
+                    key: key.clone(),
+                    chunks: snapshot_chunks(snapshot),
+                })
+                .collect(),
+            tombstones,
+        };
+        let path = self.segment_path(segment_id);
+        let bytes = match segment::write_segment(&path, &contents) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // The WAL still holds the deletes; the next flush must carry them again.
+                lock_poisoned(&self.tombstones).extend(contents.tombstones);
+                return Err(e);
+            }
+        };
+        maintenance.segments.push(segment_id);
+        for (_, handle, snapshot) in &snapshots {
+            series::lock(handle).mark_persisted(snapshot);
+        }
+        self.wal.remove_files_before(segment_id)?;
+        Ok(FlushReport {
+            segment: Some(path),
+            series: contents.series.len(),
+            chunks: contents.series.iter().map(|s| s.chunks.len()).sum(),
+            bytes,
+        })
+    }
+
+    /// Merges every segment into one: overlaps resolved (later wins), deleted series and
+    /// expired chunks dropped, small chunks joined. Memory is not touched.
+    pub fn compact(&self) -> Result<()> {
+        let mut maintenance = lock_poisoned(&self.maintenance);
+        self.compaction_wanted.store(false, Ordering::Relaxed);
+        let segments = maintenance.segments.clone();
+        let Some(&newest) = segments.last() else {
+            return Ok(());
+        };
+        let segment_dir = self.dir.join(SEGMENT_DIR);
+        let cutoff = retention_cutoff(self.config.retention);
+        let merged = load_segments(&segment_dir, &segments, cutoff)?;
+        let mut contents = SegmentContents {
+            series: Vec::new(),
+            tombstones: merged.pending_tombstones,
+        };
+        for (key, chunks) in merged.series {
+            let chunks = join_small_chunks(&key, chunks)?;
+            contents.series.push(SegmentSeries { key, chunks });
+        }
+        // Written over the newest input (same WAL coverage), then the older inputs go. A
+        // crash in between leaves the older inputs beside a segment that supersedes them.
+        segment::write_segment(&self.segment_path(newest), &contents)?;
+        for &old in &segments[..segments.len() - 1] {
+            let path = self.segment_path(old);
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        sync_dir(&segment_dir)?;
+        maintenance.segments = vec![newest];
+        Ok(())
+    }
+
+    /// Flushes everything and closes the WAL: a clean shutdown.
+    pub fn close(self) -> Result<()> {
+        self.flush()?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let mut stats = EngineStats::default();
+        for (_, handle) in self.series.entries() {
+            let s = series::lock(&handle);
+            if !s.is_empty() {
+                stats.series += 1;
+            }
+            stats.points += s.point_count();
+            stats.memory_bytes += s.memory_bytes() as u64;
+        }
+        let m = lock_poisoned(&self.maintenance);
+        stats.segments = m.segments.len();
+        stats.disk_bytes = m
+            .segments
+            .iter()
+            .filter_map(|&id| fs::metadata(self.segment_path(id)).ok())
+            .map(|meta| meta.len())
+            .sum();
+        stats.wal_bytes = self.wal.size_bytes();
+        stats.points_written = self.points_written.load(Ordering::Relaxed);
+        stats
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn segment_path(&self, id: u64) -> PathBuf {
+        self.dir
+            .join(SEGMENT_DIR)
+            .join(format!("{id:016}{SEGMENT_SUFFIX}"))
+    }
+
+    fn drop_expired(&self, cutoff: Timestamp) {
+        let mut dropped = 0;
+        for (_, handle) in self.series.entries() {
+            dropped += series::lock(&handle).drop_chunks_before(cutoff);
+        }
+        if dropped > 0 {
+            self.compaction_wanted.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The chunks a flush writes for one series: its unpersisted sealed chunks and its head.
+fn snapshot_chunks(snapshot: &SeriesSnapshot) -> Vec<EncodedChunk> {
+    let mut chunks = snapshot.chunks.clone();
+    for part in snapshot.head.chunks(CHUNK_CAPACITY) {
+        chunks.push(EncodedChunk::encode(part));
+    }
+    chunks
+}
+
+fn apply_entry(series: &SeriesMap, entry: WalEntry) -> Result<()> {
+    match entry {
+        WalEntry::Points {
+            series: key,
+            points,
+        } => {
+            let handle = series.get_or_create(&key);
+            let mut s = series::lock(&handle);
+            s.insert(&points).map_err(|e| memory_corrupt(&key, e))
+        }
+        WalEntry::DeleteSeries(key) => {
+            series.remove(&key);
+            Ok(())
+        }
+    }
+}
+
+/// Series merged from a run of segments, oldest first.
+struct MergedSegments {
+    series: BTreeMap<SeriesKey, Vec<SealedChunk>>,
+    /// Tombstones that must survive a rewrite of these segments: those that delete data in
+    /// an older segment still on disk (everything but the oldest segment's own).
+    pending_tombstones: Vec<SeriesKey>,
+}
+
+/// Reads `ids` (oldest first) and merges them: tombstones clear earlier data, overlapping
+/// chunks merge with the later segment winning, chunks ending before `cutoff` go.
+fn load_segments(dir: &Path, ids: &[u64], cutoff: Option<Timestamp>) -> Result<MergedSegments> {
+    // Per series: chunks tagged with the order of the segment they came from.
+    let mut by_series: BTreeMap<SeriesKey, Vec<(usize, EncodedChunk)>> = BTreeMap::new();
+    let mut tombstones = Vec::new();
+    for (order, &id) in ids.iter().enumerate() {
+        let path = dir.join(format!("{id:016}{SEGMENT_SUFFIX}"));
+        let contents = segment::read_segment(&path)?;
+        for key in contents.tombstones {
+            by_series.remove(&key);
+            if order > 0 {
+                tombstones.push(key);
+            }
+        }
+        for s in contents.series {
+            let entry = by_series.entry(s.key).or_default();
+            entry.extend(
+                s.chunks
+                    .into_iter()
+                    .filter(|c| cutoff.is_none_or(|cut| c.meta.end >= cut))
+                    .map(|c| (order, c)),
+            );
+        }
+    }
+    let mut series = BTreeMap::new();
+    for (key, chunks) in by_series {
+        let resolved = resolve_overlaps(chunks).map_err(|e| {
+            Error::corrupt(dir, 0, format!("series {key}: chunk failed to decode: {e}"))
+        })?;
+        if !resolved.is_empty() {
+            series.insert(key, resolved);
+        }
+    }
+    tombstones.sort();
+    tombstones.dedup();
+    Ok(MergedSegments {
+        series,
+        pending_tombstones: tombstones,
+    })
+}
+
+/// Turns chunks from several segments into a sorted, non-overlapping list. Chunks that
+/// overlap nothing pass through untouched (still persisted); overlapping groups are decoded
+/// and merged with the later segment's values winning, and come back unpersisted.
+fn resolve_overlaps(
+    mut chunks: Vec<(usize, EncodedChunk)>,
+) -> std::result::Result<Vec<SealedChunk>, DecodeError> {
+    chunks.sort_by_key(|(order, c)| (c.meta.start, *order));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chunks.len() {
+        let mut group_end = chunks[i].1.meta.end;
+        let mut j = i + 1;
+        while j < chunks.len() && chunks[j].1.meta.start <= group_end {
+            group_end = group_end.max(chunks[j].1.meta.end);
+            j += 1;
+        }
+        if j == i + 1 {
+            out.push(SealedChunk {
+                chunk: chunks[i].1.clone(),
+                persisted: true,
+            });
+        } else {
+            let mut group: Vec<&(usize, EncodedChunk)> = chunks[i..j].iter().collect();
+            group.sort_by_key(|(order, _)| *order);
+            let mut points = Vec::new();
+            for (_, chunk) in group {
+                points = merge_points(points, &chunk.decode()?);
+            }
+            for part in points.chunks(CHUNK_CAPACITY) {
+                out.push(SealedChunk {
+                    chunk: EncodedChunk::encode(part),
+                    persisted: false,
+                });
+            }
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
+/// Joins runs of chunks smaller than half the capacity into full ones (for compaction).
+fn join_small_chunks(key: &SeriesKey, chunks: Vec<SealedChunk>) -> Result<Vec<EncodedChunk>> {
+    let mut out = Vec::new();
+    let mut carry: Vec<(Timestamp, f64)> = Vec::new();
+    let flush_carry = |carry: &mut Vec<(Timestamp, f64)>, out: &mut Vec<EncodedChunk>| {
+        for part in carry.chunks(CHUNK_CAPACITY) {
+            out.push(EncodedChunk::encode(part));
+        }
+        carry.clear();
+    };
+    for sealed in chunks {
+        let chunk = sealed.chunk;
+        if chunk.meta.count as usize >= CHUNK_CAPACITY / 2 && carry.is_empty() {
+            out.push(chunk);
+            continue;
+        }
+        carry.extend(chunk.decode().map_err(|e| memory_corrupt(key, e))?);
+        if carry.len() >= CHUNK_CAPACITY {
+            flush_carry(&mut carry, &mut out);
+        }
+    }
+    flush_carry(&mut carry, &mut out);
+    Ok(out)
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
+            match stem.parse::<u64>() {
+                Ok(id) => ids.push(id),
+                Err(_) => {
+                    return Err(Error::corrupt(
+                        entry.path(),
+                        0,
+                        "segment file name is not a number",
+                    ))
+                }
+            }
+        } else if name.ends_with(".tmp") {
+            // A segment write that crashed before its rename: never part of the store.
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Removes WAL files whose contents segment `newest_segment` already holds.
+fn remove_covered_wal_files(wal_dir: &Path, newest_segment: u64) -> Result<usize> {
+    let mut removed = 0;
+    for (id, path) in wal::list_files(wal_dir)? {
+        if id < newest_segment {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(wal_dir)?;
+    }
+    Ok(removed)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn retention_cutoff(retention: Option<Duration>) -> Option<Timestamp> {
+    let retention = retention?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    let cutoff = now.checked_sub(retention)?;
+    Some(Timestamp(i64::try_from(cutoff.as_millis()).ok()?))
+}
+
+fn memory_corrupt(key: &SeriesKey, e: DecodeError) -> Error {
+    Error::corrupt(
+        format!("<memory:{key}>"),
+        0,
+        format!("chunk failed to decode: {e}"),
+    )
+}
+
+/// Locks a mutex whose data every holder leaves consistent, taking over a poisoned one.
+fn lock_poisoned<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read_gate(gate: &RwLock<()>) -> std::sync::RwLockReadGuard<'_, ()> {
+    gate.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_gate(gate: &RwLock<()>) -> std::sync::RwLockWriteGuard<'_, ()> {
+    gate.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::series::MAX_BUCKETS;
+    use crate::storage::AggregateOp;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir()
+                .join(format!("minitrue-engine-{name}-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn key(device: &str, metric: &str) -> SeriesKey {
+        SeriesKey::new(device, metric).unwrap()
+    }
+
+    fn point(series: &SeriesKey, ts: i64, value: f64) -> Point {
+        Point {
+            series: series.clone(),
+            timestamp: Timestamp(ts),
+            value,
+        }
+    }
+
+    fn open(dir: &Path) -> Engine {
+        Engine::open(dir, EngineConfig::default()).unwrap().0
+    }
+
+    /// What the engine should hold: per series, timestamp → last written value.
+    type Model = BTreeMap<SeriesKey, BTreeMap<i64, f64>>;
+
+    fn model_aggregate(model: &Model, key: &SeriesKey, range: TimeRange) -> Aggregate {
+        let mut agg = Aggregate::EMPTY;
+        if let Some(points) = model.get(key) {
+            for (&ts, &v) in points {
+                if range.contains(Timestamp(ts)) {
+                    agg.add(v);
+                }
+            }
+        }
+        agg
+    }
+
+    fn assert_matches_model(engine: &Engine, model: &Model, ranges: &[TimeRange]) {
+        let stored: Vec<SeriesKey> = engine.series();
+        let expected: Vec<SeriesKey> = model
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(stored, expected, "series listing");
+        for (key, points) in model {
+            let all = engine.samples(key, TimeRange::ALL, usize::MAX).unwrap();
+            let want: Vec<(Timestamp, f64)> =
+                points.iter().map(|(&t, &v)| (Timestamp(t), v)).collect();
+            assert_eq!(all, want, "samples of {key}");
+            for &range in ranges {
+                let got = engine.aggregate(key, range).unwrap();
+                let want = model_aggregate(model, key, range);
+                assert_eq!(got.count, want.count, "count of {key} in {range:?}");
+                assert_eq!(got.min, want.min, "min of {key} in {range:?}");
+                assert_eq!(got.max, want.max, "max of {key} in {range:?}");
+                let tolerance = 1e-9 * want.sum.abs().max(1.0);
+                assert!(
+                    (got.sum - want.sum).abs() <= tolerance,
+                    "sum of {key} in {range:?}: {} vs {}",
+                    got.sum,
+                    want.sum
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn written_points_are_queryable_and_survive_reopen() {
+        let dir = TempDir::new("reopen");
+        let s = key("sensor_1", "temperature");
+        let engine = open(&dir.0);
+        let points: Vec<Point> = (0..5000)
+            .map(|i| {
+                point(
+                    &s,
+                    1_710_000_000_000 + i * 1000,
+                    20.0 + (i % 7) as f64 / 4.0,
+                )
+            })
+            .collect();
+        engine.write(&points).unwrap();
+        let agg = engine.aggregate(&s, TimeRange::ALL).unwrap();
+        assert_eq!(agg.count, 5000);
+        drop(engine); // no clean shutdown: the WAL alone must bring it back
+        let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+        assert_eq!(report.points, 5000);
+        assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap(), agg);
+        engine.close().unwrap();
+        let engine = open(&dir.0);
+        assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap(), agg);
+        assert_eq!(engine.stats().segments, 1);
+    }
+
+    #[test]
+    fn duplicate_writes_keep_one_point_with_the_last_value() {
+        let dir = TempDir::new("dup");
+        let s = key("d", "m");
+        let engine = open(&dir.0);
+        let batch: Vec<Point> = (0..3000).map(|i| point(&s, i, 1.0)).collect();
+        engine.write(&batch).unwrap();
+        engine.flush().unwrap();
+        engine.write(&batch).unwrap();
+        engine
+            .write(&[point(&s, 10, 5.0), point(&s, 2999, 7.0)])
+            .unwrap();
+        let agg = engine.aggregate(&s, TimeRange::ALL).unwrap();
+        assert_eq!(agg.count, 3000);
+        assert_eq!(agg.sum, 2998.0 + 5.0 + 7.0);
+        engine.close().unwrap();
+        let engine = open(&dir.0);
+        assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap(), agg);
+    }
+
+    #[test]
+    fn late_point_lands_in_old_chunk() {
+        let dir = TempDir::new("late");
+        let s = key("d", "m");
+        let engine = open(&dir.0);
+        let batch: Vec<Point> = (0..5000).map(|i| point(&s, i * 10, 1.0)).collect();
+        engine.write(&batch).unwrap();
+        engine.flush().unwrap();
+        engine
+            .write(&[point(&s, 15, 100.0), point(&s, -5, 3.0)])
+            .unwrap();
+        let samples = engine
+            .samples(&s, TimeRange::new(None, Some(Timestamp(20))), 10)
+            .unwrap();
+        assert_eq!(
+            samples,
+            vec![
+                (Timestamp(-5), 3.0),
+                (Timestamp(0), 1.0),
+                (Timestamp(10), 1.0),
+                (Timestamp(15), 100.0),
+                (Timestamp(20), 1.0)
+            ]
+        );
+        engine.close().unwrap();
+        let engine = open(&dir.0);
+        assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap().count, 5002);
+        assert_eq!(
+            engine
+                .aggregate(&s, TimeRange::new(Some(Timestamp(15)), Some(Timestamp(15))))
+                .unwrap()
+                .sum,
+            100.0
+        );
+    }
+
+    #[test]
+    fn deleted_series_stays_deleted_after_flush_compaction_and_reopen() {
+        let dir = TempDir::new("delete");
+        let gone = key("d", "gone");
+        let kept = key("d", "kept");
+        let engine = open(&dir.0);
+        for round in 0..3 {
+            let batch: Vec<Point> = (0..2000)
+                .flat_map(|i| {
+                    let ts = round * 2000 + i;
+                    [point(&gone, ts, 1.0), point(&kept, ts, 2.0)]
+                })
+                .collect();
+            engine.write(&batch).unwrap();
+            engine.flush().unwrap();
+        }
+        assert!(engine.delete_series(&gone).unwrap());
+        assert_eq!(engine.aggregate(&gone, TimeRange::ALL).unwrap().count, 0);
+        // Reopen from the WAL alone: the delete record must win over the segments.
+        drop(engine);
+        let engine = open(&dir.0);
+        assert_eq!(engine.series(), vec![kept.clone()]);
+        engine.maintain().unwrap();
+        assert_eq!(engine.stats().segments, 1);
+        let only_segment = || engine.segment_path(lock_poisoned(&engine.maintenance).segments[0]);
+        let compacted = segment::read_segment(&only_segment()).unwrap();
+        assert!(compacted.series.iter().all(|s| s.key != gone));
+        // Its tombstone stays until no older segment can hold the data, then goes too.
+        engine.compact().unwrap();
+        let bytes = fs::read(only_segment()).unwrap();
+        let needle = b"d|gone";
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "segment still names the deleted series after the second compaction"
+        );
+        // Written again after the delete: only the new point exists.
+        engine.write(&[point(&gone, 5, 9.0)]).unwrap();
+        engine.close().unwrap();
+        let engine = open(&dir.0);
+        assert_eq!(
+            engine.samples(&gone, TimeRange::ALL, 10).unwrap(),
+            vec![(Timestamp(5), 9.0)]
+        );
+        assert_eq!(engine.aggregate(&kept, TimeRange::ALL).unwrap().count, 6000);
+    }
+
+    #[test]
+    fn retention_drops_whole_old_chunks() {
+        let dir = TempDir::new("retention");
+        let s = key("d", "m");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let config = EngineConfig {
+            retention: Some(Duration::from_secs(3600)),
+            ..EngineConfig::default()
+        };
+        let (engine, _) = Engine::open(&dir.0, config.clone()).unwrap();
+        let old: Vec<Point> = (0..CHUNK_CAPACITY as i64)
+            .map(|i| point(&s, now - 7_200_000 + i, 1.0))
+            .collect();
+        let fresh: Vec<Point> = (0..10).map(|i| point(&s, now - 1000 + i, 2.0)).collect();
+        engine.write(&old).unwrap();
+        engine.write(&fresh).unwrap();
+        engine.maintain().unwrap();
+        assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap().count, 10);
+        engine.close().unwrap();
+        let (engine, _) = Engine::open(&dir.0, config).unwrap();
+        assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap().count, 10);
+    }
+
+    #[test]
+    fn downsample_buckets_match_brute_force() {
+        let dir = TempDir::new("downsample");
+        let s = key("d", "m");
+        let engine = open(&dir.0);
+        let points: Vec<Point> = (0..10_000)
+            .map(|i| point(&s, i * 250, (i as f64 * 0.37).sin()))
+            .collect();
+        engine.write(&points).unwrap();
+        let range = TimeRange::new(Some(Timestamp(12_345)), Some(Timestamp(2_000_000)));
+        let buckets = engine
+            .downsample(&s, range, Duration::from_secs(60))
+            .unwrap();
+        let mut want: BTreeMap<i64, Aggregate> = BTreeMap::new();
+        for p in points.iter().filter(|p| range.contains(p.timestamp)) {
+            want.entry(p.timestamp.0.div_euclid(60_000) * 60_000)
+                .or_default()
+                .add(p.value);
+        }
+        assert_eq!(buckets.len(), want.len());
+        for (bucket, (start, agg)) in buckets.iter().zip(&want) {
+            assert_eq!(bucket.start.0, *start);
+            assert_eq!(bucket.aggregate.count, agg.count);
+            assert!((bucket.aggregate.sum - agg.sum).abs() < 1e-9);
+            assert_eq!(
+                bucket.aggregate.result(AggregateOp::Max),
+                agg.result(AggregateOp::Max)
+            );
+        }
+        let dense = key("d", "dense");
+        let many: Vec<Point> = (0..=MAX_BUCKETS as i64)
+            .map(|i| point(&dense, i, 1.0))
+            .collect();
+        engine.write(&many).unwrap();
+        assert!(engine
+            .downsample(&dense, TimeRange::ALL, Duration::from_millis(1))
+            .is_err());
+        assert_eq!(
+            engine
+                .downsample(&dense, TimeRange::ALL, Duration::from_millis(2))
+                .unwrap()
+                .len(),
+            MAX_BUCKETS / 2 + 1
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write(Vec<(u8, i64, f64)>),
+        Delete(u8),
+        Flush,
+        Compact,
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let value = prop_oneof![
+            (-1000i32..1000).prop_map(|v| f64::from(v) / 100.0),
+            (-1e6f64..1e6),
+        ];
+        prop_oneof![
+            6 => prop::collection::vec((0u8..3, -50i64..3000, value), 1..400).prop_map(Op::Write),
+            1 => (0u8..3).prop_map(Op::Delete),
+            1 => Just(Op::Flush),
+            1 => Just(Op::Compact),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Random writes (duplicates, out of order), deletes, flushes, compactions and
+        /// reopens, checked against a brute-force model after every step.
+        #[test]
+        fn engine_matches_brute_force_model(ops in prop::collection::vec(op(), 1..25)) {
+            let dir = TempDir::new("model");
+            let keys = [key("a", "x"), key("a", "y"), key("b", "x")];
+            let ranges = [
+                TimeRange::ALL,
+                TimeRange::new(Some(Timestamp(100)), Some(Timestamp(1500))),
+                TimeRange::new(None, Some(Timestamp(0))),
+                TimeRange::new(Some(Timestamp(2999)), None),
+            ];
+            let mut model = Model::new();
+            let mut engine = open(&dir.0);
+            for op in ops {
+                match op {
+                    Op::Write(batch) => {
+                        let points: Vec<Point> = batch
+                            .iter()
+                            .map(|&(k, ts, v)| point(&keys[k as usize], ts, v))
+                            .collect();
+                        engine.write(&points).unwrap();
+                        for (k, ts, v) in batch {
+                            model.entry(keys[k as usize].clone()).or_default().insert(ts, v);
+                        }
+                    }
+                    Op::Delete(k) => {
+                        engine.delete_series(&keys[k as usize]).unwrap();
+                        model.remove(&keys[k as usize]);
+                    }
+                    Op::Flush => {
+                        engine.flush().unwrap();
+                    }
+                    Op::Compact => {
+                        engine.flush().unwrap();
+                        engine.compact().unwrap();
+                    }
+                    Op::Reopen => {
+                        drop(engine);
+                        engine = open(&dir.0);
+                    }
+                }
+                assert_matches_model(&engine, &model, &ranges);
+            }
+        }
+    }
+}

@@ -20,8 +20,8 @@
 pub mod chunk;
 pub mod codec;
 pub mod engine;
-pub mod series;
 pub mod segment;
+pub mod series;
 pub mod wal;
 
 pub use engine::{Engine, EngineConfig};
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn fractional_seconds_keep_millisecond_resolution() {
-        let ts = Timestamp::from_unix_seconds(1_710_000_000.1234).unwrap();
+        let ts = Timestamp::from_unix_seconds(1_710_000_000.123_4).unwrap();
         assert_eq!(ts.millis(), 1_710_000_000_123);
         assert!(Timestamp::from_unix_seconds(f64::NAN).is_err());
         assert!(Timestamp::from_unix_seconds(1e300).is_err());
