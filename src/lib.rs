@@ -12,9 +12,12 @@
 //! - [`storage`] is the single-node store: codecs, chunks, the series map, the write-ahead
 //!   log, segment files and the engine that ties them together. It knows nothing of HTTP,
 //!   MQTT or the cluster.
+//! - [`ingest`] turns MQTT JSON payloads and InfluxDB line protocol into validated
+//!   [`storage::Point`]s; it parses and checks, and writes nothing.
 //! - [`error`] holds the crate's one error type.
 
 pub mod error;
+pub mod ingest;
 pub mod storage;
 
 pub use error::{Error, Result};

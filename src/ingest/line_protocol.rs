@@ -1,0 +1,881 @@
+//! InfluxDB line protocol, as Telegraf and the Influx client libraries send it, turned into
+//! MiniTrue [`Point`]s.
+//!
+//! One point set per line:
+//!
+//! ```text
+//! measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]
+//! ```
+//!
+//! Mapping onto MiniTrue's `device_id × metric_name` series (the same convention as
+//! Prometheus' InfluxDB adapter, which names a sample `{measurement}_{field}`):
+//!
+//! 1. `device_id` is the value of the tag `device_id`, which every line must carry. Other
+//!    tags are ignored: a MiniTrue series has no labels beyond device and metric.
+//! 2. The field `value` becomes the metric named after the measurement
+//!    (`temperature,device_id=s1 value=24.2` → `s1|temperature`); any other field `f` becomes
+//!    the metric `{measurement}_{f}` (`cpu,device_id=s1 usage=3` → `s1|cpu_usage`). So
+//!    `cpu usage=…` and `cpu_usage value=…` write the same series.
+//! 3. Field values: floats (`1.5`, `-2e3`, `7`), integers (`7i`) and unsigned integers
+//!    (`7u`) all become `f64` (integers beyond ±2^53 lose precision). Booleans and strings
+//!    are rejected: MiniTrue stores numbers only, and dropping them silently would hide it.
+//!    Non-finite floats (`1e400`) are rejected.
+//! 4. The timestamp is an integer in the request's [`Precision`] (nanoseconds by default),
+//!    converted to milliseconds by flooring division: sub-millisecond precision is lost, and
+//!    two points less than a millisecond apart land on the same timestamp, where the later
+//!    one wins (writes are idempotent). A line without a timestamp gets `now`.
+//!
+//! Syntax handled as InfluxDB does: a backslash escapes `,`, space, `=` and `\` in the
+//! measurement, tag keys, tag values and field keys (a backslash before any other character
+//! is kept literally); string field values are double-quoted with `\"` and `\\` escapes and
+//! may hold spaces, commas and `=`; lines whose first non-blank character is `#` are
+//! comments; blank lines are skipped; `\r\n` line ends are accepted; runs of spaces separate
+//! the sections.
+//!
+//! A body is **all-or-nothing**: the first bad line fails the whole request with
+//! `invalid line N: column C: …` (columns count bytes from 1) and no point is returned.
+//! InfluxDB 1.x writes the good lines and reports the bad ones, which leaves the client to
+//! work out what was written; since MiniTrue writes are idempotent, rejecting everything lets
+//! the client fix the body and resend it whole, with nothing half-applied.
+//!
+//! The parser walks each line's bytes once and borrows names from the body; apart from the
+//! returned points (one `String` each, their series key) it allocates only for names that
+//! contain escapes.
+
+use crate::error::{Error, Result};
+use crate::storage::{Point, SeriesKey, Timestamp};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The tag whose value is a point's device id.
+pub const DEVICE_TAG: &str = "device_id";
+
+/// The field whose metric is named after the measurement alone.
+pub const VALUE_FIELD: &str = "value";
+
+/// Largest accepted timestamp magnitude in milliseconds: 2^53, the same bound as
+/// [`Timestamp::from_unix_seconds`], so every timestamp converts exactly to seconds.
+const MAX_ABS_MILLIS: i64 = 1 << 53;
+
+/// The unit of the timestamps in a line protocol body (InfluxDB's `precision` parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// Nanoseconds, InfluxDB's default.
+    #[default]
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+    /// Minutes (InfluxDB 1.x `m`).
+    M,
+    /// Hours (InfluxDB 1.x `h`).
+    H,
+}
+
+impl Precision {
+    /// Parses InfluxDB's precision names: `ns`/`n`, `us`/`u`/`µ`, `ms`, `s`, `m`, `h`.
+    pub fn parse(text: &str) -> Result<Precision> {
+        match text {
+            "ns" | "n" => Ok(Precision::Ns),
+            "us" | "u" | "µ" => Ok(Precision::Us),
+            "ms" => Ok(Precision::Ms),
+            "s" => Ok(Precision::S),
+            "m" => Ok(Precision::M),
+            "h" => Ok(Precision::H),
+            other => Err(Error::invalid(
+                "precision",
+                format!("{other:?} is not one of ns, n, us, u, µ, ms, s, m, h"),
+            )),
+        }
+    }
+
+    /// Converts a timestamp in this unit to milliseconds, flooring finer units (so
+    /// `-1ns` is `-1ms`, the millisecond that contains it). `None` on overflow.
+    pub fn to_millis(self, timestamp: i64) -> Option<i64> {
+        match self {
+            Precision::Ns => Some(timestamp.div_euclid(1_000_000)),
+            Precision::Us => Some(timestamp.div_euclid(1_000)),
+            Precision::Ms => Some(timestamp),
+            Precision::S => timestamp.checked_mul(1_000),
+            Precision::M => timestamp.checked_mul(60_000),
+            Precision::H => timestamp.checked_mul(3_600_000),
+        }
+    }
+}
+
+/// Parses a line protocol body into points, in order of appearance (fields of a line in
+/// order, one point each). Lines without a timestamp are stamped `now`. Any bad line fails
+/// the whole body.
+pub fn parse_line_protocol(body: &str, precision: Precision, now: Timestamp) -> Result<Vec<Point>> {
+    // One point per line is the common case (Telegraf writes one field per line for most
+    // inputs); a multi-field line only grows the vector once more.
+    let lines = body.bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut points = Vec::with_capacity(lines);
+    let mut metric = String::new();
+    for (index, text) in body.split('\n').enumerate() {
+        let line = Line {
+            number: index + 1,
+            text: text.strip_suffix('\r').unwrap_or(text),
+        };
+        line.parse(precision, now, &mut metric, &mut points)?;
+    }
+    Ok(points)
+}
+
+/// One line of the body and its 1-based number, for error messages.
+struct Line<'a> {
+    number: usize,
+    text: &'a str,
+}
+
+impl<'a> Line<'a> {
+    /// Appends the line's points to `points`; `metric` is scratch space for metric names.
+    fn parse(
+        &self,
+        precision: Precision,
+        now: Timestamp,
+        metric: &mut String,
+        points: &mut Vec<Point>,
+    ) -> Result<()> {
+        let bytes = self.text.as_bytes();
+        let mut end = bytes.len();
+        while end > 0 && matches!(bytes[end - 1], b' ' | b'\t') {
+            end -= 1;
+        }
+        let mut pos = 0;
+        while pos < end && matches!(bytes[pos], b' ' | b'\t') {
+            pos += 1;
+        }
+        if pos == end || bytes[pos] == b'#' {
+            return Ok(());
+        }
+
+        // Measurement. Every slice boundary below is the position of an ASCII delimiter or
+        // the line's end, so slicing never splits a character.
+        let (measurement_end, escaped) = scan(bytes, pos, end, b", ");
+        if measurement_end == pos {
+            return Err(self.error(pos, "missing measurement"));
+        }
+        let measurement = unescape(&self.text[pos..measurement_end], escaped);
+        pos = measurement_end;
+
+        // Tags: only device_id is kept.
+        let mut device: Option<(Cow<'a, str>, usize)> = None;
+        if pos < end && bytes[pos] == b',' {
+            loop {
+                pos += 1;
+                let key_start = pos;
+                let (key_end, key_escaped) = scan(bytes, pos, end, b",= ");
+                if key_end == key_start {
+                    return Err(self.error(key_start, "empty tag key"));
+                }
+                let key = unescape(&self.text[key_start..key_end], key_escaped);
+                if key_end == end || bytes[key_end] != b'=' {
+                    return Err(self.error(key_end, format!("tag {key:?} has no '=value'")));
+                }
+                let value_start = key_end + 1;
+                let (value_end, value_escaped) = scan(bytes, value_start, end, b", ");
+                if value_end == value_start {
+                    return Err(self.error(value_start, format!("tag {key:?} has an empty value")));
+                }
+                if key == DEVICE_TAG {
+                    if device.is_some() {
+                        return Err(self.error(key_start, "duplicate device_id tag"));
+                    }
+                    let value = unescape(&self.text[value_start..value_end], value_escaped);
+                    device = Some((value, value_start));
+                }
+                pos = value_end;
+                if pos == end || bytes[pos] == b' ' {
+                    break;
+                }
+            }
+        }
+        while pos < end && bytes[pos] == b' ' {
+            pos += 1;
+        }
+        if pos == end {
+            return Err(self.error(pos, "missing field set (expected ' field=value')"));
+        }
+        let Some((device, device_column)) = device else {
+            return Err(self.error(
+                0,
+                "missing device_id tag (every point needs ',device_id=...' after the measurement)",
+            ));
+        };
+
+        // Fields: one point each, stamped once the timestamp is known.
+        let first_point = points.len();
+        loop {
+            let key_start = pos;
+            let (key_end, key_escaped) = scan(bytes, pos, end, b",= ");
+            if key_end == key_start {
+                return Err(self.error(key_start, "empty field key"));
+            }
+            let key = unescape(&self.text[key_start..key_end], key_escaped);
+            if key_end == end || bytes[key_end] != b'=' {
+                return Err(self.error(key_end, format!("field {key:?} has no '=value'")));
+            }
+            let value_start = key_end + 1;
+            if value_start < end && bytes[value_start] == b'"' {
+                let reason = match closing_quote(bytes, value_start + 1, end) {
+                    Some(_) => "is a string; only numeric fields can be stored",
+                    None => "has an unterminated string value",
+                };
+                return Err(self.error(value_start, format!("field {key:?} {reason}")));
+            }
+            let (value_end, _) = scan(bytes, value_start, end, b", ");
+            let value = parse_field_value(&self.text[value_start..value_end])
+                .map_err(|reason| self.error(value_start, format!("field {key:?} {reason}")))?;
+
+            let metric_name: &str = if key == VALUE_FIELD {
+                &measurement
+            } else {
+                metric.clear();
+                metric.push_str(&measurement);
+                metric.push('_');
+                metric.push_str(&key);
+                metric.as_str()
+            };
+            let series = SeriesKey::new(&device, metric_name).map_err(|e| match e {
+                Error::InvalidInput { field, reason } if field == "device_id" => self.error(
+                    device_column,
+                    format!("device_id tag {:?} {reason}", device.as_ref()),
+                ),
+                Error::InvalidInput { field, reason } => {
+                    self.error(key_start, format!("{field} {metric_name:?} {reason}"))
+                }
+                other => self.error(key_start, other),
+            })?;
+            points.push(Point {
+                series,
+                timestamp: now,
+                value,
+            });
+
+            pos = value_end;
+            if pos == end || bytes[pos] == b' ' {
+                break;
+            }
+            pos += 1;
+        }
+
+        while pos < end && bytes[pos] == b' ' {
+            pos += 1;
+        }
+        if pos == end {
+            return Ok(());
+        }
+        let timestamp_start = pos;
+        let (timestamp_end, _) = scan(bytes, pos, end, b" ");
+        let token = &self.text[timestamp_start..timestamp_end];
+        let mut rest = timestamp_end;
+        while rest < end && bytes[rest] == b' ' {
+            rest += 1;
+        }
+        if rest != end {
+            return Err(self.error(rest, "unexpected text after the timestamp"));
+        }
+        let raw: i64 = token.parse().map_err(|_| {
+            self.error(
+                timestamp_start,
+                format!("timestamp {token:?} is not an integer"),
+            )
+        })?;
+        let millis = precision
+            .to_millis(raw)
+            .filter(|ms| ms.abs() <= MAX_ABS_MILLIS)
+            .ok_or_else(|| {
+                self.error(
+                    timestamp_start,
+                    format!("timestamp {token:?} is out of range for precision {precision:?}"),
+                )
+            })?;
+        for point in &mut points[first_point..] {
+            point.timestamp = Timestamp(millis);
+        }
+        Ok(())
+    }
+
+    fn error(&self, position: usize, reason: impl fmt::Display) -> Error {
+        Error::invalid(
+            format!("line {}", self.number),
+            format!("column {}: {reason}", position + 1),
+        )
+    }
+}
+
+/// The position of the first byte of `bytes[from..end]` that is one of `delimiters` and not
+/// escaped by a backslash (or `end`), and whether a backslash was seen on the way.
+fn scan(bytes: &[u8], from: usize, end: usize, delimiters: &[u8]) -> (usize, bool) {
+    let mut escaped = false;
+    let mut i = from;
+    while i < end {
+        let b = bytes[i];
+        if b == b'\\' {
+            escaped = true;
+            i += 2;
+        } else if delimiters.contains(&b) {
+            return (i, escaped);
+        } else {
+            i += 1;
+        }
+    }
+    (end, escaped)
+}
+
+/// The position of the `"` closing a string field value whose text starts at `from`.
+fn closing_quote(bytes: &[u8], from: usize, end: usize) -> Option<usize> {
+    let mut i = from;
+    while i < end {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Removes the backslash of `\,`, `\ `, `\=` and `\\`; other backslashes stay. `escaped`
+/// says whether `raw` holds a backslash at all, so the common case borrows.
+fn unescape(raw: &str, escaped: bool) -> Cow<'_, str> {
+    if !escaped {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next) = chars.peek() {
+                if matches!(next, ',' | ' ' | '=' | '\\') {
+                    out.push(next);
+                    chars.next();
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+/// A field value as f64, or why it is not acceptable (completing "field \"f\" …").
+fn parse_field_value(token: &str) -> std::result::Result<f64, String> {
+    if let Some(digits) = token.strip_suffix('i') {
+        return digits
+            .parse::<i64>()
+            .map(|v| v as f64)
+            .map_err(|_| format!("value {token:?} is not a valid integer"));
+    }
+    if let Some(digits) = token.strip_suffix('u') {
+        return digits
+            .parse::<u64>()
+            .map(|v| v as f64)
+            .map_err(|_| format!("value {token:?} is not a valid unsigned integer"));
+    }
+    match token {
+        "" => return Err("has no value".to_string()),
+        "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE" => {
+            return Err("is a boolean; only numeric fields can be stored".to_string());
+        }
+        _ => {}
+    }
+    // `f64::from_str` also takes "inf" and "NaN", which line protocol does not.
+    let numeric = token
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    let value = token
+        .parse::<f64>()
+        .ok()
+        .filter(|_| numeric)
+        .ok_or_else(|| format!("value {token:?} is not a number"))?;
+    if !value.is_finite() {
+        return Err(format!("value {token:?} is not a finite number"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: Timestamp = Timestamp(1_720_000_000_000);
+
+    fn parse(body: &str) -> Result<Vec<Point>> {
+        parse_line_protocol(body, Precision::Ns, NOW)
+    }
+
+    fn accepted(body: &str) -> Vec<Point> {
+        match parse(body) {
+            Ok(points) => points,
+            Err(e) => panic!("{body:?} was rejected: {e}"),
+        }
+    }
+
+    fn rejected(body: &str) -> String {
+        match parse(body) {
+            Ok(points) => panic!("{body:?} was accepted as {points:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn point(device: &str, metric: &str, millis: i64, value: f64) -> Point {
+        Point {
+            series: SeriesKey::new(device, metric).unwrap(),
+            timestamp: Timestamp(millis),
+            value,
+        }
+    }
+
+    #[test]
+    fn spec_example_as_line_protocol() {
+        assert_eq!(
+            accepted("temperature,device_id=sensor_1 value=24.2 1710000000000000000"),
+            vec![point("sensor_1", "temperature", 1_710_000_000_000, 24.2)]
+        );
+        assert_eq!(
+            parse_line_protocol(
+                "temperature,device_id=sensor_1 value=24.2 1710000000",
+                Precision::S,
+                NOW
+            )
+            .unwrap(),
+            vec![point("sensor_1", "temperature", 1_710_000_000_000, 24.2)]
+        );
+    }
+
+    #[test]
+    fn other_fields_become_measurement_underscore_field() {
+        assert_eq!(
+            accepted("cpu,host=a,device_id=d usage=3,value=1,idle=96 5000000"),
+            vec![
+                point("d", "cpu_usage", 5, 3.0),
+                point("d", "cpu", 5, 1.0),
+                point("d", "cpu_idle", 5, 96.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn integer_unsigned_and_float_fields_are_numbers() {
+        let points = accepted("m,device_id=d a=-7i,b=7u,c=1.5,d=-2e3,e=7,f=.5,g=1.,h=+3 0");
+        let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+        assert_eq!(values, [-7.0, 7.0, 1.5, -2000.0, 7.0, 0.5, 1.0, 3.0]);
+    }
+
+    #[test]
+    fn missing_timestamp_means_now() {
+        assert_eq!(
+            accepted("m,device_id=d value=1"),
+            vec![point("d", "m", NOW.0, 1.0)]
+        );
+    }
+
+    #[test]
+    fn precisions_convert_to_milliseconds() {
+        let cases = [
+            (Precision::Ns, "1710000000123456789", 1_710_000_000_123),
+            (Precision::Us, "1710000000123456", 1_710_000_000_123),
+            (Precision::Ms, "1710000000123", 1_710_000_000_123),
+            (Precision::S, "1710000000", 1_710_000_000_000),
+            (Precision::M, "28500000", 1_710_000_000_000),
+            (Precision::H, "475000", 1_710_000_000_000),
+            (Precision::Ns, "-1", -1),
+            (Precision::Us, "-1001", -2),
+        ];
+        for (precision, text, millis) in cases {
+            let points =
+                parse_line_protocol(&format!("m,device_id=d value=1 {text}"), precision, NOW)
+                    .unwrap();
+            assert_eq!(
+                points[0].timestamp,
+                Timestamp(millis),
+                "{precision:?} {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn precision_parses_influx_names() {
+        for (text, precision) in [
+            ("ns", Precision::Ns),
+            ("n", Precision::Ns),
+            ("us", Precision::Us),
+            ("u", Precision::Us),
+            ("µ", Precision::Us),
+            ("ms", Precision::Ms),
+            ("s", Precision::S),
+            ("m", Precision::M),
+            ("h", Precision::H),
+        ] {
+            assert_eq!(Precision::parse(text).unwrap(), precision, "{text}");
+        }
+        assert_eq!(Precision::default(), Precision::Ns);
+        for bad in ["", "sec", "NS", "d"] {
+            assert!(Precision::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamp_overflowing_milliseconds_is_rejected() {
+        let e = parse_line_protocol(
+            "m,device_id=d value=1 9223372036854775807",
+            Precision::S,
+            NOW,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("out of range"), "{e}");
+        let e = parse_line_protocol("m,device_id=d value=1 9007199254740993", Precision::Ms, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn escapes_in_measurement_tags_and_field_keys_are_removed() {
+        assert_eq!(
+            accepted(r"my\ room\,1,device_id=sensor\ 1\,a\=b,other\ tag=x\ y temp\ c\=1=2 0"),
+            vec![point("sensor 1,a=b", "my room,1_temp c=1", 0, 2.0)]
+        );
+        assert_eq!(
+            accepted(r"back\\slash,device_id=a\b value=1 0"),
+            vec![point(r"a\b", r"back\slash", 0, 1.0)]
+        );
+    }
+
+    #[test]
+    fn escaped_device_id_tag_key_is_recognised() {
+        assert_eq!(
+            accepted(r"m,device\_id=x,device_id=d value=1 0"),
+            vec![point("d", "m", 0, 1.0)]
+        );
+    }
+
+    #[test]
+    fn comments_blank_lines_crlf_and_extra_spaces_are_handled() {
+        let body = "# a comment\r\n\r\n   \n  m,device_id=d value=1   2000000 \r\n\t# indented comment\nm,device_id=e  value=2\r\n";
+        assert_eq!(
+            accepted(body),
+            vec![point("d", "m", 2, 1.0), point("e", "m", NOW.0, 2.0)]
+        );
+        assert_eq!(accepted(""), vec![]);
+    }
+
+    #[test]
+    fn unicode_names_are_kept() {
+        assert_eq!(
+            accepted("température,device_id=capteur_é valeur=1 0"),
+            vec![point("capteur_é", "température_valeur", 0, 1.0)]
+        );
+    }
+
+    #[test]
+    fn missing_device_id_tag_names_the_line() {
+        let e = rejected("m,device_id=d value=1\ncpu,host=a value=1\n");
+        assert!(e.starts_with("invalid line 2: "), "{e}");
+        assert!(e.contains("device_id tag"), "{e}");
+        let e = rejected("m value=1");
+        assert!(e.contains("line 1") && e.contains("device_id tag"), "{e}");
+    }
+
+    #[test]
+    fn boolean_field_is_rejected_naming_line_and_field() {
+        for b in [
+            "t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE",
+        ] {
+            let e = rejected(&format!("m,device_id=d value=1\nm,device_id=d on={b}"));
+            assert!(e.starts_with("invalid line 2: "), "{e}");
+            assert!(e.contains("field \"on\" is a boolean"), "{e}");
+        }
+    }
+
+    #[test]
+    fn string_field_is_rejected_naming_field_even_with_delimiters_inside() {
+        let e = rejected(r#"m,device_id=d msg="a, b=c \"q\" d",value=1 0"#);
+        assert_eq!(
+            e,
+            "invalid line 1: column 19: field \"msg\" is a string; only numeric fields can be stored"
+        );
+        let e = rejected(r#"m,device_id=d msg="never closed \" 0"#);
+        assert!(e.contains("unterminated string"), "{e}");
+    }
+
+    #[test]
+    fn bad_numbers_are_rejected_naming_the_field() {
+        for value in [
+            "1.5i", "-1u", "i", "u", "abc", "inf", "NaN", "1e400", "-1e400", "1..2", "--1",
+        ] {
+            let e = rejected(&format!("m,device_id=d temp={value} 0"));
+            assert!(
+                e.contains("line 1") && e.contains("field \"temp\""),
+                "{value}: {e}"
+            );
+        }
+        let e = rejected("m,device_id=d temp= 0");
+        assert!(e.contains("field \"temp\" has no value"), "{e}");
+    }
+
+    #[test]
+    fn malformed_lines_are_rejected_with_line_and_column() {
+        for (body, expected) in [
+            ("m,device_id=d", "line 1: column 14: missing field set"),
+            ("m,device_id=d   ", "line 1: column 14: missing field set"),
+            ("m", "line 1: column 2: missing field set"),
+            (
+                ",device_id=d value=1",
+                "line 1: column 1: missing measurement",
+            ),
+            (
+                " ,device_id=d value=1",
+                "line 1: column 2: missing measurement",
+            ),
+            (
+                "m,device_id value=1",
+                "line 1: column 12: tag \"device_id\" has no '=value'",
+            ),
+            (
+                "m,device_id= value=1",
+                "line 1: column 13: tag \"device_id\" has an empty value",
+            ),
+            ("m,,device_id=d value=1", "line 1: column 3: empty tag key"),
+            ("m,device_id=d, value=1", "line 1: column 15: empty tag key"),
+            (
+                "m,device_id=d,device_id=e value=1",
+                "line 1: column 15: duplicate device_id tag",
+            ),
+            (
+                "m,device_id=d value",
+                "line 1: column 20: field \"value\" has no '=value'",
+            ),
+            ("m,device_id=d =1", "line 1: column 15: empty field key"),
+            (
+                "m,device_id=d value=1,",
+                "line 1: column 23: empty field key",
+            ),
+            (
+                "m,device_id=d value=1 12 13",
+                "line 1: column 26: unexpected text after the timestamp",
+            ),
+            (
+                "m,device_id=d value=1 1.5",
+                "line 1: column 23: timestamp \"1.5\" is not an integer",
+            ),
+            (
+                "m,device_id=d value=1 now",
+                "line 1: column 23: timestamp \"now\" is not an integer",
+            ),
+        ] {
+            let e = rejected(body);
+            assert!(e.contains(expected), "{body:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn invalid_ids_are_rejected_naming_which() {
+        let e = rejected("m|x,device_id=d value=1");
+        assert!(
+            e.contains("metric_name \"m|x\" must not contain '|'"),
+            "{e}"
+        );
+        let e = rejected("m,device_id=a|b value=1");
+        assert_eq!(
+            e,
+            "invalid line 1: column 13: device_id tag \"a|b\" must not contain '|'"
+        );
+        let long = "x".repeat(crate::storage::MAX_NAME_LEN);
+        let e = rejected(&format!("{long},device_id=d usage=1"));
+        assert!(
+            e.contains("metric_name") && e.contains("longer than"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_bad_line_rejects_the_whole_body() {
+        let body =
+            "m,device_id=d value=1 0\nm,device_id=d value=2 1000000\nm,device_id=d value=x\n";
+        let e = rejected(body);
+        assert!(e.starts_with("invalid line 3: "), "{e}");
+    }
+
+    /// Formats names the way Influx clients do: backslash before `,`, space, `=` and `\`.
+    fn escape(name: &str) -> String {
+        let mut out = String::with_capacity(name.len());
+        for c in name.chars() {
+            if matches!(c, ',' | ' ' | '=' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[derive(Clone, Debug)]
+    enum FieldValue {
+        Float(f64),
+        Int(i64),
+        Uint(u64),
+    }
+
+    impl FieldValue {
+        fn text(&self) -> String {
+            match self {
+                FieldValue::Float(v) => format!("{v}"),
+                FieldValue::Int(v) => format!("{v}i"),
+                FieldValue::Uint(v) => format!("{v}u"),
+            }
+        }
+
+        fn as_f64(&self) -> f64 {
+            match *self {
+                FieldValue::Float(v) => v,
+                FieldValue::Int(v) => v as f64,
+                FieldValue::Uint(v) => v as f64,
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct LineCase {
+        measurement: String,
+        device: String,
+        extra_tag: Option<(String, String)>,
+        fields: Vec<(String, FieldValue)>,
+        /// Milliseconds and the sub-millisecond nanoseconds; `None` for no timestamp.
+        time: Option<(i64, i64)>,
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_ ,=\\\\\"'#.:é€-]{1,12}"
+    }
+
+    fn field_value() -> impl Strategy<Value = FieldValue> {
+        prop_oneof![
+            (-1e300f64..1e300).prop_map(FieldValue::Float),
+            any::<i64>().prop_map(FieldValue::Int),
+            any::<u64>().prop_map(FieldValue::Uint),
+        ]
+    }
+
+    fn line_case() -> impl Strategy<Value = LineCase> {
+        (
+            name().prop_filter("a leading # makes a comment", |m| !m.starts_with('#')),
+            name(),
+            proptest::option::of((name(), name())),
+            proptest::collection::vec(
+                (
+                    prop_oneof![Just(VALUE_FIELD.to_string()), name()],
+                    field_value(),
+                ),
+                1..4,
+            ),
+            proptest::option::of((0i64..7_258_118_400_000, 0i64..1_000_000)),
+        )
+            .prop_map(|(measurement, device, extra_tag, fields, time)| LineCase {
+                measurement,
+                device,
+                extra_tag: extra_tag.filter(|(key, _)| key != DEVICE_TAG),
+                fields,
+                time,
+            })
+    }
+
+    impl LineCase {
+        fn format(&self, precision: Precision) -> String {
+            let mut line = escape(&self.measurement);
+            if let Some((key, value)) = &self.extra_tag {
+                line += &format!(",{}={}", escape(key), escape(value));
+            }
+            line += &format!(",{DEVICE_TAG}={} ", escape(&self.device));
+            let fields: Vec<String> = self
+                .fields
+                .iter()
+                .map(|(key, value)| format!("{}={}", escape(key), value.text()))
+                .collect();
+            line += &fields.join(",");
+            if let Some((millis, sub)) = self.time {
+                let raw = match precision {
+                    Precision::Ns => millis * 1_000_000 + sub,
+                    Precision::Us => millis * 1_000 + sub / 1_000,
+                    Precision::Ms => millis,
+                    Precision::S => millis / 1_000,
+                    Precision::M => millis / 60_000,
+                    Precision::H => millis / 3_600_000,
+                };
+                line += &format!(" {raw}");
+            }
+            line
+        }
+
+        fn points(&self, precision: Precision) -> Vec<Point> {
+            let millis = match self.time {
+                None => NOW.0,
+                Some((millis, _)) => match precision {
+                    Precision::Ns | Precision::Us | Precision::Ms => millis,
+                    Precision::S => millis / 1_000 * 1_000,
+                    Precision::M => millis / 60_000 * 60_000,
+                    Precision::H => millis / 3_600_000 * 3_600_000,
+                },
+            };
+            self.fields
+                .iter()
+                .map(|(key, value)| {
+                    let metric = if key == VALUE_FIELD {
+                        self.measurement.clone()
+                    } else {
+                        format!("{}_{key}", self.measurement)
+                    };
+                    point(&self.device, &metric, millis, value.as_f64())
+                })
+                .collect()
+        }
+    }
+
+    fn precision() -> impl Strategy<Value = Precision> {
+        prop_oneof![
+            Just(Precision::Ns),
+            Just(Precision::Us),
+            Just(Precision::Ms),
+            Just(Precision::S),
+            Just(Precision::M),
+            Just(Precision::H),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_points_parse_back_to_the_same_points(
+            cases in proptest::collection::vec(line_case(), 1..8),
+            precision in precision(),
+            crlf in any::<bool>(),
+        ) {
+            let separator = if crlf { "\r\n" } else { "\n" };
+            let body: Vec<String> = cases.iter().map(|c| c.format(precision)).collect();
+            let body = body.join(separator);
+            let expected: Vec<Point> = cases.iter().flat_map(|c| c.points(precision)).collect();
+            let parsed = parse_line_protocol(&body, precision, NOW);
+            prop_assert!(parsed.is_ok(), "{:?}: {:?}", body, parsed);
+            prop_assert_eq!(parsed.unwrap(), expected, "{:?}", body);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let body = String::from_utf8_lossy(&bytes);
+            let _ = parse_line_protocol(&body, Precision::Ns, NOW);
+        }
+
+        #[test]
+        fn line_protocol_like_text_never_panics(
+            body in "[a-z_#,= \\\\\"\r\n\t0-9.iueE+-é]{0,200}",
+            precision in precision(),
+        ) {
+            let _ = parse_line_protocol(&body, precision, NOW);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Ingestion: turning bytes that arrive from outside into validated [`Point`]s.
+//!
+//! Two wire formats reach MiniTrue:
+//!
+//! - **MQTT payloads** ([`payload`]): one JSON object per message on the topic
+//!   `iot/sensors/{metric_name}`, e.g.
+//!   `{"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}`.
+//!   A bad message is dropped and counted by its [`RejectReason`], because MQTT has no way to
+//!   tell the publisher what was wrong.
+//! - **InfluxDB line protocol** ([`line_protocol`]), as Telegraf and Influx client libraries
+//!   send it over HTTP. A request is all-or-nothing: one bad line rejects the whole body with
+//!   an error naming the line, so the client can fix it and retry the request unchanged.
+//!
+//! Both parsers are pure functions of their input (and of "now", for points that carry no
+//! timestamp): they open no sockets and spawn no threads, so they are tested without either.
+//! Whatever they return has passed [`SeriesKey::new`]'s checks and has a finite value, so the
+//! layers after them (routing, WAL, series map) never see malformed points.
+//!
+//! [`Point`]: crate::storage::Point
+//! [`SeriesKey::new`]: crate::storage::SeriesKey::new
+//! [`RejectReason`]: payload::RejectReason
+
+pub mod line_protocol;
+pub mod payload;
+
+pub use line_protocol::{parse_line_protocol, Precision};
+pub use payload::{
+    parse_mqtt_payload, parse_mqtt_payload_at, PayloadError, RejectReason, MAX_PAYLOAD_BYTES,
+};
