@@ -144,7 +144,8 @@ impl Series {
                 persisted: false,
             });
         }
-        self.head.clear();
+        // Drop the allocation too: a big batch may have grown it far past one chunk.
+        self.head = Vec::new();
         self.head_version += 1;
         // An empty head has nothing to flush.
         self.head_flushed_version = self.head_version;
