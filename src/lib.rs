@@ -14,10 +14,19 @@
 //!   MQTT or the cluster.
 //! - [`ingest`] turns MQTT JSON payloads and InfluxDB line protocol into validated
 //!   [`storage::Point`]s; it parses and checks, and writes nothing.
-//! - [`error`] holds the crate's one error type.
+//! - [`server`] starts a node: one named thread per role (HTTP workers, MQTT receive loop,
+//!   websocket broadcaster, flusher) sharing a [`node::Node`]; [`config`] turns flags into
+//!   its configuration; [`http`] and [`live`] serve the API and the live stream.
+//! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr.
 
+pub mod config;
 pub mod error;
+pub mod http;
 pub mod ingest;
+pub mod live;
+pub mod log;
+pub mod node;
+pub mod server;
 pub mod storage;
 
 pub use error::{Error, Result};

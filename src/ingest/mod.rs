@@ -21,7 +21,9 @@
 //! [`RejectReason`]: payload::RejectReason
 
 pub mod line_protocol;
+pub mod mqtt;
 pub mod payload;
+pub mod stats;
 
 pub use line_protocol::{parse_line_protocol, Precision};
 pub use payload::{

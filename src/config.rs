@@ -1,0 +1,223 @@
+//! Command-line flags of `minitrue-server` (clap derive) turned into a validated [`Config`],
+//! including the local slot auto-assignment: started without `--node_id`, a node takes the
+//! first of polaris (8080/9000), sirius (8081/9001), vega (8082/9002) whose ports are free,
+//! so three identical commands make a cluster.
+
+use crate::error::{Error, Result};
+use clap::{Parser, ValueEnum};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The original's three local slots: node id, HTTP port, gossip (TCP) port.
+pub const LOCAL_SLOTS: [(&str, u16, u16); 3] = [
+    ("polaris", 8080, 9000),
+    ("sirius", 8081, 9001),
+    ("vega", 8082, 9002),
+];
+
+/// What a node does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Subscribes to MQTT and stores readings; answers no queries.
+    Ingestion,
+    /// Answers queries; does not subscribe to MQTT.
+    Query,
+    /// Both (the normal mode).
+    All,
+}
+
+impl Mode {
+    pub fn ingests(self) -> bool {
+        matches!(self, Mode::Ingestion | Mode::All)
+    }
+    pub fn queries(self) -> bool {
+        matches!(self, Mode::Query | Mode::All)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Ingestion => "ingestion",
+            Mode::Query => "query",
+            Mode::All => "all",
+        }
+    }
+}
+
+/// `minitrue-server`: one node of a MiniTrue cluster.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "minitrue-server", version, about, long_about = None)]
+pub struct ServerArgs {
+    /// ingestion | query | all
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: Mode,
+    /// Node name. Omitted: the first free local slot (polaris, sirius, vega).
+    #[arg(long = "node_id")]
+    pub node_id: Option<String>,
+    /// HTTP port (API, websocket, dashboard).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Gossip (cluster TCP) port.
+    #[arg(long = "tcp_port")]
+    pub tcp_port: Option<u16>,
+    /// MQTT broker URL.
+    #[arg(long, default_value = "tcp://localhost:1883")]
+    pub broker: String,
+    /// Data directory; the node keeps its files in DATA_DIR/NODE_ID.
+    #[arg(long = "data_dir", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Comma-separated peer gossip addresses (host:port). Omitted on a local run: the known
+    /// local ports 9000-9002.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// Address to listen on for HTTP and gossip.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// error | warn | info | debug
+    #[arg(long = "log_level", default_value = "info")]
+    pub log_level: String,
+    /// Drop data older than this many hours (0: keep forever).
+    #[arg(long = "retention_hours", default_value_t = 0)]
+    pub retention_hours: u64,
+    /// How many nodes hold each series (primary + replicas).
+    #[arg(long, default_value_t = 2)]
+    pub replication: usize,
+    /// HTTP worker threads.
+    #[arg(long = "http_workers", default_value_t = 8)]
+    pub http_workers: usize,
+}
+
+/// A validated configuration: every field set.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub node_id: String,
+    pub http_addr: SocketAddr,
+    pub gossip_addr: SocketAddr,
+    pub broker: String,
+    pub data_dir: PathBuf,
+    pub seeds: Vec<String>,
+    pub log_level: String,
+    pub retention: Option<Duration>,
+    pub replication: usize,
+    pub http_workers: usize,
+}
+
+impl ServerArgs {
+    /// Validates the flags and picks a local slot when no node id was given.
+    pub fn into_config(self) -> Result<Config> {
+        let (node_id, port, tcp_port) = match (self.node_id, self.port, self.tcp_port) {
+            (Some(id), Some(port), Some(tcp)) => (id, port, tcp),
+            (Some(id), port, tcp) => {
+                let slot = LOCAL_SLOTS.iter().find(|s| s.0 == id);
+                match (port.or(slot.map(|s| s.1)), tcp.or(slot.map(|s| s.2))) {
+                    (Some(p), Some(t)) => (id, p, t),
+                    _ => {
+                        return Err(Error::invalid(
+                            "port",
+                            format!("node {id:?} is not a local slot: give --port and --tcp_port"),
+                        ))
+                    }
+                }
+            }
+            (None, None, None) => {
+                let slot = LOCAL_SLOTS
+                    .iter()
+                    .find(|s| port_free(self.bind, s.1) && port_free(self.bind, s.2))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "node_id",
+                            "all local slots (8080-8082, 9000-9002) are taken: give --node_id, --port and --tcp_port",
+                        )
+                    })?;
+                (slot.0.to_string(), slot.1, slot.2)
+            }
+            (None, _, _) => {
+                return Err(Error::invalid(
+                    "node_id",
+                    "--port/--tcp_port given without --node_id",
+                ))
+            }
+        };
+        if node_id.is_empty()
+            || !node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::invalid(
+                "node_id",
+                "must be letters, digits, '_' or '-'",
+            ));
+        }
+        if !(1..=5).contains(&self.replication) {
+            return Err(Error::invalid("replication", "must be between 1 and 5"));
+        }
+        if self.http_workers == 0 {
+            return Err(Error::invalid("http_workers", "must be at least 1"));
+        }
+        let data_dir = self.data_dir.join(&node_id);
+        Ok(Config {
+            mode: self.mode,
+            node_id,
+            http_addr: SocketAddr::new(self.bind, port),
+            gossip_addr: SocketAddr::new(self.bind, tcp_port),
+            broker: self.broker,
+            data_dir,
+            seeds: self.seeds,
+            log_level: self.log_level,
+            retention: (self.retention_hours > 0)
+                .then(|| Duration::from_secs(self.retention_hours * 3600)),
+            replication: self.replication,
+            http_workers: self.http_workers,
+        })
+    }
+}
+
+fn port_free(ip: IpAddr, port: u16) -> bool {
+    TcpListener::bind(SocketAddr::new(ip, port)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServerArgs {
+        let mut all = vec!["minitrue-server"];
+        all.extend_from_slice(extra);
+        ServerArgs::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn original_flag_names_parse() {
+        let a = args(&[
+            "--mode=all",
+            "--node_id=node_a",
+            "--port=8090",
+            "--tcp_port=10090",
+            "--seeds=localhost:9000,localhost:9001",
+        ]);
+        let c = a.into_config().unwrap();
+        assert_eq!(c.node_id, "node_a");
+        assert_eq!(c.http_addr.port(), 8090);
+        assert_eq!(c.gossip_addr.port(), 10090);
+        assert_eq!(c.seeds, vec!["localhost:9000", "localhost:9001"]);
+        assert_eq!(c.broker, "tcp://localhost:1883");
+        assert!(c.data_dir.ends_with("node_a"));
+    }
+
+    #[test]
+    fn known_slot_name_brings_its_ports() {
+        let c = args(&["--node_id=sirius"]).into_config().unwrap();
+        assert_eq!((c.http_addr.port(), c.gossip_addr.port()), (8081, 9001));
+    }
+
+    #[test]
+    fn ports_without_node_id_are_refused() {
+        let e = args(&["--port=8090"]).into_config().unwrap_err();
+        assert!(e.to_string().contains("node_id"), "{e}");
+    }
+
+    #[test]
+    fn unknown_node_without_ports_is_refused() {
+        assert!(args(&["--node_id=zeta"]).into_config().is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! Ingestion counters shown in `/status`: readings accepted, payloads rejected per reason,
+//! and the broker connection state. Updated by the MQTT receive loop and `POST /write`.
+
+use crate::ingest::payload::RejectReason;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// State of the node's MQTT connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    /// Not started (query-only mode) or not yet tried.
+    Disabled,
+    Connecting,
+    Connected,
+    /// Lost; reconnecting with backoff. Holds the last error.
+    Disconnected(String),
+}
+
+pub struct IngestStats {
+    pub accepted: AtomicU64,
+    rejected: [AtomicU64; RejectReason::ALL.len()],
+    broker: Mutex<BrokerState>,
+}
+
+impl Default for IngestStats {
+    fn default() -> Self {
+        IngestStats {
+            accepted: AtomicU64::new(0),
+            rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            broker: Mutex::new(BrokerState::Disabled),
+        }
+    }
+}
+
+impl IngestStats {
+    pub fn count_accepted(&self, n: u64) {
+        self.accepted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn count_rejected(&self, reason: RejectReason) {
+        let index = RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("ALL lists every reason");
+        self.rejected[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(reason label, count)` for every reason, zeros included.
+    pub fn rejected(&self) -> Vec<(&'static str, u64)> {
+        RejectReason::ALL
+            .iter()
+            .zip(&self.rejected)
+            .map(|(r, n)| (r.as_str(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn set_broker(&self, state: BrokerState) {
+        *self.broker.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    pub fn broker(&self) -> BrokerState {
+        self.broker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,145 @@
+//! Starts one node: opens the store, then spawns one named thread per role inside a
+//! `std::thread::scope` and waits for SIGINT/SIGTERM. This is the only place that spawns
+//! the long-lived threads.
+//!
+//! Roles: `http-N` (tiny_http workers), `ws-broadcast` (live hub fan-out), `mqtt-receive`
+//! (ingestion, unless `--mode=query`), `wal-flush` (flush/compaction/retention every
+//! second). Shutdown: the signal handler drops the only `shutdown_tx`; every loop that
+//! selects on `shutdown_rx` ends, the HTTP workers are released with `unblock()`, and the
+//! engine flushes and fsyncs before `run` returns.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::http_serve;
+use crate::ingest::mqtt::mqtt_receive;
+use crate::ingest::stats::BrokerState;
+use crate::node::Node;
+use crate::storage::{Engine, EngineConfig};
+use crate::{log_error, log_info, log_warn};
+use crossbeam_channel::{bounded, select, tick, Receiver};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
+
+/// How often the `wal-flush` thread asks the engine whether a flush or compaction is due.
+pub const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
+
+/// Runs a node until SIGINT/SIGTERM, then shuts it down cleanly.
+pub fn run(config: Config) -> Result<()> {
+    let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
+    let shutdown_tx = Mutex::new(Some(shutdown_tx));
+    ctrlc::set_handler(move || {
+        // Dropping the sender disconnects every receiver: each role's loop ends.
+        shutdown_tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    })
+    .map_err(|e| Error::invalid("signal handler", e.to_string()))?;
+    serve(config, shutdown_rx)
+}
+
+/// Runs a node until `shutdown_rx` disconnects (the testable core of [`run`]).
+pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
+    let engine_config = EngineConfig {
+        retention: config.retention,
+        ..EngineConfig::default()
+    };
+    let (engine, report) = Engine::open(&config.data_dir, engine_config)?;
+    log_info!(
+        "{}: opened {} with {} series, {} points ({} segments, {} WAL records replayed)",
+        config.node_id,
+        config.data_dir.display(),
+        report.series,
+        report.points,
+        report.segments,
+        report.wal.records
+    );
+    for (path, offset, bytes) in &report.wal.truncated {
+        log_warn!(
+            "WAL {}: torn tail truncated at offset {offset} ({bytes} bytes dropped)",
+            path.display()
+        );
+    }
+    for (path, offset, reason) in &report.wal.skipped {
+        log_warn!(
+            "WAL {}: corrupt record skipped at offset {offset}: {reason}",
+            path.display()
+        );
+    }
+    let http = tiny_http::Server::http(config.http_addr).map_err(|e| {
+        Error::invalid(
+            "port",
+            format!("cannot listen on {}: {e}", config.http_addr),
+        )
+    })?;
+    let node = Node::new(config, engine);
+    log_info!(
+        "{} ({}) serving http://{} , broker {}",
+        node.config.node_id,
+        node.config.mode.as_str(),
+        node.config.http_addr,
+        node.config.broker
+    );
+
+    thread::scope(|scope| -> Result<()> {
+        let node = &node;
+        let shutdown_rx = &shutdown_rx;
+        let http = &http;
+        for i in 0..node.config.http_workers {
+            spawn_role(scope, format!("http-{i}"), move || http_serve(node, http))?;
+        }
+        spawn_role(scope, "ws-broadcast".into(), move || {
+            node.hub.ws_broadcast(shutdown_rx)
+        })?;
+        if node.config.mode.ingests() {
+            spawn_role(scope, "mqtt-receive".into(), move || {
+                mqtt_receive(node, shutdown_rx)
+            })?;
+        } else {
+            node.ingest.set_broker(BrokerState::Disabled);
+        }
+        spawn_role(scope, "wal-flush".into(), move || {
+            wal_flush(node, shutdown_rx)
+        })?;
+
+        // Wait for the signal: `recv` fails once the handler drops the sender.
+        let _ = shutdown_rx.recv();
+        log_info!("{}: shutting down", node.config.node_id);
+        for _ in 0..node.config.http_workers {
+            http.unblock();
+        }
+        Ok(())
+    })?;
+    node.engine.close()?;
+    log_info!("{}: stopped cleanly", node.config.node_id);
+    Ok(())
+}
+
+/// Spawns one named role thread in `scope`.
+fn spawn_role<'scope, F>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    name: String,
+    body: F,
+) -> Result<()>
+where
+    F: FnOnce() + Send + 'scope,
+{
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn_scoped(scope, body)
+        .map(|_| ())
+        .map_err(|e| Error::io(name, e))
+}
+
+/// The `wal-flush` thread: flushes, compacts and applies retention when due.
+fn wal_flush(node: &Node, shutdown_rx: &Receiver<()>) {
+    let ticker = tick(MAINTENANCE_TICK);
+    loop {
+        select! {
+            recv(shutdown_rx) -> _ => return,
+            recv(ticker) -> _ => {
+                if let Err(e) = node.engine.maintain() {
+                    log_error!("maintenance of {}: {e}", node.config.data_dir.display());
+                }
+            }
+        }
+    }
+}
