@@ -267,3 +267,40 @@ fn modes_refuse_what_they_do_not_serve() {
     );
     assert_eq!(server.get("/status").json()["broker"], "disabled");
 }
+
+#[test]
+fn dashboard_is_served_with_types_fallback_and_no_traversal() {
+    let dir = TempDir::new("dashboard");
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(dist.join("assets")).expect("create dist");
+    std::fs::write(dist.join("index.html"), "<html>dashboard</html>").expect("write index");
+    std::fs::write(dist.join("assets/app.js"), "console.log(1)").expect("write asset");
+    std::fs::write(dir.path().join("secret.txt"), "secret").expect("write secret");
+    let server = Server::start_with_env(
+        "t4",
+        dir.path(),
+        &[],
+        &[("MINITRUE_FRONTEND_DIR", dist.as_path())],
+    );
+
+    let root = server.get("/");
+    assert_eq!(
+        (root.status, root.text()),
+        (200, "<html>dashboard</html>".into())
+    );
+    let js = server.get("/assets/app.js");
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("Content-Type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(server.get("/live").text(), "<html>dashboard</html>");
+    assert_eq!(server.get("/assets/missing.js").status, 404);
+    for path in ["/../secret.txt", "/assets/%2e%2e/%2e%2e/secret.txt"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(!r.text().contains("secret\""), "{path}");
+    }
+    // API paths are never shadowed by the fallback.
+    assert_eq!(server.get("/health").json()["node_id"], "t4");
+}

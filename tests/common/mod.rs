@@ -63,6 +63,16 @@ pub struct Server {
 impl Server {
     /// Starts a node `node_id` storing under `data_dir` and waits until `/health` answers.
     pub fn start(node_id: &str, data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(node_id, data_dir, extra, &[])
+    }
+
+    /// Like [`Server::start`] with extra environment variables.
+    pub fn start_with_env(
+        node_id: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Server {
         let port = free_port();
         let tcp_port = free_port();
         let log = data_dir.join(format!("{node_id}-{port}.log"));
@@ -76,6 +86,7 @@ impl Server {
             .arg("--broker=tcp://127.0.0.1:1")
             .arg("--http_workers=4")
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -100,9 +111,10 @@ impl Server {
                 }
             }
             if let Ok(r) = try_request(self.port, "GET", "/health", &[], &[]) {
-                if r.status == 200 {
-                    return;
-                }
+                // Another status means another binary (a stale build in a shared target
+                // directory): fail now rather than after the timeout.
+                assert_eq!(r.status, 200, "/health answered {}: {}", r.status, r.text());
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
