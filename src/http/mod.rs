@@ -1,10 +1,301 @@
-//! HTTP API (CONTRACT, implemented by the http work; signature fixed).
+//! The node's HTTP API, dashboard and websocket entry, served by tiny_http workers.
+//!
+//! A request goes: [`http_serve`] (one per `http-N` thread) reads it with a body limit
+//! (16 MiB for `/write`, 64 KiB for the JSON endpoints, never more), hands `GET /ws` to the
+//! live hub, and passes everything else to [`router::route`], which picks a handler in
+//! [`handlers`] (or the dashboard in [`static_files`]) and returns a [`Reply`]. Handlers
+//! never see a socket, so the whole API is tested by calling `route`.
+//!
+//! Every answer is JSON (errors are `{"error": "..."}`, see [`errors`]) except the dashboard
+//! and `204 No Content`, and every answer carries `Access-Control-Allow-Origin: *` so the
+//! dashboard may be served from elsewhere (the Vite dev server).
+
+pub mod errors;
+pub mod handlers;
+pub mod json;
+pub mod router;
+pub mod static_files;
 
 use crate::node::Node;
+use crate::{log_debug, log_error};
+use errors::ApiError;
+use serde::Serialize;
+use static_files::Frontend;
+use std::io::Read;
+use tiny_http::{Header, Method};
+
+/// Largest accepted `/write` body: a large Telegraf batch.
+pub const MAX_WRITE_BODY: usize = 16 * 1024 * 1024;
+
+/// Largest accepted body of the JSON endpoints.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Headers every answer carries.
+const CORS_HEADERS: [(&str, &str); 1] = [("Access-Control-Allow-Origin", "*")];
+
+/// One answer, before it meets a socket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// `value` as a JSON answer.
+    pub fn json(status: u16, value: &impl Serialize) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply::new(status, "application/json", body),
+            Err(e) => {
+                log_error!("answer not serializable: {e}");
+                Reply::error(500, "internal error: answer not serializable")
+            }
+        }
+    }
+
+    /// `{"error": message}`.
+    pub fn error(status: u16, message: &str) -> Reply {
+        let body = serde_json::json!({ "error": message }).to_string();
+        Reply::new(status, "application/json", body)
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The value of header `name` (case-insensitive), for tests.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 /// One HTTP worker's body: serves requests until `server.unblock()`.
-pub fn http_serve(_node: &Node, server: &tiny_http::Server) {
-    while let Ok(request) = server.recv() {
-        let _ = request.respond(tiny_http::Response::empty(501));
+pub fn http_serve(node: &Node, server: &tiny_http::Server) {
+    let frontend = Frontend::from_env();
+    while let Ok(mut request) = server.recv() {
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let method = request.method().clone();
+        if method == Method::Get && path == "/ws" {
+            node.hub.accept(request);
+            continue;
+        }
+        let limit = body_limit(path);
+        let body = match request.body_length() {
+            Some(length) if length > limit => Err(ApiError::too_large(limit)),
+            _ => read_body(request.as_reader(), limit),
+        };
+        let reply = match body {
+            Ok(body) => {
+                let request = router::ApiRequest {
+                    method: &method,
+                    path,
+                    query,
+                    body: &body,
+                };
+                // A handler bug must cost one request, not a worker thread.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    router::route(node, &frontend, &request)
+                }))
+                .unwrap_or_else(|_| {
+                    log_error!("{method} {path}: handler panicked");
+                    Reply::error(500, "internal error")
+                })
+            }
+            Err(e) => e.into_reply(),
+        };
+        log_debug!("{method} {url} -> {}", reply.status);
+        respond(request, reply);
+    }
+}
+
+/// The body limit of the endpoint at `path`.
+pub fn body_limit(path: &str) -> usize {
+    if router::is_write_path(path) {
+        MAX_WRITE_BODY
+    } else {
+        MAX_JSON_BODY
+    }
+}
+
+/// Reads at most `limit` bytes; a longer body is refused (413) without buffering it.
+pub fn read_body(reader: &mut dyn Read, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader
+        .take(cap)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
+    if body.len() > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(body)
+}
+
+fn respond(request: tiny_http::Request, reply: Reply) {
+    let headers = std::iter::once(("Content-Type", reply.content_type.to_string()))
+        .chain(CORS_HEADERS.iter().map(|(n, v)| (*n, v.to_string())))
+        .chain(reply.headers)
+        .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok());
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    for header in headers {
+        response.add_header(header);
+    }
+    if let Err(e) = request.respond(response) {
+        log_debug!("client went away before the answer: {e}");
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (as a space, in query strings only when `plus` is set).
+/// `None` when an escape is malformed or the result is not UTF-8.
+fn decode(text: &str, plus: bool) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Decodes a URL path.
+pub fn percent_decode(path: &str) -> Option<String> {
+    decode(path, false)
+}
+
+/// The decoded value of parameter `name` in a query string (the first, if repeated).
+pub fn query_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode(key, true).as_deref() == Some(name) {
+            return decode(value, true).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid {name}: bad percent-encoding"))
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// A [`Node`] over a fresh temporary store, removed on drop.
+#[cfg(test)]
+pub(crate) mod test_node {
+    use crate::config::{Config, Mode};
+    use crate::node::Node;
+    use crate::storage::{Engine, EngineConfig};
+    use std::path::PathBuf;
+
+    pub struct TestNode {
+        pub node: Node,
+        dir: PathBuf,
+    }
+
+    impl TestNode {
+        pub fn new(name: &str) -> TestNode {
+            TestNode::with_mode(name, Mode::All)
+        }
+
+        pub fn with_mode(name: &str, mode: Mode) -> TestNode {
+            let dir =
+                std::env::temp_dir().join(format!("minitrue-http-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let (engine, _) = Engine::open(&dir, EngineConfig::default()).expect("open store");
+            let config = Config {
+                mode,
+                node_id: "test".into(),
+                http_addr: "127.0.0.1:0".parse().expect("address"),
+                gossip_addr: "127.0.0.1:0".parse().expect("address"),
+                broker: "tcp://127.0.0.1:1".into(),
+                data_dir: dir.clone(),
+                seeds: Vec::new(),
+                log_level: "error".into(),
+                retention: None,
+                replication: 1,
+                http_workers: 1,
+            };
+            TestNode {
+                node: Node::new(config, engine),
+                dir,
+            }
+        }
+    }
+
+    impl Drop for TestNode {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_over_the_limit_is_refused() {
+        let body = [b'x'; 11];
+        assert_eq!(read_body(&mut &body[..], 11).unwrap().len(), 11);
+        assert_eq!(read_body(&mut &body[..], 10).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn write_endpoints_get_the_large_limit() {
+        assert_eq!(body_limit("/write"), MAX_WRITE_BODY);
+        assert_eq!(body_limit("/api/v2/write"), MAX_WRITE_BODY);
+        assert_eq!(body_limit("/query"), MAX_JSON_BODY);
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        assert_eq!(
+            query_param("a=1&device_id=sensor%201", "device_id").unwrap(),
+            Some("sensor 1".into())
+        );
+        assert_eq!(
+            query_param("device_id=a+b", "device_id").unwrap(),
+            Some("a b".into())
+        );
+        assert_eq!(query_param("x=1", "device_id").unwrap(), None);
+        assert_eq!(
+            query_param("device_id=%zz", "device_id")
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn error_reply_is_json() {
+        let r = Reply::error(404, "no such endpoint: /x");
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(r.body, br#"{"error":"no such endpoint: /x"}"#);
     }
 }

@@ -1,0 +1,169 @@
+//! Request bodies: a JSON object whose fields are read one by one, so every error names the
+//! field at fault (`missing field device_id`, `invalid start_time: must be a number`) rather
+//! than quoting serde's position-based messages.
+
+use super::errors::ApiError;
+use crate::storage::{AggregateOp, SeriesKey, TimeRange, Timestamp};
+use serde_json::{Map, Value};
+
+/// The fields of a JSON object body.
+pub struct Fields(Map<String, Value>);
+
+impl Fields {
+    /// Parses `body` as a JSON object.
+    pub fn parse(body: &[u8]) -> Result<Fields, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("request body must be a JSON object"));
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Fields(map)),
+            Ok(_) => Err(ApiError::bad_request("request body must be a JSON object")),
+            Err(e) => Err(ApiError::bad_request(format!("invalid JSON: {e}"))),
+        }
+    }
+
+    /// A field that is absent or `null` is `None`.
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn required_str(&self, name: &str) -> Result<&str, ApiError> {
+        match self.get(name) {
+            None => Err(ApiError::bad_request(format!("missing field {name}"))),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(ApiError::bad_request(format!(
+                "invalid {name}: must be a string"
+            ))),
+        }
+    }
+
+    pub fn optional_str(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(_) => self.required_str(name).map(Some),
+        }
+    }
+
+    pub fn optional_f64(&self, name: &str) -> Result<Option<f64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid {name}: must be a number"))),
+        }
+    }
+
+    pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid {name}: must be a non-negative integer"))
+            }),
+        }
+    }
+
+    /// The series named by `device_id` and `metric_name`.
+    pub fn series(&self) -> Result<SeriesKey, ApiError> {
+        let device_id = self.required_str("device_id")?;
+        let metric_name = self.required_str("metric_name")?;
+        Ok(SeriesKey::new(device_id, metric_name)?)
+    }
+
+    /// `start_time` and `end_time`, unix seconds; absent or 0 is an open bound.
+    pub fn time_range(&self) -> Result<TimeRange, ApiError> {
+        let start = self.bound("start_time")?;
+        let end = self.bound("end_time")?;
+        if let (Some(s), Some(e)) = (start, end) {
+            if s > e {
+                return Err(ApiError::bad_request("start_time must be <= end_time"));
+            }
+        }
+        Ok(TimeRange::new(start, end))
+    }
+
+    fn bound(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+        match self.optional_f64(name)? {
+            None => Ok(None),
+            Some(0.0) => Ok(None),
+            Some(s) => Timestamp::from_unix_seconds(s)
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid {name}: out of range"))),
+        }
+    }
+
+    pub fn operation(&self) -> Result<AggregateOp, ApiError> {
+        Ok(AggregateOp::parse(self.required_str("operation")?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(body: &str) -> Fields {
+        Fields::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {}", e.message))
+    }
+
+    fn message<T>(r: Result<T, ApiError>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn non_object_bodies_are_refused() {
+        assert_eq!(
+            message(Fields::parse(b"")),
+            "request body must be a JSON object"
+        );
+        assert_eq!(
+            message(Fields::parse(b"[1]")),
+            "request body must be a JSON object"
+        );
+        assert!(message(Fields::parse(b"{")).starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_are_named() {
+        let f = fields(r#"{"metric_name":"t","start_time":"x"}"#);
+        assert_eq!(message(f.series()), "missing field device_id");
+        assert_eq!(
+            message(f.time_range()),
+            "invalid start_time: must be a number"
+        );
+        let f = fields(r#"{"device_id":3}"#);
+        assert_eq!(message(f.series()), "invalid device_id: must be a string");
+        let f = fields(r#"{"device_id":null}"#);
+        assert_eq!(message(f.series()), "missing field device_id");
+    }
+
+    #[test]
+    fn zero_bounds_are_open_and_inverted_ranges_refused() {
+        assert_eq!(
+            fields(r#"{"start_time":0,"end_time":0}"#)
+                .time_range()
+                .unwrap(),
+            TimeRange::ALL
+        );
+        let r = fields(r#"{"start_time":1.5}"#).time_range().unwrap();
+        assert_eq!(r.start, Some(Timestamp(1500)));
+        assert_eq!(
+            message(fields(r#"{"start_time":20,"end_time":10}"#).time_range()),
+            "start_time must be <= end_time"
+        );
+        assert_eq!(
+            message(fields(r#"{"end_time":1e300}"#).time_range()),
+            "invalid end_time: out of range"
+        );
+    }
+
+    #[test]
+    fn unknown_operation_lists_the_valid_ones() {
+        assert_eq!(
+            message(fields(r#"{"operation":"median"}"#).operation()),
+            "invalid operation: \"median\" is not one of avg, sum, min, max, count"
+        );
+    }
+}
