@@ -12,8 +12,11 @@
 //! - [`storage`] is the single-node store: codecs, chunks, the series map, the write-ahead
 //!   log, segment files and the engine that ties them together. It knows nothing of HTTP,
 //!   MQTT or the cluster.
+//! - [`broker`] is the MQTT broker that ships with MiniTrue (`minitrue-broker`): embedded
+//!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
 //! - [`error`] holds the crate's one error type.
 
+pub mod broker;
 pub mod error;
 pub mod storage;
 
