@@ -17,8 +17,11 @@
 //! - [`server`] starts a node: one named thread per role (HTTP workers, MQTT receive loop,
 //!   websocket broadcaster, flusher) sharing a [`node::Node`]; [`config`] turns flags into
 //!   its configuration; [`http`] and [`live`] serve the API and the live stream.
+//! - [`broker`] is the MQTT broker that ships with MiniTrue (`minitrue-broker`): embedded
+//!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
 //! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr.
 
+pub mod broker;
 pub mod config;
 pub mod error;
 pub mod http;

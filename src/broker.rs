@@ -1,0 +1,254 @@
+//! The MQTT broker that ships with MiniTrue, so a fresh machine has one: rumqttd embedded as a
+//! library and configured in code, no config file.
+//!
+//! How rumqttd keeps messages, which decides every limit below:
+//!
+//! - The router keeps one in-memory commit log per subscription filter (`iot/sensors/#`), not a
+//!   queue per client. A publish is appended to the log of every filter that matches its topic,
+//!   and each subscriber holds a cursor into the logs of its filters.
+//! - A persistent session (MQTT 3.1.1 `clean_session = false`) keeps its cursors while the
+//!   client is away; on reconnect with the same client id delivery resumes at the cursor, so
+//!   QoS 1 messages published meanwhile arrive (`tests/broker.rs` proves it, against Mosquitto
+//!   too). The session is kept in memory only: a broker restart forgets it.
+//! - A log is a ring of segments: when it is full the oldest segment is dropped, and a cursor
+//!   that pointed into it jumps to the oldest message still kept. So how much an offline
+//!   subscriber can miss is bounded by bytes per filter ([`BrokerConfig::max_queued_bytes`]),
+//!   shared by every subscriber of that filter, not by a message count per session as in
+//!   Mosquitto's `max_queued_messages`, and past it the oldest are lost where Mosquitto drops
+//!   the newest.
+//! - A log is not trimmed when its subscribers acknowledge: under steady traffic every filter's
+//!   log fills to `max_queued_bytes` and stays there, and it lives as long as the broker,
+//!   subscribed or not. Memory is therefore distinct filters ever subscribed ×
+//!   (`max_queued_bytes` + one segment) × the overhead measured at
+//!   [`DEFAULT_MAX_QUEUED_BYTES`].
+//! - A publish that matches no filter is acknowledged and dropped, as in any broker. (rumqttd
+//!   0.20's `dynamic_filters`, meant to keep a log per such topic, never takes effect: its
+//!   topic match returns an empty list, not none. It is off here so that, should a later
+//!   rumqttd honour it, we get no log per sensor topic; instead, publishing to a topic nobody
+//!   subscribes to would then disconnect the publisher, which `tests/broker.rs` would catch.)
+//! - Towards each client at most 100 QoS 1 messages are unacknowledged at once (a rumqttd
+//!   constant), which bounds the delivery rate to one subscriber by its round trip.
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use rumqttd::{ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::{Error, Result};
+
+/// Where the broker listens unless told otherwise: loopback, the MQTT port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
+
+/// Concurrent client connections: a fleet of sensors plus MiniTrue's own nodes. Each needs a
+/// file descriptor, so `ulimit -n` must be above this for it to be reached.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Bytes kept per subscription filter: 64 MiB, counted as rumqttd counts a message (topic,
+/// payload and 4 bytes). For 1,000 sensors each sending a 64-byte reading a second on topics
+/// like `iot/sensors/s17/reading` (about 90 bytes counted), some 12 minutes of backlog. A full log costs
+/// more than it counts: measured here about 3.7× for such messages (some 250 MB), 1.4× for
+/// 1 KB payloads.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// Size of one segment of a filter's log. Retention drops a whole segment at a time, so this is
+/// how much is forgotten at once (an eighth of the default retention).
+pub const SEGMENT_BYTES: usize = 8 << 20;
+
+/// rumqttd refuses segments below 1 KiB, so this is the least `max_queued_bytes` there is.
+pub const MIN_QUEUED_BYTES: usize = 1024;
+
+/// Largest publish payload accepted (64 KiB): far above a sensor reading, small enough that a
+/// misbehaving client cannot make the broker buffer megabytes per packet.
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 10;
+
+/// Packets the broker reads from one connection before handing them to the router.
+/// rumqttd calls it `max_inflight_count`, but it limits batching, not QoS 1 inflight.
+const CONNECTION_BATCH_PACKETS: usize = 500;
+
+/// QoS 0 messages read from a log for one subscriber in one router pass (rumqttd's default).
+const MAX_OUTGOING_PACKETS: u64 = 200;
+
+/// Time a new TCP connection has to send its MQTT CONNECT before it is dropped.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after accepting a connection, which spreads out a fleet reconnecting at once
+/// (1,000 connections a second).
+const NEXT_CONNECTION_DELAY: Duration = Duration::from_millis(1);
+
+/// What an operator chooses about the broker; the rest are the constants above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Address of the MQTT 3.1.1 listener.
+    pub listen: SocketAddr,
+    /// Concurrent client connections before new ones are refused.
+    pub max_connections: usize,
+    /// Bytes of messages kept per subscription filter for subscribers that are offline or
+    /// behind; beyond it the oldest are dropped.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is a socket address"),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Checks the limits rumqttd would otherwise panic on or silently misuse.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_connections == 0 {
+            return Err(Error::invalid("max connections", "must be at least 1"));
+        }
+        if self.max_queued_bytes < MIN_QUEUED_BYTES {
+            return Err(Error::invalid(
+                "max queued bytes",
+                format!(
+                    "{} is below the least rumqttd accepts, {MIN_QUEUED_BYTES}",
+                    self.max_queued_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Segment size and count of each filter's log. The active segment counts against the
+    /// count and the oldest is dropped as a new one starts, so `count - 1` full segments are
+    /// always kept: `max_queued_bytes` is guaranteed, and memory peaks one segment above it.
+    pub fn segments(&self) -> (usize, usize) {
+        let size = SEGMENT_BYTES.min(self.max_queued_bytes);
+        let count = self.max_queued_bytes.div_ceil(size) + 1;
+        (size, count)
+    }
+
+    /// The rumqttd configuration: router limits and one MQTT 3.1.1 server, nothing else
+    /// (no v5, websocket, TLS, console, metrics or cluster).
+    pub fn to_rumqttd(&self) -> rumqttd::Config {
+        let (max_segment_size, max_segment_count) = self.segments();
+        let router = RouterConfig {
+            max_connections: self.max_connections,
+            max_outgoing_packet_count: MAX_OUTGOING_PACKETS,
+            max_segment_size,
+            max_segment_count,
+            custom_segment: None,
+            initialized_filters: None,
+            ..RouterConfig::default()
+        };
+        let server = ServerSettings {
+            name: "v4".to_string(),
+            listen: self.listen,
+            tls: None,
+            next_connection_delay_ms: NEXT_CONNECTION_DELAY.as_millis() as u64,
+            connections: ConnectionSettings {
+                connection_timeout_ms: CONNECT_TIMEOUT.as_millis() as u16,
+                max_payload_size: MAX_PAYLOAD_BYTES,
+                max_inflight_count: CONNECTION_BATCH_PACKETS,
+                auth: None,
+                external_auth: None,
+                dynamic_filters: false,
+            },
+        };
+        rumqttd::Config {
+            router,
+            v4: Some([("v4".to_string(), server)].into_iter().collect()),
+            ..rumqttd::Config::default()
+        }
+    }
+}
+
+/// Runs the broker on the calling thread until its server ends, which only happens on error:
+/// rumqttd has no shutdown, so the process hosting it ends to stop it.
+pub fn serve(config: &BrokerConfig) -> Result<()> {
+    config.validate()?;
+    // rumqttd binds on its own thread and only logs a failure there; binding here first turns
+    // the usual one (address in use) into an error a user sees.
+    TcpListener::bind(config.listen).map_err(|e| {
+        Error::invalid("listen", format!("cannot listen on {}: {e}", config.listen))
+    })?;
+    let mut broker = rumqttd::Broker::new(config.to_rumqttd());
+    match broker.start() {
+        Ok(()) => Err(Error::Closed(format!(
+            "mqtt server on {} (see its log, --log-level info)",
+            config.listen
+        ))),
+        Err(e) => Err(Error::Closed(format!(
+            "mqtt server on {} ({e})",
+            config.listen
+        ))),
+    }
+}
+
+/// Sends rumqttd's log (and ours) to standard error, filtered by `level`: a level such as
+/// `warn` or a `tracing` directive list such as `rumqttd=debug`. Note that rumqttd 0.20 logs
+/// two spurious ERRORs ("router-drop", "no-connection id N is already gone") whenever a
+/// client sends DISCONNECT: the packet and the closed socket each end the connection.
+pub fn init_logging(level: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| Error::invalid("log level", format!("{level:?}: {e}")))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| Error::invalid("log level", format!("cannot install logger: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        assert!(BrokerConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn queued_bytes_below_rumqttd_minimum_is_rejected() {
+        let config = BrokerConfig {
+            max_queued_bytes: MIN_QUEUED_BYTES - 1,
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn full_segments_kept_cover_max_queued_bytes() {
+        for queued in [
+            MIN_QUEUED_BYTES,
+            5 << 20,
+            SEGMENT_BYTES,
+            SEGMENT_BYTES + 1,
+            64 << 20,
+        ] {
+            let config = BrokerConfig {
+                max_queued_bytes: queued,
+                ..BrokerConfig::default()
+            };
+            let (size, count) = config.segments();
+            assert!(count >= 2, "{queued}: one segment forgets all at rollover");
+            assert!((count - 1) * size >= queued, "{queued}: {count} x {size}");
+            assert!(
+                (count - 2) * size < queued,
+                "{queued}: one segment too many"
+            );
+        }
+    }
+
+    #[test]
+    fn rumqttd_config_has_one_v4_server_and_no_extra_logs() {
+        let config = BrokerConfig::default().to_rumqttd();
+        let servers = config.v4.expect("a v4 server");
+        assert_eq!(servers.len(), 1);
+        assert!(!servers["v4"].connections.dynamic_filters);
+        assert!(config.v5.is_none() && config.ws.is_none() && config.console.is_none());
+        assert_eq!(config.router.initialized_filters, None);
+        assert_eq!(config.router.max_segment_size, SEGMENT_BYTES);
+        assert_eq!(config.router.max_segment_count, 9);
+    }
+}
