@@ -218,7 +218,11 @@ export function createClusterClient({
       const result = await attempt(node, path, { method, body, signal });
       if (result.ok) {
         preferred = node;
-        notify({ node, path, ok: true });
+        const data = result.data;
+        const nodeId = data && typeof data === 'object'
+          ? (typeof data.node === 'string' ? data.node : (typeof data.node_id === 'string' ? data.node_id : null))
+          : null;
+        notify({ node, nodeId, path, ok: true });
         return { data: result.data, node };
       }
       if (result.final) {
@@ -257,7 +261,10 @@ export function createClusterClient({
     nodes: nodeList,
     order,
     lastGoodNode: () => preferred,
-    /** Called with `{ node, path, ok, error? }` after every request; returns unsubscribe. */
+    /**
+     * Called with `{ node, nodeId?, path, ok, error? }` after every failover request (nodeId
+     * is the server's own name when the answer carried one); returns an unsubscribe function.
+     */
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

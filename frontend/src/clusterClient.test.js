@@ -183,12 +183,15 @@ describe('failover', () => {
   });
 
   it('tells subscribers which node served', async () => {
-    const { fetchImpl } = mockFetch({ [B]: json(200, {}) });
+    const { fetchImpl } = mockFetch({ [B]: json(200, { node: 'sirius' }) });
     const client = createClusterClient({ nodes: [A, B], fetchImpl });
     const seen = [];
-    client.subscribe((e) => seen.push(e));
-    await client.get('/status');
-    expect(seen).toEqual([{ node: B, path: '/status', ok: true }]);
+    const unsubscribe = client.subscribe((e) => seen.push(e));
+    await client.post('/query', {});
+    expect(seen).toEqual([{ node: B, nodeId: 'sirius', path: '/query', ok: true }]);
+    unsubscribe();
+    await client.post('/query', {});
+    expect(seen).toHaveLength(1);
   });
 
   it('asks one node without failover for the cluster view', async () => {

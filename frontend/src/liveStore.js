@@ -78,6 +78,11 @@ export function createLiveStore({
       if (feed.length > feedSize) feed = feed.slice(feed.length - feedSize);
     },
 
+    /** Readings received since the start (or the last reset). */
+    total() {
+      return total;
+    },
+
     /** Messages per second over the last window, as of `nowMs`. */
     rate(nowMs) {
       const from = Math.floor((nowMs - rateWindowMs) / 1000);
