@@ -5,7 +5,14 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import { PALETTE, formatTimestamp, formatValue } from '../format.js';
 
-export default function TimeChart({ data, seriesNames, xLabel = 'Time (local)', yLabel, height = 300, ariaLabel }) {
+/**
+ * `data` is uPlot's column form `[xs (unix seconds), ys…]` with null for gaps; `spanGaps`
+ * joins across nulls (live charts, where devices report at different instants) instead of
+ * breaking the line (query charts, where a null bucket means no readings).
+ */
+export default function TimeChart({
+  data, seriesNames, xLabel = 'Time (local)', yLabel, height = 300, ariaLabel, spanGaps = false,
+}) {
   const containerRef = useRef(null);
   const plotRef = useRef(null);
   const dataRef = useRef(data);
@@ -35,6 +42,7 @@ export default function TimeChart({ data, seriesNames, xLabel = 'Time (local)', 
           label: name,
           stroke: PALETTE[i % PALETTE.length],
           width: 1.5,
+          spanGaps,
           points: { show: false },
           value: (u, v) => formatValue(v),
         })),
@@ -55,7 +63,7 @@ export default function TimeChart({ data, seriesNames, xLabel = 'Time (local)', 
     };
     // Rebuild only when the chart's shape changes; data flows in through setData below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [seriesKey, xLabel, yLabel, height]);
+  }, [seriesKey, xLabel, yLabel, height, spanGaps]);
 
   useEffect(() => {
     plotRef.current?.setData(data);

@@ -69,6 +69,7 @@ function NodeCard({ node, entry }) {
           </dl>
 
           {Array.isArray(s.members) && s.members.length > 0 && (
+            <div className="table-wrap">
             <table className="members" aria-label={`Members seen by ${s.node_id ?? node}`}>
               <thead>
                 <tr><th scope="col">Member</th><th scope="col">HTTP</th><th scope="col">Gossip</th><th scope="col">State</th><th scope="col" className="num">Last heard</th></tr>
@@ -85,6 +86,7 @@ function NodeCard({ node, entry }) {
                 ))}
               </tbody>
             </table>
+            </div>
           )}
 
           {shares.length > 0 && (

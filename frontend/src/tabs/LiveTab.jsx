@@ -116,6 +116,7 @@ export default function LiveTab({ client, active }) {
               seriesNames={c.names}
               yLabel={axisLabel(c.metric)}
               height={180}
+              spanGaps
               ariaLabel={`Live chart of ${c.metric}`}
             />
           </div>
