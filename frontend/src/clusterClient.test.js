@@ -1,0 +1,205 @@
+import { describe, it, expect, vi } from 'vitest';
+import {
+  createClusterClient, defaultNodes, normalizeNode, uniqueNodes, wsUrlFor, ClusterError,
+} from './clusterClient.js';
+
+const A = 'http://localhost:8080';
+const B = 'http://localhost:8081';
+const C = 'http://localhost:8082';
+
+const json = (status, body) => ({
+  status,
+  statusText: '',
+  text: async () => JSON.stringify(body),
+});
+
+/** A fetch whose behaviour per node comes from `plan[node]` (a function or a response). */
+function mockFetch(plan) {
+  const calls = [];
+  const fetchImpl = vi.fn(async (url, init) => {
+    const node = new URL(url).origin;
+    calls.push({ node, url, init });
+    const step = plan[node];
+    if (step === undefined) throw new TypeError('Failed to fetch');
+    return typeof step === 'function' ? step(url, init) : step;
+  });
+  return { fetchImpl, calls };
+}
+
+describe('node lists', () => {
+  it('normalizes host:port and strips paths', () => {
+    expect(normalizeNode('localhost:8081')).toBe(B);
+    expect(normalizeNode('http://localhost:8082/')).toBe(C);
+    expect(normalizeNode('ftp://x')).toBeNull();
+    expect(normalizeNode('')).toBeNull();
+  });
+
+  it('deduplicates keeping the first position', () => {
+    expect(uniqueNodes([B, 'localhost:8080', A, 'localhost:8081/'])).toEqual([B, A]);
+  });
+
+  it('puts the page origin first and does not repeat it', () => {
+    const loc = { protocol: 'http:', host: 'localhost:8081' };
+    expect(defaultNodes(loc)).toEqual([B, A, C]);
+    const other = { protocol: 'http:', host: 'db.example:9000' };
+    expect(defaultNodes(other)).toEqual(['http://db.example:9000', A, B, C]);
+  });
+
+  it('leaves the origin out under the dev server', () => {
+    const loc = { protocol: 'http:', host: 'localhost:5173' };
+    expect(defaultNodes(loc, { includeOrigin: false })).toEqual([A, B, C]);
+  });
+
+  it('derives websocket URLs', () => {
+    expect(wsUrlFor(A)).toBe('ws://localhost:8080/ws');
+    expect(wsUrlFor('https://h:1')).toBe('wss://h:1/ws');
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl: vi.fn() });
+    expect(client.wsUrls()).toEqual(['ws://localhost:8080/ws', 'ws://localhost:8081/ws', 'ws://localhost:8082/ws']);
+  });
+});
+
+describe('failover', () => {
+  it('moves on after a network error and reports the serving node', async () => {
+    const { fetchImpl, calls } = mockFetch({ [B]: json(200, { devices: ['sensor_1'] }) });
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl });
+    const res = await client.devices();
+    expect(res).toEqual({ data: { devices: ['sensor_1'] }, node: B });
+    expect(calls.map((c) => c.node)).toEqual([A, B]);
+  });
+
+  it('moves on after a 503', async () => {
+    const { fetchImpl, calls } = mockFetch({
+      [A]: json(503, { error: 'shutting down' }),
+      [B]: json(500, { error: 'boom' }),
+      [C]: json(200, { result: 1 }),
+    });
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl });
+    const res = await client.query({ device_id: 'd', metric_name: 'm', operation: 'avg' });
+    expect(res.node).toBe(C);
+    expect(calls.map((c) => c.node)).toEqual([A, B, C]);
+  });
+
+  it('stops at a 400 and surfaces the server message', async () => {
+    const { fetchImpl, calls } = mockFetch({
+      [A]: json(400, { error: 'operation must be one of avg, sum, min, max, count' }),
+      [B]: json(200, { result: 1 }),
+    });
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl });
+    const err = await client.query({ operation: 'median' }).catch((e) => e);
+    expect(err).toBeInstanceOf(ClusterError);
+    expect(err.kind).toBe('http');
+    expect(err.status).toBe(400);
+    expect(err.node).toBe(A);
+    expect(err.message).toBe('operation must be one of avg, sum, min, max, count');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('stops at a 404 without an error body', async () => {
+    const { fetchImpl, calls } = mockFetch({
+      [A]: { status: 404, statusText: 'Not Found', text: async () => '' },
+    });
+    const client = createClusterClient({ nodes: [A, B], fetchImpl });
+    await expect(client.get('/nope')).rejects.toThrow('HTTP 404 Not Found');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('remembers the last good node and starts there next time', async () => {
+    const { fetchImpl, calls } = mockFetch({ [C]: json(200, { ok: true }) });
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl });
+    await client.get('/status');
+    expect(client.lastGoodNode()).toBe(C);
+    calls.length = 0;
+    await client.get('/status');
+    expect(calls.map((c) => c.node)).toEqual([C]);
+    expect(client.order()).toEqual([C, A, B]);
+  });
+
+  it('falls back through the rest when the remembered node dies', async () => {
+    const plan = { [B]: json(200, { n: 'b' }) };
+    const { fetchImpl, calls } = mockFetch(plan);
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl });
+    await client.get('/x');
+    delete plan[B];
+    plan[A] = json(200, { n: 'a' });
+    calls.length = 0;
+    const res = await client.get('/x');
+    expect(calls.map((c) => c.node)).toEqual([B, A]);
+    expect(res.node).toBe(A);
+  });
+
+  it('names every node tried when all are down', async () => {
+    const { fetchImpl } = mockFetch({ [B]: json(503, { error: 'no quorum' }) });
+    const client = createClusterClient({ nodes: [A, B, C], fetchImpl });
+    const err = await client.get('/devices').catch((e) => e);
+    expect(err).toBeInstanceOf(ClusterError);
+    expect(err.kind).toBe('unavailable');
+    expect(err.message).toContain(A);
+    expect(err.message).toContain(`${B} HTTP 503: no quorum`);
+    expect(err.message).toContain(C);
+    expect(err.attempts.map((a) => a.node)).toEqual([A, B, C]);
+  });
+
+  it('moves on after a timeout', async () => {
+    const { fetchImpl, calls } = mockFetch({
+      [A]: (url, init) => new Promise((_, reject) => {
+        init.signal.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+      }),
+      [B]: json(200, { ok: 1 }),
+    });
+    const client = createClusterClient({ nodes: [A, B], fetchImpl, timeoutMs: 20 });
+    const res = await client.get('/status');
+    expect(res.node).toBe(B);
+    expect(calls.map((c) => c.node)).toEqual([A, B]);
+  });
+
+  it('reports a timeout in the all-down message', async () => {
+    const never = (url, init) => new Promise((_, reject) => {
+      init.signal.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+    });
+    const { fetchImpl } = mockFetch({ [A]: never });
+    const client = createClusterClient({ nodes: [A], fetchImpl, timeoutMs: 10 });
+    await expect(client.get('/status')).rejects.toThrow(/timed out after 10 ms/);
+  });
+
+  it('treats a 200 that is not JSON as a bad node', async () => {
+    const { fetchImpl, calls } = mockFetch({
+      [A]: { status: 200, text: async () => '<!doctype html>' },
+      [B]: json(200, { devices: [] }),
+    });
+    const client = createClusterClient({ nodes: [A, B], fetchImpl });
+    expect((await client.devices()).node).toBe(B);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('sends JSON bodies and encodes query parameters', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: json(200, { metrics: [] }) });
+    const client = createClusterClient({ nodes: [A], fetchImpl });
+    await client.deleteSeries('sensor 1', 'temperature');
+    expect(calls[0].url).toBe(`${A}/delete`);
+    expect(calls[0].init.method).toBe('POST');
+    expect(JSON.parse(calls[0].init.body)).toEqual({ device_id: 'sensor 1', metric_name: 'temperature' });
+    await client.metrics('sensor 1&x');
+    expect(calls[1].url).toBe(`${A}/metrics?device_id=sensor%201%26x`);
+  });
+
+  it('tells subscribers which node served', async () => {
+    const { fetchImpl } = mockFetch({ [B]: json(200, { node: 'sirius' }) });
+    const client = createClusterClient({ nodes: [A, B], fetchImpl });
+    const seen = [];
+    const unsubscribe = client.subscribe((e) => seen.push(e));
+    await client.post('/query', {});
+    expect(seen).toEqual([{ node: B, nodeId: 'sirius', path: '/query', ok: true }]);
+    unsubscribe();
+    await client.post('/query', {});
+    expect(seen).toHaveLength(1);
+  });
+
+  it('asks one node without failover for the cluster view', async () => {
+    const { fetchImpl, calls } = mockFetch({ [B]: json(200, { node_id: 'sirius' }) });
+    const client = createClusterClient({ nodes: [A, B], fetchImpl });
+    await expect(client.status(A)).rejects.toThrow(/localhost:8080 unreachable/);
+    expect((await client.status(B)).data.node_id).toBe('sirius');
+    expect(calls.map((c) => c.node)).toEqual([A, B]);
+    expect(client.lastGoodNode()).toBe(A);
+  });
+});

@@ -1,0 +1,73 @@
+// A uPlot time-series chart in React: uPlot owns the canvas, React only hands it data.
+// The chart is rebuilt when its series or labels change and fed with setData otherwise,
+// so a live chart updating twice a second does not re-create the canvas.
+import { useEffect, useRef } from 'react';
+import uPlot from 'uplot';
+import { PALETTE, formatTimestamp, formatValue } from '../format.js';
+
+/**
+ * `data` is uPlot's column form `[xs (unix seconds), ys…]` with null for gaps; `spanGaps`
+ * joins across nulls (live charts, where devices report at different instants) instead of
+ * breaking the line (query charts, where a null bucket means no readings).
+ */
+export default function TimeChart({
+  data, seriesNames, xLabel = 'Time (local)', yLabel, height = 300, ariaLabel, spanGaps = false,
+}) {
+  const containerRef = useRef(null);
+  const plotRef = useRef(null);
+  const dataRef = useRef(data);
+  dataRef.current = data;
+  const seriesKey = seriesNames.join('\u0000');
+
+  useEffect(() => {
+    const el = containerRef.current;
+    if (!el) return undefined;
+    const opts = {
+      width: Math.max(200, el.clientWidth),
+      height,
+      scales: { x: { time: true } },
+      axes: [
+        { label: xLabel, stroke: '#374151', grid: { stroke: '#e5e7eb' } },
+        {
+          label: yLabel,
+          stroke: '#374151',
+          grid: { stroke: '#e5e7eb' },
+          size: 70,
+          values: (u, ticks) => ticks.map((v) => formatValue(v)),
+        },
+      ],
+      series: [
+        { label: 'Time', value: (u, v) => (v === null || v === undefined ? '—' : formatTimestamp(v)) },
+        ...seriesNames.map((name, i) => ({
+          label: name,
+          stroke: PALETTE[i % PALETTE.length],
+          width: 1.5,
+          spanGaps,
+          points: { show: false },
+          value: (u, v) => formatValue(v),
+        })),
+      ],
+      cursor: { drag: { x: true, y: false } },
+      legend: { live: true },
+    };
+    const plot = new uPlot(opts, dataRef.current, el);
+    plotRef.current = plot;
+    const observer = new ResizeObserver(() => {
+      plot.setSize({ width: Math.max(200, el.clientWidth), height });
+    });
+    observer.observe(el);
+    return () => {
+      observer.disconnect();
+      plot.destroy();
+      plotRef.current = null;
+    };
+    // Rebuild only when the chart's shape changes; data flows in through setData below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [seriesKey, xLabel, yLabel, height, spanGaps]);
+
+  useEffect(() => {
+    plotRef.current?.setData(data);
+  }, [data]);
+
+  return <div className="chart" ref={containerRef} role="img" aria-label={ariaLabel ?? yLabel} />;
+}
