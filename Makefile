@@ -1,21 +1,24 @@
 # MiniTrue: each target is one line of intent. `make help` lists them.
-.PHONY: help cluster test lint unit bench fmt
+.PHONY: help cluster test lint unit frontend-test bench fmt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
-cluster: ## build and start a three-node local cluster with the simulator (not built yet: see README)
-	@echo "make cluster arrives with the node server and cluster work (issues 3-5); today the repo holds the storage engine only." >&2; exit 1
+cluster: ## build and start a three-node local cluster, broker, simulator and dashboard (Ctrl-C stops it)
+	./run_cluster.sh
 
-test: lint unit ## every check CI runs: format, lints, docs, unit + integration tests
+test: lint unit frontend-test ## every check CI runs: format, lints, docs, Rust and dashboard tests
 
 lint: ## rustfmt, clippy with warnings denied, rustdoc without warnings
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
-unit: ## unit, property and integration tests
+unit: ## Rust unit, property and integration tests (real processes on loopback)
 	cargo test --release
+
+frontend-test: ## dashboard unit tests (Vitest) and production build
+	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
 
 bench: ## storage benchmarks; prints a table and records it in docs/benchmarks.md
 	cargo bench --bench storage
