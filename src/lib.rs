@@ -22,6 +22,7 @@
 //! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
