@@ -72,6 +72,10 @@ pub struct ServerArgs {
     /// Address to listen on for HTTP and gossip.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: IpAddr,
+    /// Host other nodes and browsers use to reach this node (default: the bind address, or
+    /// 127.0.0.1 when binding to all interfaces).
+    #[arg(long = "advertise_host")]
+    pub advertise_host: Option<String>,
     /// error | warn | info | debug
     #[arg(long = "log_level", default_value = "info")]
     pub log_level: String,
@@ -86,6 +90,18 @@ pub struct ServerArgs {
     pub http_workers: usize,
 }
 
+impl Config {
+    /// `host:port` of this node's HTTP API as peers should dial it.
+    pub fn advertised_http(&self) -> String {
+        format!("{}:{}", self.advertise_host, self.http_addr.port())
+    }
+
+    /// `host:port` of this node's gossip listener as peers should dial it.
+    pub fn advertised_gossip(&self) -> String {
+        format!("{}:{}", self.advertise_host, self.gossip_addr.port())
+    }
+}
+
 /// A validated configuration: every field set.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -93,6 +109,8 @@ pub struct Config {
     pub node_id: String,
     pub http_addr: SocketAddr,
     pub gossip_addr: SocketAddr,
+    /// Host part of the addresses this node advertises to peers.
+    pub advertise_host: String,
     pub broker: String,
     pub data_dir: PathBuf,
     pub seeds: Vec<String>,
@@ -155,11 +173,19 @@ impl ServerArgs {
             return Err(Error::invalid("http_workers", "must be at least 1"));
         }
         let data_dir = self.data_dir.join(&node_id);
+        let advertise_host = self.advertise_host.unwrap_or_else(|| {
+            if self.bind.is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                self.bind.to_string()
+            }
+        });
         Ok(Config {
             mode: self.mode,
             node_id,
             http_addr: SocketAddr::new(self.bind, port),
             gossip_addr: SocketAddr::new(self.bind, tcp_port),
+            advertise_host,
             broker: self.broker,
             data_dir,
             seeds: self.seeds,

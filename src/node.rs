@@ -2,6 +2,8 @@
 //! the ingestion counters. The server creates one [`Node`] and lends `&Node` to each
 //! role's thread; everything inside is safe to use from many threads.
 
+use crate::cluster::membership::{Member, MemberState};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ingest::stats::IngestStats;
 use crate::live::Hub;
@@ -14,11 +16,21 @@ pub struct Node {
     pub started: Instant,
     pub ingest: IngestStats,
     pub hub: Hub,
+    pub cluster: Cluster,
 }
 
 impl Node {
     pub fn new(config: Config, engine: Engine) -> Node {
+        let me = Member {
+            id: config.node_id.clone(),
+            http_addr: config.advertised_http(),
+            gossip_addr: config.advertised_gossip(),
+            state: MemberState::Alive,
+            last_heard: Instant::now(),
+        };
+        let cluster = Cluster::new(me, config.replication);
         Node {
+            cluster,
             config,
             engine,
             started: Instant::now(),

@@ -2,4 +2,97 @@
 //!
 //! - [`ring`]: the CRC32 consistent-hash ring (150 virtual nodes per node) that gives each
 //!   series an ordered preference list of owners (primary, then replicas).
+//! - [`membership`]: who is in the cluster and in what state (alive, suspect, dead, left),
+//!   kept current by gossip.
+//! - [`Cluster`] joins the two: the owners of a series under the current membership.
+
+pub mod membership;
 pub mod ring;
+
+use crate::storage::SeriesKey;
+use membership::{Member, MemberState, Membership};
+use ring::Ring;
+use std::sync::{Mutex, MutexGuard};
+
+/// One owner of a series, with what a coordinator needs to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub http_addr: String,
+    pub state: MemberState,
+    pub is_self: bool,
+}
+
+/// Membership plus the ring built from it (rebuilt whenever the ring's node set changes).
+pub struct Cluster {
+    replication: usize,
+    inner: Mutex<ClusterState>,
+}
+
+struct ClusterState {
+    membership: Membership,
+    ring: Ring,
+}
+
+impl Cluster {
+    pub fn new(me: Member, replication: usize) -> Cluster {
+        let membership = Membership::new(me);
+        let ring = Ring::new(membership.ring_member_ids());
+        Cluster {
+            replication,
+            inner: Mutex::new(ClusterState { membership, ring }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClusterState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn replication(&self) -> usize {
+        self.replication
+    }
+
+    /// Runs `change` on the membership, then rebuilds the ring if its node set changed.
+    pub fn update<R>(&self, change: impl FnOnce(&mut Membership) -> R) -> R {
+        let mut state = self.lock();
+        let result = change(&mut state.membership);
+        let ids = state.membership.ring_member_ids();
+        if ids.as_slice() != state.ring.nodes() {
+            state.ring = Ring::new(ids);
+        }
+        result
+    }
+
+    /// A copy of the current membership.
+    pub fn membership(&self) -> Membership {
+        self.lock().membership.clone()
+    }
+
+    pub fn ring(&self) -> Ring {
+        self.lock().ring.clone()
+    }
+
+    /// The preference list of `series` under the current membership, primary first.
+    pub fn owners(&self, series: &SeriesKey) -> Vec<Owner> {
+        let state = self.lock();
+        let key = Ring::routing_key(series.device_id(), series.metric_name());
+        let me = state.membership.me();
+        state
+            .ring
+            .preference_list(&key, self.replication)
+            .into_iter()
+            .filter_map(|id| state.membership.get(id))
+            .map(|m| Owner {
+                id: m.id.clone(),
+                http_addr: m.http_addr.clone(),
+                state: m.state,
+                is_self: m.id == me,
+            })
+            .collect()
+    }
+
+    /// Whether this node is one of the owners of `series`.
+    pub fn owns(&self, series: &SeriesKey) -> bool {
+        self.owners(series).iter().any(|o| o.is_self)
+    }
+}

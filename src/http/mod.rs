@@ -233,6 +233,7 @@ pub(crate) mod test_node {
                 node_id: "test".into(),
                 http_addr: "127.0.0.1:0".parse().expect("address"),
                 gossip_addr: "127.0.0.1:0".parse().expect("address"),
+                advertise_host: "127.0.0.1".into(),
                 broker: "tcp://127.0.0.1:1".into(),
                 data_dir: dir.clone(),
                 seeds: Vec::new(),
