@@ -20,6 +20,8 @@ pub enum Error {
     },
     /// The store has been closed or a background role stopped.
     Closed(String),
+    /// A peer node could not be reached or answered with an error.
+    Peer { peer: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -36,6 +38,13 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub fn peer(peer: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Peer {
+            peer: peer.into(),
+            reason: reason.into(),
         }
     }
 
@@ -59,6 +68,7 @@ impl fmt::Display for Error {
                 reason,
             } => write!(f, "{}: {reason} at offset {offset}", path.display()),
             Error::Closed(what) => write!(f, "{what} is closed"),
+            Error::Peer { peer, reason } => write!(f, "peer {peer}: {reason}"),
         }
     }
 }

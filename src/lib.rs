@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod live;
 pub mod log;
 pub mod node;
+pub mod query;
 pub mod server;
 pub mod storage;
 

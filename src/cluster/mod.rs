@@ -91,6 +91,28 @@ impl Cluster {
             .collect()
     }
 
+    /// True while this node knows no other member: every request is answered locally.
+    pub fn is_single(&self) -> bool {
+        self.lock().membership.members().count() <= 1
+    }
+
+    /// Every member that is neither dead nor left, this node included.
+    pub fn reachable_members(&self) -> Vec<Owner> {
+        let state = self.lock();
+        let me = state.membership.me();
+        state
+            .membership
+            .members()
+            .filter(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+            .map(|m| Owner {
+                id: m.id.clone(),
+                http_addr: m.http_addr.clone(),
+                state: m.state,
+                is_self: m.id == me,
+            })
+            .collect()
+    }
+
     /// Whether this node is one of the owners of `series`.
     pub fn owns(&self, series: &SeriesKey) -> bool {
         self.owners(series).iter().any(|o| o.is_self)

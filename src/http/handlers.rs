@@ -8,10 +8,14 @@
 use super::errors::ApiError;
 use super::json::Fields;
 use super::Reply;
+use crate::cluster::membership::MemberState;
+use crate::cluster::Owner;
 use crate::ingest::line_protocol::{parse_line_protocol, Precision};
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
-use crate::storage::{AggregateOp, Timestamp};
+use crate::query::coordinator::{fan_out, Forward, PEER_TIMEOUT};
+use crate::query::peer::PeerResponse;
+use crate::storage::{AggregateOp, SeriesKey, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,8 +49,21 @@ struct BucketAnswer {
 }
 
 /// `POST /query`: one aggregate over a series and range, optionally also per `step`.
-pub fn query(node: &Node, body: &[u8]) -> Answer {
+/// Coordinated across the series' owners unless `?local=1`.
+pub fn query(node: &Node, query: &str, body: &[u8]) -> Answer {
     let started = Instant::now();
+    let fields = Fields::parse(body)?;
+    let key = fields.series()?;
+    if !answers_locally(node, query)? {
+        return coordinate_series_read(node, &key, "/query", body, started, &|| {
+            local_query(node, body, started)
+        });
+    }
+    local_query(node, body, started)
+}
+
+/// `/query` against this node's own store.
+fn local_query(node: &Node, body: &[u8], started: Instant) -> Answer {
     let fields = Fields::parse(body)?;
     let key = fields.series()?;
     let op = fields.operation()?;
@@ -99,8 +116,21 @@ struct SamplesAnswer<'a> {
     node: &'a str,
 }
 
-/// `POST /query-samples`: raw points, oldest first, at most `limit`.
-pub fn query_samples(node: &Node, body: &[u8]) -> Answer {
+/// `POST /query-samples`: raw points, oldest first, at most `limit`. Coordinated across
+/// the series' owners unless `?local=1`.
+pub fn query_samples(node: &Node, query: &str, body: &[u8]) -> Answer {
+    let started = Instant::now();
+    let fields = Fields::parse(body)?;
+    let key = fields.series()?;
+    if !answers_locally(node, query)? {
+        return coordinate_series_read(node, &key, "/query-samples", body, started, &|| {
+            local_query_samples(node, body)
+        });
+    }
+    local_query_samples(node, body)
+}
+
+fn local_query_samples(node: &Node, body: &[u8]) -> Answer {
     let fields = Fields::parse(body)?;
     let key = fields.series()?;
     if fields.optional_str("operation")?.is_some() {
@@ -172,10 +202,15 @@ struct DeleteAnswer<'a> {
     node: &'a str,
 }
 
-/// `POST /delete`: removes every point of one series, durably.
-pub fn delete(node: &Node, body: &[u8]) -> Answer {
+/// `POST /delete`: removes every point of one series, durably. Coordinated (unless
+/// `?local=1`): sent to every reachable member, since a former owner may still hold a
+/// copy; fails with 503 naming them if any owner could not confirm.
+pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
     let fields = Fields::parse(body)?;
     let key = fields.series()?;
+    if !answers_locally(node, query)? {
+        return coordinate_delete(node, &key, body);
+    }
     let deleted = node.engine.delete_series(&key)?;
     Ok(Reply::json(
         200,
@@ -188,8 +223,14 @@ pub fn delete(node: &Node, body: &[u8]) -> Answer {
     ))
 }
 
-/// `GET /devices`: every device with data, sorted.
-pub fn devices(node: &Node) -> Answer {
+/// `GET /devices`: every device with data, sorted (the union over reachable members unless
+/// `?local=1`).
+pub fn devices(node: &Node, query: &str) -> Answer {
+    if !answers_locally(node, query)? {
+        return coordinate_listing(node, "/devices?local=1", "devices", &|| {
+            devices(node, "local=1")
+        });
+    }
     let devices: BTreeSet<String> = node
         .engine
         .series()
@@ -202,6 +243,17 @@ pub fn devices(node: &Node) -> Answer {
 /// `GET /metrics[?device_id=X]`: every metric (of one device), sorted.
 pub fn metrics(node: &Node, query: &str) -> Answer {
     let device = super::query_param(query, "device_id")?;
+    if !answers_locally(node, query)? {
+        let path = match &device {
+            Some(d) => format!("/metrics?local=1&device_id={}", percent_encode(d)),
+            None => "/metrics?local=1".to_string(),
+        };
+        let local_query = match &device {
+            Some(d) => format!("local=1&device_id={}", percent_encode(d)),
+            None => "local=1".to_string(),
+        };
+        return coordinate_listing(node, &path, "metrics", &|| metrics(node, &local_query));
+    }
     let metrics: BTreeSet<String> = node
         .engine
         .series()
@@ -312,6 +364,216 @@ pub fn ws_stats(node: &Node) -> Answer {
     Ok(Reply::json(200, &node.hub.stats()))
 }
 
+/// True when this request is answered from this node's store alone: a coordinator's
+/// forwarded request (`?local=1`), or a node that knows no peers.
+fn answers_locally(node: &Node, query: &str) -> Result<bool, ApiError> {
+    Ok(super::query_param(query, "local")?.as_deref() == Some("1") || node.cluster.is_single())
+}
+
+fn into_peer_response(answer: Answer) -> PeerResponse {
+    let reply = answer.unwrap_or_else(ApiError::into_reply);
+    PeerResponse {
+        status: reply.status,
+        body: reply.body,
+    }
+}
+
+#[derive(Serialize)]
+struct FailedTarget {
+    node: String,
+    error: String,
+}
+
+/// Asks the owners of `key` (those not known dead or left) the same request with
+/// `?local=1` and answers with the fullest replica (the highest `count`): owners hold
+/// whole copies, so answers are never added together. 503 when no owner answers.
+fn coordinate_series_read(
+    node: &Node,
+    key: &SeriesKey,
+    path: &str,
+    body: &[u8],
+    started: Instant,
+    local: &(dyn Fn() -> Answer + Sync),
+) -> Answer {
+    let owners = node.cluster.owners(key);
+    let mut failed: Vec<FailedTarget> = owners
+        .iter()
+        .filter(|o| matches!(o.state, MemberState::Dead | MemberState::Left))
+        .map(|o| FailedTarget {
+            node: o.id.clone(),
+            error: format!("member is {:?}", o.state).to_lowercase(),
+        })
+        .collect();
+    let targets: Vec<Owner> = owners
+        .iter()
+        .filter(|o| matches!(o.state, MemberState::Alive | MemberState::Suspect))
+        .cloned()
+        .collect();
+    let forward = Forward {
+        method: "POST",
+        path: &format!("{path}?local=1"),
+        body,
+        timeout: PEER_TIMEOUT,
+    };
+    let local = || into_peer_response(local());
+    let mut best: Option<(u64, String, serde_json::Value)> = None;
+    for answer in fan_out(&targets, forward, &local) {
+        let parsed = answer.ok_body().and_then(|body| {
+            serde_json::from_slice::<serde_json::Value>(body).map_err(|e| format!("bad JSON: {e}"))
+        });
+        match parsed {
+            Ok(value) => {
+                let count = value.get("count").and_then(|c| c.as_u64()).unwrap_or(0);
+                if best.as_ref().is_none_or(|(c, _, _)| count > *c) {
+                    best = Some((count, answer.target.id.clone(), value));
+                }
+            }
+            Err(error) => failed.push(FailedTarget {
+                node: answer.target.id.clone(),
+                error,
+            }),
+        }
+    }
+    let owner_ids: Vec<&str> = owners.iter().map(|o| o.id.as_str()).collect();
+    let Some((_, served_by, mut value)) = best else {
+        return Ok(Reply::json(
+            503,
+            &serde_json::json!({
+                "error": format!("no owner of {key} could answer"),
+                "owners": owner_ids,
+                "failed": failed,
+            }),
+        ));
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.insert("node".into(), node.config.node_id.clone().into());
+        object.insert("served_by".into(), served_by.into());
+        object.insert("owners".into(), serde_json::json!(owner_ids));
+        if !failed.is_empty() {
+            object.insert("failed".into(), serde_json::json!(failed));
+        }
+        if object.contains_key("duration_ns") {
+            object.insert("duration_ns".into(), elapsed_ns(started).into());
+        }
+    }
+    Ok(Reply::json(200, &value))
+}
+
+/// Sends a delete to every reachable member; every owner must confirm.
+fn coordinate_delete(node: &Node, key: &SeriesKey, body: &[u8]) -> Answer {
+    let owners = node.cluster.owners(key);
+    let targets = node.cluster.reachable_members();
+    let forward = Forward {
+        method: "POST",
+        path: "/delete?local=1",
+        body,
+        timeout: PEER_TIMEOUT,
+    };
+    let local = || into_peer_response(delete(node, "local=1", body));
+    let mut deleted = false;
+    let mut confirmed = Vec::new();
+    let mut failed = Vec::new();
+    for answer in fan_out(&targets, forward, &local) {
+        let parsed = answer.ok_body().and_then(|body| {
+            serde_json::from_slice::<serde_json::Value>(body).map_err(|e| format!("bad JSON: {e}"))
+        });
+        match parsed {
+            Ok(value) => {
+                deleted |= value.get("deleted").and_then(|d| d.as_bool()) == Some(true);
+                confirmed.push(answer.target.id.clone());
+            }
+            Err(error) => failed.push(FailedTarget {
+                node: answer.target.id.clone(),
+                error,
+            }),
+        }
+    }
+    let unconfirmed: Vec<&str> = owners
+        .iter()
+        .filter(|o| !confirmed.contains(&o.id))
+        .map(|o| o.id.as_str())
+        .collect();
+    let status = if unconfirmed.is_empty() { 200 } else { 503 };
+    let mut answer = serde_json::json!({
+        "deleted": deleted,
+        "device_id": key.device_id(),
+        "metric_name": key.metric_name(),
+        "node": node.config.node_id,
+        "confirmed_by": confirmed,
+    });
+    if !unconfirmed.is_empty() {
+        answer["error"] = format!(
+            "delete of {key} not confirmed by owners {}; retry (deletes are idempotent)",
+            unconfirmed.join(", ")
+        )
+        .into();
+        answer["failed"] = serde_json::json!(failed);
+    }
+    Ok(Reply::json(status, &answer))
+}
+
+/// The union of one list field (`devices`, `metrics`) over every reachable member. A
+/// member that fails makes the answer `"partial": true` with the failures named.
+fn coordinate_listing(
+    node: &Node,
+    path: &str,
+    field: &str,
+    local: &(dyn Fn() -> Answer + Sync),
+) -> Answer {
+    let targets = node.cluster.reachable_members();
+    let forward = Forward {
+        method: "GET",
+        path,
+        body: b"",
+        timeout: PEER_TIMEOUT,
+    };
+    let local = || into_peer_response(local());
+    let mut union = BTreeSet::new();
+    let mut failed = Vec::new();
+    for answer in fan_out(&targets, forward, &local) {
+        let items = answer.ok_body().and_then(|body| {
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))?;
+            value
+                .get(field)
+                .and_then(|v| v.as_array())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .ok_or_else(|| format!("answer has no {field} list"))
+        });
+        match items {
+            Ok(items) => union.extend(items),
+            Err(error) => failed.push(FailedTarget {
+                node: answer.target.id.clone(),
+                error,
+            }),
+        }
+    }
+    let mut answer = serde_json::json!({ field: union });
+    if !failed.is_empty() {
+        answer["partial"] = true.into();
+        answer["failed"] = serde_json::json!(failed);
+    }
+    Ok(Reply::json(200, &answer))
+}
+
+/// Percent-encodes a query-string value.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 fn now() -> Timestamp {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -365,7 +627,7 @@ mod tests {
     }
 
     fn q(node: &Node, body: &str) -> Value {
-        json(query(node, body.as_bytes()))
+        json(query(node, "", body.as_bytes()))
     }
 
     #[test]
@@ -470,7 +732,7 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(
-                err(query(&t.node, body.as_bytes())),
+                err(query(&t.node, "", body.as_bytes())),
                 (400, want.into()),
                 "{body}"
             );
@@ -483,6 +745,7 @@ mod tests {
         seed(&t.node);
         let v = json(query_samples(
             &t.node,
+            "",
             br#"{"device_id":"s1","metric_name":"temperature","limit":2}"#,
         ));
         assert_eq!(v["samples"], serde_json::json!([1.0, 2.0]));
@@ -490,6 +753,7 @@ mod tests {
         assert_eq!(v["count"], 2);
         let (status, message) = err(query_samples(
             &t.node,
+            "",
             br#"{"device_id":"s1","metric_name":"temperature","limit":0}"#,
         ));
         assert_eq!(status, 400);
@@ -525,8 +789,8 @@ mod tests {
         let t = TestNode::new("delete");
         seed(&t.node);
         let body = br#"{"device_id":"s1","metric_name":"temperature"}"#;
-        assert_eq!(json(delete(&t.node, body))["deleted"], true);
-        assert_eq!(json(delete(&t.node, body))["deleted"], false);
+        assert_eq!(json(delete(&t.node, "", body))["deleted"], true);
+        assert_eq!(json(delete(&t.node, "", body))["deleted"], false);
         assert_eq!(
             q(
                 &t.node,
@@ -541,7 +805,7 @@ mod tests {
         let t = TestNode::new("listing");
         seed(&t.node);
         assert_eq!(
-            json(devices(&t.node))["devices"],
+            json(devices(&t.node, ""))["devices"],
             serde_json::json!(["s1", "s2"])
         );
         assert_eq!(

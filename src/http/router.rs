@@ -94,11 +94,11 @@ fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Resul
     }
     let (query, body) = (request.query, request.body);
     match *path {
-        "/query" => handlers::query(node, body),
-        "/query-samples" => handlers::query_samples(node, body),
+        "/query" => handlers::query(node, query, body),
+        "/query-samples" => handlers::query_samples(node, query, body),
         "/query-aggregated" => handlers::query_aggregated(node, body),
-        "/delete" => handlers::delete(node, body),
-        "/devices" => handlers::devices(node),
+        "/delete" => handlers::delete(node, query, body),
+        "/devices" => handlers::devices(node, query),
         "/metrics" => handlers::metrics(node, query),
         "/health" | "/api/v2/health" => handlers::health(node),
         "/status" => handlers::status(node),
