@@ -2,6 +2,7 @@
 //! the ingestion counters. The server creates one [`Node`] and lends `&Node` to each
 //! role's thread; everything inside is safe to use from many threads.
 
+use crate::cluster::handoff::Hints;
 use crate::cluster::membership::{Member, MemberState};
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -17,6 +18,8 @@ pub struct Node {
     pub ingest: IngestStats,
     pub hub: Hub,
     pub cluster: Cluster,
+    /// Readings kept for owners that are down (hinted handoff).
+    pub hints: Hints,
 }
 
 impl Node {
@@ -29,7 +32,9 @@ impl Node {
             last_heard: Instant::now(),
         };
         let cluster = Cluster::new(me, config.replication);
+        let hints = Hints::new(config.data_dir.join("hints"));
         Node {
+            hints,
             cluster,
             config,
             engine,

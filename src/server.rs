@@ -4,7 +4,7 @@
 //!
 //! Roles: `http-N` (tiny_http workers), `ws-broadcast` (live hub fan-out), `mqtt-receive`
 //! (ingestion, unless `--mode=query`), `wal-flush` (flush/compaction/retention every
-//! second). Shutdown: the signal handler drops the only `shutdown_tx`; every loop that
+//! second), `hint-handoff` (hints to owners that came back). Shutdown: the signal handler drops the only `shutdown_tx`; every loop that
 //! selects on `shutdown_rx` ends, the HTTP workers are released with `unblock()`, and the
 //! engine flushes and fsyncs before `run` returns.
 
@@ -71,6 +71,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         )
     })?;
     let node = Node::new(config, engine);
+    node.hints.load_existing()?;
     log_info!(
         "{} ({}) serving http://{} , broker {}",
         node.config.node_id,
@@ -99,6 +100,9 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         spawn_role(scope, "wal-flush".into(), move || {
             wal_flush(node, shutdown_rx)
         })?;
+        spawn_role(scope, "hint-handoff".into(), move || {
+            hint_handoff(node, shutdown_rx)
+        })?;
 
         // Wait for the signal: `recv` fails once the handler drops the sender.
         let _ = shutdown_rx.recv();
@@ -108,9 +112,26 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         }
         Ok(())
     })?;
+    node.hints.close()?;
     node.engine.close()?;
     log_info!("{}: stopped cleanly", node.config.node_id);
     Ok(())
+}
+
+/// How often the `hint-handoff` thread looks for owners that came back.
+pub const HANDOFF_TICK: Duration = Duration::from_secs(2);
+
+/// The `hint-handoff` thread: delivers hints to owners that are alive again.
+fn hint_handoff(node: &Node, shutdown_rx: &Receiver<()>) {
+    let ticker = tick(HANDOFF_TICK);
+    loop {
+        select! {
+            recv(shutdown_rx) -> _ => return,
+            recv(ticker) -> _ => {
+                node.hints.hand_off(&node.cluster);
+            }
+        }
+    }
 }
 
 /// Spawns one named role thread in `scope`.

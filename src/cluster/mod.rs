@@ -4,9 +4,14 @@
 //!   series an ordered preference list of owners (primary, then replicas).
 //! - [`membership`]: who is in the cluster and in what state (alive, suspect, dead, left),
 //!   kept current by gossip.
+//! - [`placement`]: which readings this node stores (its owned share) and which it keeps as
+//!   hints for owners that are down.
+//! - [`handoff`]: the durable hint stores and their delivery when an owner returns.
 //! - [`Cluster`] joins the two: the owners of a series under the current membership.
 
+pub mod handoff;
 pub mod membership;
+pub mod placement;
 pub mod ring;
 
 use crate::storage::SeriesKey;

@@ -56,7 +56,7 @@ impl Ring {
     /// The first `n` distinct nodes clockwise from `key`'s position (fewer if the ring
     /// has fewer nodes): primary first.
     pub fn preference_list(&self, key: &str, n: usize) -> Vec<&str> {
-        let mut owners: Vec<&str> = Vec::with_capacity(n);
+        let mut owners: Vec<&str> = Vec::with_capacity(n.min(self.nodes.len()));
         if self.points.is_empty() || n == 0 {
             return owners;
         }

@@ -8,9 +8,11 @@
 use super::errors::ApiError;
 use super::json::Fields;
 use super::Reply;
+use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::Owner;
 use crate::ingest::line_protocol::{parse_line_protocol, Precision};
+use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
 use crate::query::coordinator::{fan_out, Forward, PEER_TIMEOUT};
@@ -353,9 +355,19 @@ pub fn write(node: &Node, query: &str, body: &[u8]) -> Answer {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::bad_request(format!("invalid body: not UTF-8 ({e})")))?;
     let points = parse_line_protocol(text, precision, now())?;
-    node.engine.write(&points)?;
+    store_everywhere(node, &points)?;
     node.hub.publish(&points);
     node.ingest.count_accepted(points.len() as u64);
+    Ok(Reply::new(204, "text/plain", Vec::new()))
+}
+
+/// `POST /internal/write`: points a peer routes to this node (as an owner or by handoff),
+/// stored here only; 204 once durable.
+pub fn internal_write(node: &Node, body: &[u8]) -> Answer {
+    let request: InternalWrite = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+    let points = request.into_points()?;
+    node.engine.write(&points)?;
     Ok(Reply::new(204, "text/plain", Vec::new()))
 }
 

@@ -30,7 +30,7 @@ enum Role {
 
 /// `(path, method, role)` of every API endpoint. `GET /ws` is taken before routing (the
 /// hub answers it) but is listed so other methods get a 405.
-const ENDPOINTS: [(&str, Method, Role); 13] = [
+const ENDPOINTS: [(&str, Method, Role); 14] = [
     ("/query", Method::Post, Role::Query),
     ("/query-samples", Method::Post, Role::Query),
     ("/query-aggregated", Method::Post, Role::Query),
@@ -44,11 +44,12 @@ const ENDPOINTS: [(&str, Method, Role); 13] = [
     ("/ws", Method::Get, Role::Any),
     ("/ws/stats", Method::Get, Role::Any),
     ("/api/v2/health", Method::Get, Role::Any),
+    ("/internal/write", Method::Post, Role::Any),
 ];
 
 /// True for the line protocol endpoints (which take large bodies).
 pub fn is_write_path(path: &str) -> bool {
-    path == "/write" || path == "/api/v2/write"
+    path == "/write" || path == "/api/v2/write" || path == "/internal/write"
 }
 
 /// Answers one request (except `GET /ws`).
@@ -104,6 +105,7 @@ fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Resul
         "/status" => handlers::status(node),
         "/write" | "/api/v2/write" => handlers::write(node, query, body),
         "/ws/stats" => handlers::ws_stats(node),
+        "/internal/write" => handlers::internal_write(node, body),
         // `GET /ws` reaches here only when called without the worker loop (tests).
         _ => Err(ApiError::bad_request("websocket upgrade expected")),
     }

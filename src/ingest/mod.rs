@@ -23,6 +23,7 @@
 pub mod line_protocol;
 pub mod mqtt;
 pub mod payload;
+pub mod route;
 pub mod stats;
 
 pub use line_protocol::{parse_line_protocol, Precision};

@@ -27,6 +27,7 @@
 //! development machine (fast fsync) one publisher reached about 50 000 readings/s either way.
 
 use crate::ingest::payload::{parse_mqtt_payload, PayloadError};
+use crate::ingest::route::store_share;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
 use crate::storage::Point;
@@ -419,7 +420,7 @@ impl<'a> MqttReceiver<'a> {
                 Err(e) => self.reject(&publish.topic, &e),
             }
         }
-        if let Err(e) = self.node.engine.write(&points) {
+        if let Err(e) = store_share(self.node, &points) {
             log_error!(
                 "mqtt: storing {} readings failed, they stay unacknowledged for redelivery: {e}",
                 points.len()

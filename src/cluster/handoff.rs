@@ -1,0 +1,216 @@
+//! Hinted handoff: readings kept durably for an owner that was down, and handed to it once
+//! it is alive again.
+//!
+//! Hints for owner `X` live in their own store under `DATA_DIR/NODE/hints/X/` (a full
+//! [`Engine`]: WAL-durable, idempotent, compressed). The `hint-handoff` thread calls
+//! [`Hints::hand_off`] every few seconds: for each owner now alive, every hinted series is
+//! sent to it (`POST /internal/write`, durable there before it answers) and only then
+//! deleted here. A failed send keeps the hints for the next round; a repeat is harmless
+//! because writes are idempotent.
+
+use crate::cluster::membership::MemberState;
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::query::peer;
+use crate::storage::{Engine, EngineConfig, Point, TimeRange};
+use crate::{log_info, log_warn};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Points per `/internal/write` request during handoff.
+pub const HANDOFF_BATCH: usize = 20_000;
+/// How long one handoff request may take.
+pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One point on the internal wire: `[device_id, metric_name, timestamp_ms, value]`.
+pub type WirePoint = (String, String, i64, f64);
+
+/// Body of `POST /internal/write`.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct InternalWrite {
+    pub points: Vec<WirePoint>,
+}
+
+impl InternalWrite {
+    pub fn from_points(points: &[Point]) -> InternalWrite {
+        InternalWrite {
+            points: points
+                .iter()
+                .map(|p| {
+                    (
+                        p.series.device_id().to_string(),
+                        p.series.metric_name().to_string(),
+                        p.timestamp.0,
+                        p.value,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn into_points(self) -> Result<Vec<Point>> {
+        self.points
+            .into_iter()
+            .map(|(device, metric, ts, value)| {
+                Ok(Point {
+                    series: crate::storage::SeriesKey::new(&device, &metric)?,
+                    timestamp: crate::storage::Timestamp(ts),
+                    value,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Sends `points` to the node at `http_addr`; Ok once that node has them durably.
+pub fn send_points(http_addr: &str, points: &[Point], timeout: Duration) -> Result<()> {
+    let body = serde_json::to_vec(&InternalWrite::from_points(points))
+        .map_err(|e| Error::peer(http_addr, format!("encode points: {e}")))?;
+    let answer = peer::call(http_addr, "POST", "/internal/write", &body, timeout)?;
+    if answer.status == 204 || answer.status == 200 {
+        Ok(())
+    } else {
+        Err(Error::peer(
+            http_addr,
+            format!(
+                "internal write answered {}: {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            ),
+        ))
+    }
+}
+
+/// The hint stores of one node, opened on first use.
+pub struct Hints {
+    dir: PathBuf,
+    stores: Mutex<BTreeMap<String, Arc<Engine>>>,
+}
+
+impl Hints {
+    /// Hint stores under `dir`; nothing is read until [`Hints::load_existing`] or a hint.
+    pub fn new(dir: PathBuf) -> Hints {
+        Hints {
+            dir,
+            stores: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Opens every hint store already on disk (hints kept before a restart).
+    pub fn load_existing(&self) -> Result<()> {
+        if !self.dir.exists() {
+            return Ok(());
+        }
+        for entry in fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            if entry.path().is_dir() {
+                self.store(&entry.file_name().to_string_lossy())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn store(&self, owner: &str) -> Result<Arc<Engine>> {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = stores.get(owner) {
+            return Ok(store.clone());
+        }
+        let (engine, _) = Engine::open(&self.dir.join(owner), EngineConfig::default())?;
+        let engine = Arc::new(engine);
+        stores.insert(owner.to_string(), engine.clone());
+        Ok(engine)
+    }
+
+    /// Keeps `points` durably for `owner`.
+    pub fn keep(&self, owner: &str, points: &[Point]) -> Result<()> {
+        self.store(owner)?.write(points)
+    }
+
+    /// Points held per owner (for `/status`).
+    pub fn pending(&self) -> BTreeMap<String, u64> {
+        let stores: Vec<(String, Arc<Engine>)> = self
+            .stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        stores
+            .into_iter()
+            .map(|(owner, engine)| (owner, engine.stats().points))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Hands every hint of every owner that is alive now to it. Returns points handed off.
+    pub fn hand_off(&self, cluster: &Cluster) -> u64 {
+        let membership = cluster.membership();
+        let stores: Vec<(String, Arc<Engine>)> = self
+            .stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut handed = 0;
+        for (owner, engine) in stores {
+            let Some(member) = membership.get(&owner) else {
+                continue;
+            };
+            if member.state != MemberState::Alive {
+                continue;
+            }
+            for series in engine.series() {
+                match hand_off_series(&engine, &member.http_addr, &series) {
+                    Ok(n) => handed += n,
+                    Err(e) => {
+                        log_warn!("hinted handoff to {owner}: {e}; kept for the next round");
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = engine.maintain() {
+                log_warn!("hint store for {owner}: {e}");
+            }
+        }
+        if handed > 0 {
+            log_info!("hinted handoff: {handed} readings delivered");
+        }
+        handed
+    }
+
+    /// Flushes every hint store (clean shutdown).
+    pub fn close(&self) -> Result<()> {
+        let stores = std::mem::take(&mut *self.stores.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, engine) in stores {
+            engine.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn hand_off_series(
+    engine: &Engine,
+    http_addr: &str,
+    series: &crate::storage::SeriesKey,
+) -> Result<u64> {
+    let samples = engine.samples(series, TimeRange::ALL, usize::MAX)?;
+    for batch in samples.chunks(HANDOFF_BATCH) {
+        let points: Vec<Point> = batch
+            .iter()
+            .map(|&(timestamp, value)| Point {
+                series: series.clone(),
+                timestamp,
+                value,
+            })
+            .collect();
+        send_points(http_addr, &points, HANDOFF_TIMEOUT)?;
+    }
+    // Only after the owner has every point durably.
+    engine.delete_series(series)?;
+    Ok(samples.len() as u64)
+}

@@ -1,0 +1,86 @@
+//! Routing accepted readings to where they are stored: the ring decides, this module moves.
+//!
+//! - [`store_share`] (MQTT path): every node receives every reading, so each stores only
+//!   its owned share, plus hints for owners that are down when it is their hint holder.
+//! - [`store_everywhere`] (`POST /write` path): only the receiving node has the readings,
+//!   so it writes its own share locally, sends each other owner its share over
+//!   `POST /internal/write` (in parallel, durable there before it answers), and keeps a
+//!   durable hint for every owner that is down or fails to answer.
+//!
+//! Both return only when every reading is durable somewhere it will be found: on its
+//! owners, or in a hint store that hands it to them later.
+
+use crate::cluster::handoff::send_points;
+use crate::cluster::membership::MemberState;
+use crate::cluster::placement::local_share;
+use crate::error::Result;
+use crate::log_warn;
+use crate::node::Node;
+use crate::query::coordinator::PEER_TIMEOUT;
+use crate::storage::Point;
+use std::collections::BTreeMap;
+use std::thread;
+
+/// Stores this node's share of `points` (owned readings and hints). Ok once durable.
+pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
+    let share = local_share(&node.cluster, points.to_vec());
+    node.engine.write(&share.owned)?;
+    for (owner, hinted) in &share.hints {
+        node.hints.keep(owner, hinted)?;
+    }
+    Ok(())
+}
+
+/// Makes `points` durable on their owners (or as hints for them). Ok once all are.
+pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
+    if node.cluster.is_single() {
+        return node.engine.write(points);
+    }
+    let mut local = Vec::new();
+    // Per remote owner: its address (None when not alive) and its readings.
+    let mut remote: BTreeMap<String, (Option<String>, Vec<Point>)> = BTreeMap::new();
+    for point in points {
+        for owner in node.cluster.owners(&point.series) {
+            if owner.is_self {
+                local.push(point.clone());
+            } else {
+                let address = (owner.state == MemberState::Alive).then_some(owner.http_addr);
+                remote
+                    .entry(owner.id)
+                    .or_insert_with(|| (address, Vec::new()))
+                    .1
+                    .push(point.clone());
+            }
+        }
+    }
+    let failed: Vec<(String, Vec<Point>)> = thread::scope(|scope| {
+        let local_write = scope.spawn(|| node.engine.write(&local));
+        let sends: Vec<_> = remote
+            .into_iter()
+            .map(|(owner, (address, owned))| {
+                scope.spawn(move || match address {
+                    Some(address) => match send_points(&address, &owned, PEER_TIMEOUT) {
+                        Ok(()) => None,
+                        Err(e) => {
+                            log_warn!("write to owner {owner}: {e}; keeping a hint");
+                            Some((owner, owned))
+                        }
+                    },
+                    None => Some((owner, owned)),
+                })
+            })
+            .collect();
+        let failed = sends
+            .into_iter()
+            .filter_map(|h| h.join().unwrap_or(None))
+            .collect();
+        let local_result = local_write
+            .join()
+            .unwrap_or_else(|_| Err(crate::Error::Closed("local write thread".into())));
+        local_result.map(|_| failed)
+    })?;
+    for (owner, owned) in failed {
+        node.hints.keep(&owner, &owned)?;
+    }
+    Ok(())
+}
