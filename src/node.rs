@@ -4,6 +4,7 @@
 
 use crate::cluster::handoff::Hints;
 use crate::cluster::membership::{Member, MemberState};
+use crate::cluster::repair::Tombstones;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ingest::stats::IngestStats;
@@ -20,10 +21,13 @@ pub struct Node {
     pub cluster: Cluster,
     /// Readings kept for owners that are down (hinted handoff).
     pub hints: Hints,
+    /// Deletes this node must not let repair undo.
+    pub tombstones: Tombstones,
 }
 
 impl Node {
-    pub fn new(config: Config, engine: Engine) -> Node {
+    /// Fails only if the tombstone file exists and is corrupt.
+    pub fn new(config: Config, engine: Engine) -> crate::Result<Node> {
         let me = Member {
             id: config.node_id.clone(),
             http_addr: config.advertised_http(),
@@ -33,7 +37,9 @@ impl Node {
         };
         let cluster = Cluster::new(me, config.replication);
         let hints = Hints::new(config.data_dir.join("hints"));
-        Node {
+        let tombstones = Tombstones::open(config.data_dir.join("tombstones.json"))?;
+        Ok(Node {
+            tombstones,
             hints,
             cluster,
             config,
@@ -41,6 +47,6 @@ impl Node {
             started: Instant::now(),
             ingest: IngestStats::default(),
             hub: Hub::new(),
-        }
+        })
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! Roles: `http-N` (tiny_http workers), `ws-broadcast` (live hub fan-out), `mqtt-receive`
 //! (ingestion, unless `--mode=query`), `wal-flush` (flush/compaction/retention every
-//! second), `hint-handoff` (hints to owners that came back). Shutdown: the signal handler drops the only `shutdown_tx`; every loop that
+//! second), `hint-handoff` (hints to owners that came back), `repair` (anti-entropy). Shutdown: the signal handler drops the only `shutdown_tx`; every loop that
 //! selects on `shutdown_rx` ends, the HTTP workers are released with `unblock()`, and the
 //! engine flushes and fsyncs before `run` returns.
 
+use crate::cluster::repair::repair_round;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::http_serve;
@@ -70,7 +71,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             format!("cannot listen on {}: {e}", config.http_addr),
         )
     })?;
-    let node = Node::new(config, engine);
+    let node = Node::new(config, engine)?;
     node.hints.load_existing()?;
     log_info!(
         "{} ({}) serving http://{} , broker {}",
@@ -103,6 +104,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         spawn_role(scope, "hint-handoff".into(), move || {
             hint_handoff(node, shutdown_rx)
         })?;
+        spawn_role(scope, "repair".into(), move || repair(node, shutdown_rx))?;
 
         // Wait for the signal: `recv` fails once the handler drops the sender.
         let _ = shutdown_rx.recv();
@@ -129,6 +131,22 @@ fn hint_handoff(node: &Node, shutdown_rx: &Receiver<()>) {
             recv(shutdown_rx) -> _ => return,
             recv(ticker) -> _ => {
                 node.hints.hand_off(&node.cluster);
+            }
+        }
+    }
+}
+
+/// How often the `repair` thread runs an anti-entropy round.
+pub const REPAIR_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The `repair` thread: anti-entropy rounds (see `cluster::repair`).
+fn repair(node: &Node, shutdown_rx: &Receiver<()>) {
+    let ticker = tick(REPAIR_INTERVAL);
+    loop {
+        select! {
+            recv(shutdown_rx) -> _ => return,
+            recv(ticker) -> _ => {
+                repair_round(node);
             }
         }
     }

@@ -7,11 +7,13 @@
 //! - [`placement`]: which readings this node stores (its owned share) and which it keeps as
 //!   hints for owners that are down.
 //! - [`handoff`]: the durable hint stores and their delivery when an owner returns.
+//! - [`repair`]: anti-entropy between owners, rebalancing after ring changes, tombstones.
 //! - [`Cluster`] joins the two: the owners of a series under the current membership.
 
 pub mod handoff;
 pub mod membership;
 pub mod placement;
+pub mod repair;
 pub mod ring;
 
 use crate::storage::SeriesKey;

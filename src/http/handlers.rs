@@ -10,6 +10,7 @@ use super::json::Fields;
 use super::Reply;
 use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
+use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
 use crate::cluster::Owner;
 use crate::ingest::line_protocol::{parse_line_protocol, Precision};
 use crate::ingest::route::store_everywhere;
@@ -214,6 +215,7 @@ pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
         return coordinate_delete(node, &key, body);
     }
     let deleted = node.engine.delete_series(&key)?;
+    node.tombstones.record(&key, now().0)?;
     Ok(Reply::json(
         200,
         &DeleteAnswer {
@@ -369,6 +371,20 @@ pub fn internal_write(node: &Node, body: &[u8]) -> Answer {
     let points = request.into_points()?;
     node.engine.write(&points)?;
     Ok(Reply::new(204, "text/plain", Vec::new()))
+}
+
+/// `GET /internal/summary`: every local series with count and hash, and the tombstones
+/// (what repair compares).
+pub fn internal_summary(node: &Node) -> Answer {
+    Ok(Reply::json(200, &local_summary(node)?))
+}
+
+/// `POST /internal/digest`: per-hour digests of one local series.
+pub fn internal_digest(node: &Node, body: &[u8]) -> Answer {
+    let fields = Fields::parse(body)?;
+    let key = fields.series()?;
+    let buckets = node.engine.digest(&key, DIGEST_BUCKET_MILLIS)?;
+    Ok(Reply::json(200, &serde_json::json!({ "buckets": buckets })))
 }
 
 /// `GET /ws/stats`: the live hub's metadata.

@@ -243,7 +243,7 @@ pub(crate) mod test_node {
                 http_workers: 1,
             };
             TestNode {
-                node: Node::new(config, engine),
+                node: Node::new(config, engine).expect("node over a fresh store"),
                 dir,
             }
         }

@@ -30,7 +30,7 @@ enum Role {
 
 /// `(path, method, role)` of every API endpoint. `GET /ws` is taken before routing (the
 /// hub answers it) but is listed so other methods get a 405.
-const ENDPOINTS: [(&str, Method, Role); 14] = [
+const ENDPOINTS: [(&str, Method, Role); 16] = [
     ("/query", Method::Post, Role::Query),
     ("/query-samples", Method::Post, Role::Query),
     ("/query-aggregated", Method::Post, Role::Query),
@@ -45,6 +45,8 @@ const ENDPOINTS: [(&str, Method, Role); 14] = [
     ("/ws/stats", Method::Get, Role::Any),
     ("/api/v2/health", Method::Get, Role::Any),
     ("/internal/write", Method::Post, Role::Any),
+    ("/internal/summary", Method::Get, Role::Any),
+    ("/internal/digest", Method::Post, Role::Any),
 ];
 
 /// True for the line protocol endpoints (which take large bodies).
@@ -106,6 +108,8 @@ fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Resul
         "/write" | "/api/v2/write" => handlers::write(node, query, body),
         "/ws/stats" => handlers::ws_stats(node),
         "/internal/write" => handlers::internal_write(node, body),
+        "/internal/summary" => handlers::internal_summary(node),
+        "/internal/digest" => handlers::internal_digest(node, body),
         // `GET /ws` reaches here only when called without the worker loop (tests).
         _ => Err(ApiError::bad_request("websocket upgrade expected")),
     }

@@ -24,13 +24,17 @@ pub mod segment;
 pub mod series;
 pub mod wal;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{DigestBucket, Engine, EngineConfig};
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Milliseconds since the unix epoch (UTC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// Milliseconds since the unix epoch (UTC). Serialized as the bare number of milliseconds.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {

@@ -1,0 +1,474 @@
+//! Anti-entropy repair: owners of a series converge on the union of their copies, data
+//! moves to new owners when the ring changes, and deletes are not undone.
+//!
+//! Every `repair_interval` the `repair` thread runs one [`repair_round`]:
+//! 1. It asks every reachable member for its summary (`GET /internal/summary`): each
+//!    series with its point count and an order-independent hash of its points, and the
+//!    member's tombstones.
+//! 2. Tombstones it did not know are applied (the series is deleted here too) and kept.
+//! 3. For each series this node owns where a peer's summary differs from its own, it
+//!    compares per-hour digests (`POST /internal/digest`) and pulls the peer's points of
+//!    every hour that differs (`POST /query-samples?local=1`). Writes are idempotent, so
+//!    pulling the union converges both copies (the peer pulls from us the same way).
+//! 4. For each series this node holds but no longer owns (the ring changed: a node joined
+//!    or left), it sends the points to every reachable owner (`POST /internal/write`) and,
+//!    once all of them have them durably, deletes its copy.
+//!
+//! A round transfers at most [`MAX_POINTS_PER_ROUND`] points, so repair never starves
+//! ingestion. Tombstones are kept for [`TOMBSTONE_TTL`]: long enough for every member to
+//! learn them through repair; a node away longer than that may bring a deleted series back
+//! (Cassandra's gc_grace trade-off).
+
+use crate::cluster::handoff::send_points;
+use crate::cluster::Owner;
+use crate::error::{Error, Result};
+use crate::node::Node;
+use crate::query::coordinator::{fan_out, Forward, PEER_TIMEOUT};
+use crate::query::peer::{self, PeerResponse};
+use crate::storage::{DigestBucket, Point, SeriesKey, TimeRange, Timestamp};
+use crate::{log_info, log_warn};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Digest bucket width: one hour.
+pub const DIGEST_BUCKET_MILLIS: i64 = 3_600_000;
+/// Most points one repair round moves.
+pub const MAX_POINTS_PER_ROUND: u64 = 500_000;
+/// How long a delete is remembered.
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
+
+/// One series in a summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesSummary {
+    pub device_id: String,
+    pub metric_name: String,
+    pub count: u64,
+    pub hash: u64,
+}
+
+/// A delete every member must apply: the series, and when it was deleted (ms).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub device_id: String,
+    pub metric_name: String,
+    pub deleted_at: i64,
+}
+
+/// What `GET /internal/summary` answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub series: Vec<SeriesSummary>,
+    pub tombstones: Vec<Tombstone>,
+}
+
+/// What one round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    pub pulled: u64,
+    pub handed_over: u64,
+    pub tombstones_learned: usize,
+    pub failed_peers: Vec<String>,
+}
+
+/// The deletes this node remembers, persisted to `tombstones.json` (written atomically).
+pub struct Tombstones {
+    path: PathBuf,
+    entries: Mutex<BTreeMap<SeriesKey, i64>>,
+}
+
+impl Tombstones {
+    /// Loads the file if present; a corrupt file is an error naming it.
+    pub fn open(path: PathBuf) -> Result<Tombstones> {
+        let entries = match fs::read(&path) {
+            Ok(bytes) => {
+                let list: Vec<Tombstone> = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::corrupt(&path, 0, format!("tombstones: {e}")))?;
+                let mut map = BTreeMap::new();
+                for t in list {
+                    map.insert(SeriesKey::new(&t.device_id, &t.metric_name)?, t.deleted_at);
+                }
+                map
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(Tombstones {
+            path,
+            entries: Mutex::new(entries),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SeriesKey, i64>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a delete (keeping the later time if one is known) and persists the list.
+    pub fn record(&self, key: &SeriesKey, deleted_at: i64) -> Result<()> {
+        let mut entries = self.lock();
+        let entry = entries.entry(key.clone()).or_insert(deleted_at);
+        *entry = (*entry).max(deleted_at);
+        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        entries.retain(|_, at| *at >= cutoff);
+        self.persist(&entries)
+    }
+
+    /// Whether `key` was deleted within the TTL.
+    pub fn contains(&self, key: &SeriesKey) -> bool {
+        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        self.lock().get(key).is_some_and(|at| *at >= cutoff)
+    }
+
+    pub fn list(&self) -> Vec<Tombstone> {
+        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        self.lock()
+            .iter()
+            .filter(|(_, at)| **at >= cutoff)
+            .map(|(k, at)| Tombstone {
+                device_id: k.device_id().to_string(),
+                metric_name: k.metric_name().to_string(),
+                deleted_at: *at,
+            })
+            .collect()
+    }
+
+    fn persist(&self, entries: &BTreeMap<SeriesKey, i64>) -> Result<()> {
+        let list: Vec<Tombstone> = entries
+            .iter()
+            .map(|(k, at)| Tombstone {
+                device_id: k.device_id().to_string(),
+                metric_name: k.metric_name().to_string(),
+                deleted_at: *at,
+            })
+            .collect();
+        let bytes = serde_json::to_vec(&list)
+            .map_err(|e| Error::corrupt(&self.path, 0, format!("encode tombstones: {e}")))?;
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        fs::write(&tmp, &bytes)
+            .and_then(|_| fs::File::open(&tmp)?.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// This node's summary: every series with its count and hash, and its tombstones.
+pub fn local_summary(node: &Node) -> Result<Summary> {
+    let mut series = Vec::new();
+    for key in node.engine.series() {
+        let digest = node.engine.digest(&key, DIGEST_BUCKET_MILLIS)?;
+        series.push(SeriesSummary {
+            device_id: key.device_id().to_string(),
+            metric_name: key.metric_name().to_string(),
+            count: digest.iter().map(|b| b.count).sum(),
+            hash: digest.iter().fold(0u64, |h, b| h.wrapping_add(b.hash)),
+        });
+    }
+    Ok(Summary {
+        series,
+        tombstones: node.tombstones.list(),
+    })
+}
+
+/// One repair round; see the module doc.
+pub fn repair_round(node: &Node) -> RepairReport {
+    let mut report = RepairReport::default();
+    let members = node.cluster.reachable_members();
+    if members.len() <= 1 {
+        return report;
+    }
+    let forward = Forward {
+        method: "GET",
+        path: "/internal/summary",
+        body: b"",
+        timeout: PEER_TIMEOUT,
+    };
+    let local = || match local_summary(node)
+        .and_then(|s| serde_json::to_vec(&s).map_err(|e| Error::invalid("summary", e.to_string())))
+    {
+        Ok(body) => PeerResponse { status: 200, body },
+        Err(e) => PeerResponse {
+            status: 500,
+            body: e.to_string().into_bytes(),
+        },
+    };
+    let mut summaries: BTreeMap<String, (Owner, Summary)> = BTreeMap::new();
+    for answer in fan_out(&members, forward, &local) {
+        let parsed = answer.ok_body().and_then(|b| {
+            serde_json::from_slice::<Summary>(b).map_err(|e| format!("bad summary: {e}"))
+        });
+        match parsed {
+            Ok(summary) => {
+                summaries.insert(answer.target.id.clone(), (answer.target.clone(), summary));
+            }
+            Err(e) => {
+                log_warn!("repair: {} gave no summary: {e}", answer.target.id);
+                report.failed_peers.push(answer.target.id.clone());
+            }
+        }
+    }
+    let me = node.config.node_id.clone();
+    let Some((_, mine)) = summaries.remove(&me) else {
+        return report;
+    };
+
+    // 2. Tombstones first, so nothing below pulls a deleted series back.
+    for (_, summary) in summaries.values() {
+        for t in &summary.tombstones {
+            let Ok(key) = SeriesKey::new(&t.device_id, &t.metric_name) else {
+                continue;
+            };
+            if !node.tombstones.contains(&key) {
+                match node
+                    .engine
+                    .delete_series(&key)
+                    .and_then(|_| node.tombstones.record(&key, t.deleted_at))
+                {
+                    Ok(()) => report.tombstones_learned += 1,
+                    Err(e) => log_warn!("repair: applying the delete of {key}: {e}"),
+                }
+            }
+        }
+    }
+
+    let my_series: BTreeMap<SeriesKey, &SeriesSummary> = mine
+        .series
+        .iter()
+        .filter_map(|s| Some((SeriesKey::new(&s.device_id, &s.metric_name).ok()?, s)))
+        .collect();
+    let mut budget = MAX_POINTS_PER_ROUND;
+
+    // 3. Pull what peers hold of series this node owns.
+    let mut wanted: BTreeSet<(SeriesKey, String)> = BTreeSet::new();
+    for (peer_id, (_, summary)) in &summaries {
+        for s in &summary.series {
+            let Ok(key) = SeriesKey::new(&s.device_id, &s.metric_name) else {
+                continue;
+            };
+            if node.tombstones.contains(&key) || !node.cluster.owns(&key) {
+                continue;
+            }
+            let same = my_series
+                .get(&key)
+                .is_some_and(|m| m.count == s.count && m.hash == s.hash);
+            if !same {
+                wanted.insert((key, peer_id.clone()));
+            }
+        }
+    }
+    for (key, peer_id) in wanted {
+        if budget == 0 {
+            break;
+        }
+        let Some((peer, _)) = summaries.get(&peer_id) else {
+            continue;
+        };
+        match pull_series(node, peer, &key, budget) {
+            Ok(n) => {
+                report.pulled += n;
+                budget = budget.saturating_sub(n);
+            }
+            Err(e) => {
+                log_warn!("repair: pulling {key} from {peer_id}: {e}");
+                report.failed_peers.push(peer_id.clone());
+            }
+        }
+    }
+
+    // 4. Hand over series this node no longer owns.
+    for key in my_series.keys() {
+        if budget == 0 || node.cluster.owns(key) {
+            continue;
+        }
+        match hand_over_series(node, key) {
+            Ok(n) => {
+                report.handed_over += n;
+                budget = budget.saturating_sub(n);
+            }
+            Err(e) => log_warn!("repair: handing {key} to its owners: {e}"),
+        }
+    }
+    if report.pulled > 0 || report.handed_over > 0 || report.tombstones_learned > 0 {
+        log_info!(
+            "repair: pulled {}, handed over {}, learned {} deletes",
+            report.pulled,
+            report.handed_over,
+            report.tombstones_learned
+        );
+    }
+    report
+}
+
+/// Pulls the points of every hour of `key` where `peer`'s digest differs from ours.
+fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Result<u64> {
+    let request = serde_json::json!({
+        "device_id": key.device_id(),
+        "metric_name": key.metric_name(),
+    })
+    .to_string();
+    let answer = peer::call(
+        &peer.http_addr,
+        "POST",
+        "/internal/digest",
+        request.as_bytes(),
+        PEER_TIMEOUT,
+    )?;
+    if answer.status != 200 {
+        return Err(Error::peer(
+            &peer.id,
+            format!("digest answered {}", answer.status),
+        ));
+    }
+    #[derive(Deserialize)]
+    struct DigestAnswer {
+        buckets: Vec<DigestBucket>,
+    }
+    let theirs: DigestAnswer = serde_json::from_slice(&answer.body)
+        .map_err(|e| Error::peer(&peer.id, format!("bad digest: {e}")))?;
+    let ours: BTreeMap<Timestamp, DigestBucket> = node
+        .engine
+        .digest(key, DIGEST_BUCKET_MILLIS)?
+        .into_iter()
+        .map(|b| (b.start, b))
+        .collect();
+    let mut pulled = 0;
+    for bucket in theirs.buckets {
+        if ours.get(&bucket.start) == Some(&bucket) {
+            continue;
+        }
+        if pulled >= budget {
+            break;
+        }
+        let points = fetch_range(node, peer, key, bucket.start)?;
+        node.engine.write(&points)?;
+        pulled += points.len() as u64;
+    }
+    Ok(pulled)
+}
+
+/// The peer's points of `key` in the digest bucket starting at `start`.
+fn fetch_range(
+    _node: &Node,
+    peer: &Owner,
+    key: &SeriesKey,
+    start: Timestamp,
+) -> Result<Vec<Point>> {
+    let request = serde_json::json!({
+        "device_id": key.device_id(),
+        "metric_name": key.metric_name(),
+        "start_time": start.as_unix_seconds(),
+        "end_time": Timestamp(start.0 + DIGEST_BUCKET_MILLIS - 1).as_unix_seconds(),
+        "limit": 1_000_000,
+    })
+    .to_string();
+    let answer = peer::call(
+        &peer.http_addr,
+        "POST",
+        "/query-samples?local=1",
+        request.as_bytes(),
+        PEER_TIMEOUT,
+    )?;
+    if answer.status != 200 {
+        return Err(Error::peer(
+            &peer.id,
+            format!("samples answered {}", answer.status),
+        ));
+    }
+    #[derive(Deserialize)]
+    struct SamplesAnswer {
+        samples: Vec<f64>,
+        timestamps: Vec<f64>,
+    }
+    let samples: SamplesAnswer = serde_json::from_slice(&answer.body)
+        .map_err(|e| Error::peer(&peer.id, format!("bad samples: {e}")))?;
+    samples
+        .timestamps
+        .iter()
+        .zip(&samples.samples)
+        .map(|(&ts, &value)| {
+            Ok(Point {
+                series: key.clone(),
+                timestamp: Timestamp::from_unix_seconds(ts)?,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Sends every point of `key` to each reachable owner, then deletes the local copy once
+/// all of them have it. Keeps the copy if any owner is unreachable.
+fn hand_over_series(node: &Node, key: &SeriesKey) -> Result<u64> {
+    let owners = node.cluster.owners(key);
+    if owners.is_empty()
+        || owners
+            .iter()
+            .any(|o| o.state != crate::cluster::membership::MemberState::Alive)
+    {
+        return Ok(0);
+    }
+    let points: Vec<Point> = node
+        .engine
+        .samples(key, TimeRange::ALL, usize::MAX)?
+        .into_iter()
+        .map(|(timestamp, value)| Point {
+            series: key.clone(),
+            timestamp,
+            value,
+        })
+        .collect();
+    for owner in &owners {
+        for batch in points.chunks(crate::cluster::handoff::HANDOFF_BATCH) {
+            send_points(
+                &owner.http_addr,
+                batch,
+                crate::cluster::handoff::HANDOFF_TIMEOUT,
+            )?;
+        }
+    }
+    node.engine.delete_series(key)?;
+    Ok(points.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstones_persist_and_keep_the_latest_time() {
+        let dir = std::env::temp_dir().join(format!("minitrue-tomb-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("tombstones.json");
+        let key = SeriesKey::new("d", "m").unwrap();
+        let now = now_millis();
+        {
+            let t = Tombstones::open(path.clone()).unwrap();
+            t.record(&key, now - 10).unwrap();
+            t.record(&key, now - 20).unwrap();
+        }
+        let t = Tombstones::open(path.clone()).unwrap();
+        assert!(t.contains(&key));
+        assert_eq!(t.list()[0].deleted_at, now - 10);
+        let old = SeriesKey::new("d", "old").unwrap();
+        t.record(&old, now - 2 * TOMBSTONE_TTL.as_millis() as i64)
+            .unwrap();
+        assert!(!t.contains(&old), "expired tombstones are forgotten");
+        fs::write(&path, b"{not json").unwrap();
+        let e = Tombstones::open(path)
+            .err()
+            .expect("corrupt file is an error");
+        assert!(e.to_string().contains("tombstones.json"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
