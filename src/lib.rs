@@ -17,6 +17,8 @@
 //! - [`server`] starts a node: one named thread per role (HTTP workers, MQTT receive loop,
 //!   websocket broadcaster, flusher) sharing a [`node::Node`]; [`config`] turns flags into
 //!   its configuration; [`http`] and [`live`] serve the API and the live stream.
+//! - [`publisher`] is the device side: a fleet simulator, an Arduino serial bridge, CSV
+//!   replay and a load generator, all publishing JSON readings over MQTT (QoS 1).
 //! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr.
 
 pub mod config;
@@ -26,6 +28,7 @@ pub mod ingest;
 pub mod live;
 pub mod log;
 pub mod node;
+pub mod publisher;
 pub mod server;
 pub mod storage;
 
