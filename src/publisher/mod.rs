@@ -76,7 +76,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sent={} acked={} elapsed={:.2}s rate={:.0}/s",
+            "sent={} acked={} elapsed={:.2}s rate={:.1}/s",
             self.delivery.sent,
             self.delivery.acked,
             self.elapsed.as_secs_f64(),
@@ -107,8 +107,8 @@ pub fn run(config: PublisherConfig, stop: &AtomicBool) -> Result<Summary> {
         Mode::Serial(serial) => {
             let c = serial::bridge_serial(serial, &mut publisher, stop)?;
             format!(
-                "serial {}: lines={} readings={} bad_lines={} reopens={}",
-                serial.port, c.lines, c.readings, c.bad_lines, c.reopens
+                "serial {}: lines={} readings={} bad_lines={} failed_opens={}",
+                serial.port, c.lines, c.readings, c.bad_lines, c.failed_opens
             )
         }
         Mode::Replay {

@@ -43,7 +43,8 @@ pub struct SerialCounts {
     pub lines: u64,
     pub readings: u64,
     pub bad_lines: u64,
-    pub reopens: u64,
+    /// Attempts to open the port that failed (the device was unplugged or absent).
+    pub failed_opens: u64,
 }
 
 /// Runs the bridge until the duration ends or `stop` is set.
@@ -68,11 +69,14 @@ pub fn bridge_serial(
         {
             Ok(port) => port,
             Err(e) => {
+                counts.failed_opens += 1;
+                let attempt = counts.failed_opens;
                 port_trouble.warn(|| {
-                    format!("serial {port_name}: cannot open: {e}; reconnecting in {backoff:?}")
+                    format!(
+                        "serial {port_name}: cannot open: {e}; reconnecting in {backoff:?} (attempt {attempt})"
+                    )
                 });
                 pause(&mut backoff, &until);
-                counts.reopens += 1;
                 continue;
             }
         };
@@ -93,7 +97,7 @@ pub fn bridge_serial(
                     for line in splitter.push(&buf[..n]) {
                         counts.lines += 1;
                         let readings = line.and_then(|l| {
-                            parse_serial_line(&l).map_err(|e| format!("{e}: {}", quote(&l)))
+                            parse_serial_line(&l).map_err(|e| format!("{}: {e}", quote(&l)))
                         });
                         match readings {
                             Ok(readings) => {
@@ -106,7 +110,7 @@ pub fn bridge_serial(
                                     if let Err(e) = reading.check() {
                                         counts.bad_lines += 1;
                                         line_trouble.warn(|| {
-                                            format!("serial {port_name}: line skipped: {e}")
+                                            format!("serial {port_name}: skipped line: {e}")
                                         });
                                     } else if publisher.publish(&reading, &until) {
                                         counts.readings += 1;
@@ -116,7 +120,7 @@ pub fn bridge_serial(
                             Err(e) => {
                                 counts.bad_lines += 1;
                                 line_trouble
-                                    .warn(|| format!("serial {port_name}: line skipped: {e}"));
+                                    .warn(|| format!("serial {port_name}: skipped line {e}"));
                             }
                         }
                     }
@@ -133,7 +137,6 @@ pub fn bridge_serial(
         if let Some(why) = failure {
             port_trouble.warn(|| format!("serial {port_name}: {why}; reconnecting in {backoff:?}"));
             pause(&mut backoff, &until);
-            counts.reopens += 1;
         }
     }
     Ok(counts)
