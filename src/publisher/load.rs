@@ -40,7 +40,7 @@ pub fn generate_load(
     let mut published = 0u64;
     loop {
         let now = Instant::now();
-        if now >= next_progress {
+        if now >= next_progress && now < end {
             let d = publisher.delivery();
             let elapsed = now.duration_since(start).as_secs_f64();
             eprintln!(
