@@ -19,6 +19,8 @@
 //!   its configuration; [`http`] and [`live`] serve the API and the live stream.
 //! - [`broker`] is the MQTT broker that ships with MiniTrue (`minitrue-broker`): embedded
 //!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
+//! - [`publisher`] is the device side: a fleet simulator, an Arduino serial bridge, CSV
+//!   replay and a load generator, all publishing JSON readings over MQTT (QoS 1).
 //! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr.
 
 pub mod broker;
@@ -30,6 +32,7 @@ pub mod ingest;
 pub mod live;
 pub mod log;
 pub mod node;
+pub mod publisher;
 pub mod query;
 pub mod server;
 pub mod storage;

@@ -1,0 +1,382 @@
+//! CSV replay for backfill: rows of `timestamp,device_id,metric_name,value` published with
+//! their own timestamps, as fast as asked.
+//!
+//! The file format:
+//!
+//! 1. A header row is required. By default it names the columns `timestamp`, `device_id`,
+//!    `metric_name` and `value`, in any order; other columns are ignored. A file with other
+//!    names maps them with `--columns timestamp=time,device_id=station,...` (each field may
+//!    also be written `ts`, `device`, `metric`).
+//! 2. One reading a row. `timestamp` is unix seconds (fractions allowed) or RFC 3339
+//!    (`2010-01-01T00:00:00Z`, `2010-01-01 00:00:00+01:00`); `value` a decimal number.
+//! 3. Fields are separated by `,`; a field may be double-quoted (`"a,b"`, `""` for a quote).
+//!    Blank lines are skipped.
+//!
+//! A bad row is reported with its line number and skipped; the run goes on.
+
+use crate::error::{Error, Result};
+use crate::{log_info, log_warn};
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use super::mqtt::MqttPublisher;
+use super::pacing::{Pacer, Until};
+use super::reading::Reading;
+use super::report::ReportThrottle;
+
+/// Which header names hold the four fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnMap {
+    pub timestamp: String,
+    pub device_id: String,
+    pub metric_name: String,
+    pub value: String,
+}
+
+impl Default for ColumnMap {
+    fn default() -> ColumnMap {
+        ColumnMap {
+            timestamp: "timestamp".into(),
+            device_id: "device_id".into(),
+            metric_name: "metric_name".into(),
+            value: "value".into(),
+        }
+    }
+}
+
+impl ColumnMap {
+    /// Parses `field=header,...`; fields not named keep their default header.
+    pub fn parse(spec: &str) -> Result<ColumnMap> {
+        let mut map = ColumnMap::default();
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (field, header) = pair.split_once('=').ok_or_else(|| {
+                Error::invalid("columns", format!("{pair:?} is not field=header"))
+            })?;
+            let header = header.trim().to_string();
+            if header.is_empty() {
+                return Err(Error::invalid(
+                    "columns",
+                    format!("{pair:?} names no header"),
+                ));
+            }
+            match field.trim() {
+                "timestamp" | "ts" | "time" => map.timestamp = header,
+                "device_id" | "device" => map.device_id = header,
+                "metric_name" | "metric" => map.metric_name = header,
+                "value" => map.value = header,
+                other => {
+                    return Err(Error::invalid(
+                        "columns",
+                        format!(
+                        "unknown field {other:?}: use timestamp, device_id, metric_name or value"
+                    ),
+                    ))
+                }
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Column positions of the four fields in a file, found from its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsvLayout {
+    timestamp: usize,
+    device_id: usize,
+    metric_name: usize,
+    value: usize,
+}
+
+impl CsvLayout {
+    pub fn from_header(
+        header: &str,
+        columns: &ColumnMap,
+    ) -> std::result::Result<CsvLayout, String> {
+        let names = split_csv_line(header.trim_start_matches('\u{feff}'))?;
+        let find = |wanted: &str| {
+            names
+                .iter()
+                .position(|n| n.trim() == wanted)
+                .ok_or_else(|| {
+                    format!(
+                        "header has no column {wanted:?} (columns: {}); map yours with --columns",
+                        names.join(",")
+                    )
+                })
+        };
+        Ok(CsvLayout {
+            timestamp: find(&columns.timestamp)?,
+            device_id: find(&columns.device_id)?,
+            metric_name: find(&columns.metric_name)?,
+            value: find(&columns.value)?,
+        })
+    }
+
+    /// One data row as a checked reading.
+    pub fn parse_row(&self, line: &str) -> std::result::Result<Reading, String> {
+        let fields = split_csv_line(line)?;
+        let field = |i: usize, name: &str| {
+            fields
+                .get(i)
+                .map(|f| f.trim())
+                .ok_or_else(|| format!("row has {} fields, no {name}", fields.len()))
+        };
+        let ts = field(self.timestamp, "timestamp")?;
+        let value = field(self.value, "value")?;
+        let reading = Reading {
+            device_id: field(self.device_id, "device_id")?.to_string(),
+            metric_name: field(self.metric_name, "metric_name")?.to_string(),
+            timestamp: parse_timestamp(ts)?,
+            value: value
+                .parse()
+                .map_err(|_| format!("value {value:?} is not a number"))?,
+        };
+        reading.check()?;
+        Ok(reading)
+    }
+}
+
+/// Splits one CSV line into fields, honouring double quotes.
+pub fn split_csv_line(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.trim_end_matches(['\r', '\n']).chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if field.trim().is_empty() => {
+                field.clear();
+                quoted = true;
+            }
+            (false, ',') => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("unclosed quote".to_string());
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+/// Unix seconds, or an RFC 3339 date-time (`T` or a space between date and time; `Z` or
+/// an offset; an absent zone means UTC).
+pub fn parse_timestamp(raw: &str) -> std::result::Result<f64, String> {
+    if let Ok(seconds) = raw.parse::<f64>() {
+        return Ok(seconds);
+    }
+    parse_rfc3339(raw).ok_or_else(|| {
+        format!("timestamp {raw:?} is neither unix seconds nor RFC 3339 (2010-01-01T00:00:00Z)")
+    })
+}
+
+fn parse_rfc3339(raw: &str) -> Option<f64> {
+    let b = raw.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| raw.get(r)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &raw[19..];
+    let mut fraction = 0.0;
+    if let Some(after_dot) = rest.strip_prefix('.') {
+        let digits = after_dot.len()
+            - after_dot
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .len();
+        if digits == 0 {
+            return None;
+        }
+        fraction = format!("0.{}", &after_dot[..digits]).parse().ok()?;
+        rest = &after_dot[digits..];
+    }
+    let offset = match rest {
+        "" | "Z" | "z" => 0,
+        zone => {
+            let sign = match zone.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = zone[1..].split_once(':')?;
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(seconds as f64 + fraction)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// What a replay did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayCounts {
+    pub rows: u64,
+    pub published: u64,
+    pub skipped: u64,
+}
+
+/// Publishes every row of `path` at up to `rate` rows a second (`None`: unlimited).
+pub fn replay_csv(
+    path: &Path,
+    columns: &ColumnMap,
+    rate: Option<f64>,
+    publisher: &mut MqttPublisher,
+    stop: &AtomicBool,
+) -> Result<ReplayCounts> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header = match lines.next() {
+        Some(line) => line.map_err(|e| Error::io(path, e))?,
+        None => {
+            return Err(Error::invalid(
+                "replay",
+                format!("{}: empty file, no header", path.display()),
+            ))
+        }
+    };
+    let layout = CsvLayout::from_header(&header, columns)
+        .map_err(|e| Error::invalid("replay", format!("{}: {e}", path.display())))?;
+    log_info!(
+        "replaying {} at {}",
+        path.display(),
+        rate.map_or("full speed".to_string(), |r| format!("{r} rows/s"))
+    );
+    let mut counts = ReplayCounts::default();
+    let mut pacer = Pacer::per_second(rate, Instant::now());
+    let mut trouble = ReportThrottle::default();
+    let until = Until::stopped(stop);
+    for (index, line) in lines.enumerate() {
+        let line_no = index + 2;
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        counts.rows += 1;
+        let reading = match layout.parse_row(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                counts.skipped += 1;
+                trouble.warn(|| format!("{} line {line_no}: skipped: {e}", path.display()));
+                continue;
+            }
+        };
+        if !pacer.wait(&until) || !publisher.publish(&reading, &until) {
+            log_warn!("replay of {} stopped at line {line_no}", path.display());
+            break;
+        }
+        counts.published += 1;
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_header_in_any_order() {
+        let layout = CsvLayout::from_header(
+            "value,metric_name,device_id,timestamp",
+            &ColumnMap::default(),
+        )
+        .unwrap();
+        let r = layout
+            .parse_row("39.4,temperature,seattle_wa,1262304000")
+            .unwrap();
+        assert_eq!(r.device_id, "seattle_wa");
+        assert_eq!(r.metric_name, "temperature");
+        assert_eq!(r.timestamp, 1262304000.0);
+        assert_eq!(r.value, 39.4);
+    }
+
+    #[test]
+    fn mapped_header_and_extra_columns() {
+        let map = ColumnMap::parse("ts=time, device=station,metric=kind,value=reading").unwrap();
+        let layout = CsvLayout::from_header("station,time,note,kind,reading", &map).unwrap();
+        let r = layout
+            .parse_row("st_1,2010-01-01T00:00:00Z,\"ok, fine\",humidity,71")
+            .unwrap();
+        assert_eq!((r.timestamp, r.value), (1262304000.0, 71.0));
+        assert_eq!(r.device_id, "st_1");
+    }
+
+    #[test]
+    fn missing_column_names_what_is_there() {
+        let e = CsvLayout::from_header("time,dev,val", &ColumnMap::default()).unwrap_err();
+        assert!(e.contains("timestamp") && e.contains("time,dev,val"), "{e}");
+    }
+
+    #[test]
+    fn unknown_mapping_field_is_refused() {
+        assert!(ColumnMap::parse("unit=u").is_err());
+        assert!(ColumnMap::parse("ts").is_err());
+    }
+
+    #[test]
+    fn bad_rows_are_errors() {
+        let layout = CsvLayout::from_header(
+            "timestamp,device_id,metric_name,value",
+            &ColumnMap::default(),
+        )
+        .unwrap();
+        for bad in [
+            "x,d,m,1",
+            "1262304000,d,m,abc",
+            "1262304000,d,m",
+            "1262304000000,d,m,1",
+            "1262304000,,m,1",
+            "1262304000,d,m,\"1",
+        ] {
+            assert!(layout.parse_row(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes() {
+        assert_eq!(
+            split_csv_line("a,\"b,c\",\"d\"\"e\",").unwrap(),
+            vec!["a", "b,c", "d\"e", ""]
+        );
+    }
+
+    #[test]
+    fn rfc3339_forms() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z").unwrap(), 0.0);
+        assert_eq!(
+            parse_timestamp("2010-01-01 01:00:00+01:00").unwrap(),
+            1262304000.0
+        );
+        assert_eq!(
+            parse_timestamp("2024-02-29T12:00:00.5Z").unwrap(),
+            1709208000.5
+        );
+        assert_eq!(parse_timestamp("1710000000.25").unwrap(), 1710000000.25);
+        assert!(parse_timestamp("2024-13-01T00:00:00Z").is_err());
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+}
