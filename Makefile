@@ -17,8 +17,9 @@ lint: ## rustfmt, clippy with warnings denied, rustdoc without warnings
 unit: ## unit, property and integration tests
 	cargo test --release
 
-bench: ## storage benchmarks; prints a table and records it in docs/benchmarks.md
+bench: ## storage and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage
+	cargo bench --bench server
 
 fmt: ## format the code
 	cargo fmt --all
