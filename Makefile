@@ -20,8 +20,9 @@ unit: ## Rust unit, property and integration tests (real processes on loopback)
 frontend-test: ## dashboard unit tests (Vitest) and production build
 	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
 
-bench: ## storage benchmarks; prints a table and records it in docs/benchmarks.md
+bench: ## storage and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage
+	cargo bench --bench server
 
 fmt: ## format the code
 	cargo fmt --all

@@ -48,7 +48,8 @@ stop_all() {
   fi
   say "stopped."
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 for port in "${HTTP_PORTS[@]}" "${GOSSIP_PORTS[@]}"; do
   if port_in_use "$port"; then
