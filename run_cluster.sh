@@ -6,7 +6,8 @@
 #
 # Environment: MINITRUE_RUN_DIR (logs and data, default ./run), MINITRUE_BROKER_PORT
 # (default 1883), MINITRUE_SIM_DEVICES (default 3), MINITRUE_SIM_INTERVAL (default 1),
-# MINITRUE_SKIP_BUILD=1 to use already built binaries, MINITRUE_SKIP_FRONTEND=1.
+# MINITRUE_SKIP_BUILD=1 to use already built binaries (MINITRUE_BIN_DIR, default
+# target/release), MINITRUE_SKIP_FRONTEND=1.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,7 +15,7 @@ RUN_DIR=${MINITRUE_RUN_DIR:-run}
 BROKER_PORT=${MINITRUE_BROKER_PORT:-1883}
 DEVICES=${MINITRUE_SIM_DEVICES:-3}
 INTERVAL=${MINITRUE_SIM_INTERVAL:-1}
-BIN=target/release
+BIN=${MINITRUE_BIN_DIR:-target/release}
 HTTP_PORTS=(8080 8081 8082)
 GOSSIP_PORTS=(9000 9001 9002)
 PIDS=()
