@@ -29,7 +29,7 @@ use crate::config::{Config, LOCAL_SLOTS};
 use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::{log_debug, log_info, log_warn};
-use crossbeam_channel::{select, tick, Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, tick, Receiver, RecvTimeoutError, TryRecvError};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
@@ -243,20 +243,24 @@ struct Refusals {
 
 impl Refusals {
     fn note(&self, peer: SocketAddr, why: &Error) {
-        let now = Instant::now();
+        match self.admit(Instant::now()) {
+            None => {}
+            Some(0) => log_warn!("gossip: refused {peer}: {why}"),
+            Some(unlogged) => log_warn!(
+                "gossip: refused {peer}: {why} ({unlogged} more refused since last report)"
+            ),
+        }
+    }
+
+    /// Whether a refusal at `now` is logged: `Some(refusals not logged since the last one)`.
+    fn admit(&self, now: Instant) -> Option<u64> {
         let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_INTERVAL) {
+        if last.is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_INTERVAL) {
             self.unlogged.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         *last = Some(now);
-        let unlogged = self.unlogged.swap(0, Ordering::Relaxed);
-        drop(last);
-        if unlogged > 0 {
-            log_warn!("gossip: refused {peer}: {why} ({unlogged} more refused since last report)");
-        } else {
-            log_warn!("gossip: refused {peer}: {why}");
-        }
+        Some(self.unlogged.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -280,6 +284,10 @@ pub fn gossip_listen<'scope>(
     let active = Arc::new(AtomicUsize::new(0));
     let refusals = Arc::new(Refusals::default());
     loop {
+        // Checked on every accept too, so a flood of peers cannot keep the listener alive.
+        if let Err(TryRecvError::Disconnected) = shutdown_rx.try_recv() {
+            return;
+        }
         match listener.accept() {
             Ok((stream, peer)) => {
                 if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
@@ -531,6 +539,42 @@ mod tests {
         assert_eq!(decode_header(&header).unwrap(), MAX_BODY as usize);
         header[6..].copy_from_slice(&(MAX_BODY + 1).to_be_bytes());
         assert!(decode_header(&header).is_err());
+    }
+
+    fn config(flags: &[&str]) -> Config {
+        use clap::Parser;
+        let mut all = vec!["minitrue-server", "--bind=127.0.0.1"];
+        all.extend_from_slice(flags);
+        crate::config::ServerArgs::try_parse_from(all)
+            .unwrap()
+            .into_config()
+            .unwrap()
+    }
+
+    #[test]
+    fn seeds_default_to_the_other_local_slots() {
+        assert_eq!(
+            seed_addrs(&config(&["--node_id=sirius"])),
+            ["127.0.0.1:9000", "127.0.0.1:9002"]
+        );
+        let c = config(&[
+            "--node_id=node_a",
+            "--port=8090",
+            "--tcp_port=10090",
+            "--seeds=localhost:9000,127.0.0.1:10090,localhost:9001",
+        ]);
+        assert_eq!(seed_addrs(&c), ["localhost:9000", "localhost:9001"]);
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_per_interval_with_a_count() {
+        let refusals = Refusals::default();
+        let t0 = Instant::now();
+        assert_eq!(refusals.admit(t0), Some(0));
+        for ms in [1, 10, 4999] {
+            assert_eq!(refusals.admit(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(refusals.admit(t0 + REFUSAL_LOG_INTERVAL), Some(3));
     }
 
     #[test]
