@@ -88,6 +88,15 @@ pub struct ServerArgs {
     /// HTTP worker threads.
     #[arg(long = "http_workers", default_value_t = 8)]
     pub http_workers: usize,
+    /// Milliseconds without news of a member before it is suspected.
+    #[arg(long = "suspect_timeout_ms", default_value_t = 3000)]
+    pub suspect_timeout_ms: u64,
+    /// Milliseconds without news of a member before it is declared dead.
+    #[arg(long = "dead_timeout_ms", default_value_t = 10000)]
+    pub dead_timeout_ms: u64,
+    /// Milliseconds between gossip rounds (heartbeat and table exchange).
+    #[arg(long = "gossip_interval_ms", default_value_t = 500)]
+    pub gossip_interval_ms: u64,
 }
 
 impl Config {
@@ -118,6 +127,12 @@ pub struct Config {
     pub retention: Option<Duration>,
     pub replication: usize,
     pub http_workers: usize,
+    /// Silence after which a member is suspected.
+    pub suspect_timeout: Duration,
+    /// Silence after which a member is declared dead (longer than `suspect_timeout`).
+    pub dead_timeout: Duration,
+    /// Time between gossip rounds.
+    pub gossip_interval: Duration,
 }
 
 impl ServerArgs {
@@ -172,6 +187,18 @@ impl ServerArgs {
         if self.http_workers == 0 {
             return Err(Error::invalid("http_workers", "must be at least 1"));
         }
+        if self.gossip_interval_ms == 0 || self.suspect_timeout_ms == 0 {
+            return Err(Error::invalid(
+                "gossip_interval_ms",
+                "gossip interval and suspect timeout must be at least 1 ms",
+            ));
+        }
+        if self.dead_timeout_ms <= self.suspect_timeout_ms {
+            return Err(Error::invalid(
+                "dead_timeout_ms",
+                "must be longer than --suspect_timeout_ms",
+            ));
+        }
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -194,6 +221,9 @@ impl ServerArgs {
                 .then(|| Duration::from_secs(self.retention_hours * 3600)),
             replication: self.replication,
             http_workers: self.http_workers,
+            suspect_timeout: Duration::from_millis(self.suspect_timeout_ms),
+            dead_timeout: Duration::from_millis(self.dead_timeout_ms),
+            gossip_interval: Duration::from_millis(self.gossip_interval_ms),
         })
     }
 }
@@ -228,6 +258,34 @@ mod tests {
         assert_eq!(c.seeds, vec!["localhost:9000", "localhost:9001"]);
         assert_eq!(c.broker, "tcp://localhost:1883");
         assert!(c.data_dir.ends_with("node_a"));
+    }
+
+    #[test]
+    fn gossip_timings_default_and_parse() {
+        let c = args(&["--node_id=polaris"]).into_config().unwrap();
+        assert_eq!(c.suspect_timeout, Duration::from_millis(3000));
+        assert_eq!(c.dead_timeout, Duration::from_millis(10000));
+        assert_eq!(c.gossip_interval, Duration::from_millis(500));
+        let c = args(&[
+            "--node_id=polaris",
+            "--suspect_timeout_ms=600",
+            "--dead_timeout_ms=1500",
+            "--gossip_interval_ms=100",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(
+            (c.suspect_timeout, c.dead_timeout, c.gossip_interval),
+            (
+                Duration::from_millis(600),
+                Duration::from_millis(1500),
+                Duration::from_millis(100)
+            )
+        );
+        let e = args(&["--node_id=polaris", "--dead_timeout_ms=3000"])
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("dead_timeout_ms"), "{e}");
     }
 
     #[test]

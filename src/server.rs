@@ -4,10 +4,16 @@
 //!
 //! Roles: `http-N` (tiny_http workers), `ws-broadcast` (live hub fan-out), `mqtt-receive`
 //! (ingestion, unless `--mode=query`), `wal-flush` (flush/compaction/retention every
-//! second), `hint-handoff` (hints to owners that came back), `repair` (anti-entropy). Shutdown: the signal handler drops the only `shutdown_tx`; every loop that
-//! selects on `shutdown_rx` ends, the HTTP workers are released with `unblock()`, and the
-//! engine flushes and fsyncs before `run` returns.
+//! second), `hint-handoff` (hints to owners that came back), `repair` (anti-entropy),
+//! `gossip-listen` (answers peers' member tables) and `gossip-round` (heartbeat, failure
+//! detection and exchanges every `--gossip_interval_ms`; the gossip roles run their
+//! short-lived per-connection threads in the same scope). Shutdown: the signal handler
+//! drops the only `shutdown_tx`; every loop that selects on `shutdown_rx` ends,
+//! `gossip-round` first announces the leave to every known peer (within 300 ms), the HTTP
+//! workers are released with `unblock()`, and the engine flushes and fsyncs before `run`
+//! returns.
 
+use crate::cluster::gossip::{gossip_listen, gossip_round};
 use crate::cluster::repair::repair_round;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -18,6 +24,7 @@ use crate::node::Node;
 use crate::storage::{Engine, EngineConfig};
 use crate::{log_error, log_info, log_warn};
 use crossbeam_channel::{bounded, select, tick, Receiver};
+use std::net::TcpListener;
 use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
@@ -71,13 +78,20 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             format!("cannot listen on {}: {e}", config.http_addr),
         )
     })?;
+    let gossip = TcpListener::bind(config.gossip_addr).map_err(|e| {
+        Error::invalid(
+            "tcp_port",
+            format!("cannot listen for gossip on {}: {e}", config.gossip_addr),
+        )
+    })?;
     let node = Node::new(config, engine)?;
     node.hints.load_existing()?;
     log_info!(
-        "{} ({}) serving http://{} , broker {}",
+        "{} ({}) serving http://{} , gossip {} , broker {}",
         node.config.node_id,
         node.config.mode.as_str(),
         node.config.http_addr,
+        node.config.gossip_addr,
         node.config.broker
     );
 
@@ -85,6 +99,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         let node = &node;
         let shutdown_rx = &shutdown_rx;
         let http = &http;
+        let gossip = &gossip;
         for i in 0..node.config.http_workers {
             spawn_role(scope, format!("http-{i}"), move || http_serve(node, http))?;
         }
@@ -105,6 +120,12 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             hint_handoff(node, shutdown_rx)
         })?;
         spawn_role(scope, "repair".into(), move || repair(node, shutdown_rx))?;
+        spawn_role(scope, "gossip-listen".into(), move || {
+            gossip_listen(node, gossip, scope, shutdown_rx)
+        })?;
+        spawn_role(scope, "gossip-round".into(), move || {
+            gossip_round(node, scope, shutdown_rx)
+        })?;
 
         // Wait for the signal: `recv` fails once the handler drops the sender.
         let _ = shutdown_rx.recv();

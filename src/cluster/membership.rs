@@ -1,9 +1,40 @@
-//! Cluster membership (CONTRACT at this commit: the gossip work replaces the internals and
-//! keeps these public types and methods).
+//! Cluster membership: the table of members this node knows and the state machine that keeps
+//! it current. No sockets here: [`gossip`](super::gossip) moves tables between nodes and
+//! calls [`Membership::merge`] with what arrives and [`Membership::tick`] on a timer, so the
+//! rules below are tested deterministically with synthetic `Instant`s.
+//!
+//! Every member carries two counters that only its owner bumps:
+//! - the *incarnation*: the owner's start time in unix ms (so a restarted node supersedes its
+//!   old state), plus one each time it refutes a suspicion;
+//! - the *heartbeat*: bumped by the owner on every tick.
+//!
+//! Merge rules, for a digest about another member:
+//! 1. a higher incarnation wins;
+//! 2. at the same incarnation, a higher heartbeat wins;
+//! 3. a `Left` with the same or a higher incarnation wins (and a same-incarnation heartbeat
+//!    does not revive a member that left: only a new incarnation does).
+//!
+//! A winning digest is news from its owner: the member becomes `Alive` (or `Left`) and its
+//! `last_heard` is now. Suspect and dead are *local* judgements of each observer and are not
+//! adopted from peers (except for members heard of for the first time): on [`tick`]
+//! a member whose news is older than `suspect` becomes `Suspect`, older than `dead` `Dead`.
+//!
+//! A digest about this node is never adopted. If a peer sees it as suspect, dead or left at
+//! its current incarnation (or a later one), this node *refutes*: it takes an incarnation
+//! above the peer's, which every other node then accepts as news.
+//!
+//! [`tick`]: Membership::tick
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Default time without news before a member is suspected.
+pub const DEFAULT_SUSPECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Default time without news before a member is declared dead.
+pub const DEFAULT_DEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How this node sees a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +45,23 @@ pub enum MemberState {
     Dead,
     /// Announced a clean shutdown: out of the ring until it comes back.
     Left,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        }
+    }
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One member as this node sees it.
@@ -29,19 +77,98 @@ pub struct Member {
     pub last_heard: Instant,
 }
 
+/// One member as it travels between nodes: what a peer knows of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    pub id: String,
+    pub http_addr: String,
+    pub gossip_addr: String,
+    pub incarnation: u64,
+    pub heartbeat: u64,
+    pub state: MemberState,
+}
+
+/// How long a member may stay silent before it is suspected, then declared dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureTimeouts {
+    pub suspect: Duration,
+    pub dead: Duration,
+}
+
+impl Default for FailureTimeouts {
+    fn default() -> FailureTimeouts {
+        FailureTimeouts {
+            suspect: DEFAULT_SUSPECT_TIMEOUT,
+            dead: DEFAULT_DEAD_TIMEOUT,
+        }
+    }
+}
+
+/// A state change this node observed (`from: None`: a member heard of for the first time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub id: String,
+    pub from: Option<MemberState>,
+    pub to: MemberState,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.from {
+            Some(from) => write!(f, "{}: {from} -> {}", self.id, self.to),
+            None => write!(f, "{}: joined as {}", self.id, self.to),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    member: Member,
+    incarnation: u64,
+    heartbeat: u64,
+}
+
+impl Entry {
+    fn digest(&self) -> Digest {
+        Digest {
+            id: self.member.id.clone(),
+            http_addr: self.member.http_addr.clone(),
+            gossip_addr: self.member.gossip_addr.clone(),
+            incarnation: self.incarnation,
+            heartbeat: self.heartbeat,
+            state: self.member.state,
+        }
+    }
+}
+
 /// The members this node knows, itself included.
 #[derive(Clone, Debug)]
 pub struct Membership {
     me: String,
-    members: BTreeMap<String, Member>,
+    members: BTreeMap<String, Entry>,
 }
 
 impl Membership {
+    /// A table holding only `me`, whose incarnation is the current unix time in ms.
     pub fn new(me: Member) -> Membership {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(1);
+        Membership::with_incarnation(me, now_ms)
+    }
+
+    /// A table holding only `me` at `incarnation`.
+    pub fn with_incarnation(me: Member, incarnation: u64) -> Membership {
         let id = me.id.clone();
+        let entry = Entry {
+            member: me,
+            incarnation,
+            heartbeat: 0,
+        };
         Membership {
             me: id.clone(),
-            members: BTreeMap::from([(id, me)]),
+            members: BTreeMap::from([(id, entry)]),
         }
     }
 
@@ -50,25 +177,452 @@ impl Membership {
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
-        self.members.values()
+        self.members.values().map(|e| &e.member)
     }
 
     pub fn get(&self, id: &str) -> Option<&Member> {
-        self.members.get(id)
+        self.members.get(id).map(|e| &e.member)
     }
 
     /// Adds or replaces a member as-is (tests of code that reads membership).
     #[cfg(test)]
     pub fn insert_for_test(&mut self, member: Member) {
-        self.members.insert(member.id.clone(), member);
+        self.members.insert(
+            member.id.clone(),
+            Entry {
+                member,
+                incarnation: 0,
+                heartbeat: 0,
+            },
+        );
     }
 
     /// Ids of the members that hold ring positions: every member that has not left.
     pub fn ring_member_ids(&self) -> Vec<String> {
-        self.members
-            .values()
+        self.members()
             .filter(|m| m.state != MemberState::Left)
             .map(|m| m.id.clone())
             .collect()
+    }
+
+    /// What this node would tell a peer about `id`.
+    pub fn digest(&self, id: &str) -> Option<Digest> {
+        self.members.get(id).map(Entry::digest)
+    }
+
+    /// The whole table as it travels to peers, ordered by id.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.members.values().map(Entry::digest).collect()
+    }
+
+    /// Gossip addresses of the other members worth talking to: every one that has not left.
+    pub fn peer_addrs(&self) -> Vec<String> {
+        self.members()
+            .filter(|m| m.id != self.me && m.state != MemberState::Left)
+            .map(|m| m.gossip_addr.clone())
+            .collect()
+    }
+
+    /// Whether another member is believed reachable (alive or merely suspected).
+    pub fn knows_live_peer(&self) -> bool {
+        self.members().any(|m| {
+            m.id != self.me && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+        })
+    }
+
+    /// Merges a peer's table received at `now`; returns the state changes it caused.
+    pub fn merge(&mut self, digests: &[Digest], now: Instant) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for d in digests {
+            if d.id == self.me {
+                self.refute(d);
+                continue;
+            }
+            let Some(entry) = self.members.get_mut(&d.id) else {
+                let entry = Entry {
+                    member: Member {
+                        id: d.id.clone(),
+                        http_addr: d.http_addr.clone(),
+                        gossip_addr: d.gossip_addr.clone(),
+                        state: d.state,
+                        last_heard: now,
+                    },
+                    incarnation: d.incarnation,
+                    heartbeat: d.heartbeat,
+                };
+                self.members.insert(d.id.clone(), entry);
+                changes.push(Change {
+                    id: d.id.clone(),
+                    from: None,
+                    to: d.state,
+                });
+                continue;
+            };
+            if !supersedes(d, entry) {
+                continue;
+            }
+            entry.incarnation = d.incarnation;
+            entry.heartbeat = d.heartbeat;
+            entry.member.http_addr.clone_from(&d.http_addr);
+            entry.member.gossip_addr.clone_from(&d.gossip_addr);
+            entry.member.last_heard = now;
+            let to = if d.state == MemberState::Left {
+                MemberState::Left
+            } else {
+                MemberState::Alive
+            };
+            if entry.member.state != to {
+                changes.push(Change {
+                    id: d.id.clone(),
+                    from: Some(entry.member.state),
+                    to,
+                });
+                entry.member.state = to;
+            }
+        }
+        changes
+    }
+
+    /// A peer's view of this node: refute a suspicion, death or departure at our current
+    /// incarnation (or a later one) by taking a higher incarnation.
+    fn refute(&mut self, d: &Digest) {
+        let me = self
+            .members
+            .get_mut(&self.me)
+            .expect("me is always a member");
+        if me.member.state == MemberState::Left {
+            return;
+        }
+        let doubted = d.state != MemberState::Alive && d.incarnation >= me.incarnation;
+        if doubted || d.incarnation > me.incarnation {
+            me.incarnation = d.incarnation + 1;
+        }
+    }
+
+    /// Advances time to `now`: bumps this node's heartbeat and judges the others by how long
+    /// ago their last news came. Returns the state changes.
+    pub fn tick(&mut self, now: Instant, timeouts: &FailureTimeouts) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for entry in self.members.values_mut() {
+            let member = &mut entry.member;
+            if member.id == self.me {
+                if member.state != MemberState::Left {
+                    entry.heartbeat += 1;
+                    member.last_heard = now;
+                }
+                continue;
+            }
+            let silent = now.saturating_duration_since(member.last_heard);
+            let to = match member.state {
+                MemberState::Left => continue,
+                _ if silent >= timeouts.dead => MemberState::Dead,
+                _ if silent >= timeouts.suspect => MemberState::Suspect,
+                state => state,
+            };
+            if to != member.state {
+                changes.push(Change {
+                    id: member.id.clone(),
+                    from: Some(member.state),
+                    to,
+                });
+                member.state = to;
+            }
+        }
+        changes
+    }
+
+    /// Marks this node as leaving (a clean shutdown); its digest now says `Left`.
+    pub fn leave(&mut self) -> Change {
+        let me = self
+            .members
+            .get_mut(&self.me)
+            .expect("me is always a member");
+        let change = Change {
+            id: self.me.clone(),
+            from: Some(me.member.state),
+            to: MemberState::Left,
+        };
+        me.member.state = MemberState::Left;
+        change
+    }
+}
+
+/// Whether digest `d` is newer news than what `entry` holds.
+fn supersedes(d: &Digest, entry: &Entry) -> bool {
+    let left_here = entry.member.state == MemberState::Left;
+    if d.incarnation != entry.incarnation {
+        return d.incarnation > entry.incarnation;
+    }
+    match (d.state == MemberState::Left, left_here) {
+        (true, false) => true,
+        (_, true) => false,
+        (false, false) => d.heartbeat > entry.heartbeat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Scripts in the spirit of goldenscript: each line is a command run against one node's
+    //! table, and the expected changes follow it as `> ` lines.
+    //!
+    //! - `merge ID INC HB STATE @MS`: a peer's digest of ID arrives at MS ms
+    //! - `tick @MS`: the node ticks at MS ms (suspect after 3000 ms, dead after 10000 ms)
+    //! - `leave`: the node announces its departure
+    //! - `show ID`: prints `ID state inc=… hb=…`
+
+    use super::*;
+
+    const ME_INCARNATION: u64 = 100;
+
+    fn member(id: &str, state: MemberState, at: Instant) -> Member {
+        Member {
+            id: id.into(),
+            http_addr: format!("{id}:80"),
+            gossip_addr: format!("{id}:90"),
+            state,
+            last_heard: at,
+        }
+    }
+
+    fn parse_state(s: &str) -> MemberState {
+        match s {
+            "alive" => MemberState::Alive,
+            "suspect" => MemberState::Suspect,
+            "dead" => MemberState::Dead,
+            "left" => MemberState::Left,
+            other => panic!("unknown state {other}"),
+        }
+    }
+
+    /// Runs `script` against a fresh table of node `a` (incarnation 100) and compares
+    /// the output with the `> ` lines of the script.
+    fn run(script: &str) {
+        let t0 = Instant::now();
+        let at = |ms: &str| t0 + Duration::from_millis(ms.trim_start_matches('@').parse().unwrap());
+        let mut table =
+            Membership::with_incarnation(member("a", MemberState::Alive, t0), ME_INCARNATION);
+        let timeouts = FailureTimeouts::default();
+        let mut expected = Vec::new();
+        let mut actual = Vec::new();
+        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(out) = line.strip_prefix("> ") {
+                expected.push(out.to_string());
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            actual.push(line.to_string());
+            expected.push(line.to_string());
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let changes = match words.as_slice() {
+                ["merge", id, inc, hb, state, ms] => {
+                    let d = Digest {
+                        id: id.to_string(),
+                        http_addr: format!("{id}:80"),
+                        gossip_addr: format!("{id}:90"),
+                        incarnation: inc.parse().unwrap(),
+                        heartbeat: hb.parse().unwrap(),
+                        state: parse_state(state),
+                    };
+                    table.merge(&[d], at(ms))
+                }
+                ["tick", ms] => table.tick(at(ms), &timeouts),
+                ["leave"] => vec![table.leave()],
+                ["show", id] => {
+                    let d = table.digest(id).expect("known member");
+                    actual.push(format!(
+                        "{} {} inc={} hb={}",
+                        d.id, d.state, d.incarnation, d.heartbeat
+                    ));
+                    Vec::new()
+                }
+                _ => panic!("bad script line: {line}"),
+            };
+            actual.extend(changes.iter().map(|c| c.to_string()));
+        }
+        let expected: Vec<String> = expected
+            .into_iter()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(actual.join("\n"), expected.join("\n"));
+    }
+
+    #[test]
+    fn higher_incarnation_wins_then_higher_heartbeat() {
+        run("
+            merge b 5 10 alive @0
+            > b: joined as alive
+            # an older incarnation, however high its heartbeat, is old news
+            merge b 4 99 alive @100
+            show b
+            > b alive inc=5 hb=10
+            merge b 5 9 alive @100
+            show b
+            > b alive inc=5 hb=10
+            merge b 5 11 alive @100
+            show b
+            > b alive inc=5 hb=11
+            merge b 6 0 alive @100
+            show b
+            > b alive inc=6 hb=0
+        ");
+    }
+
+    #[test]
+    fn silence_makes_suspect_then_dead_and_news_makes_alive() {
+        run("
+            merge b 5 1 alive @0
+            > b: joined as alive
+            tick @2999
+            tick @3000
+            > b: alive -> suspect
+            tick @9999
+            tick @10000
+            > b: suspect -> dead
+            # the same heartbeat again is no news
+            merge b 5 1 alive @10500
+            tick @11000
+            merge b 5 2 alive @12000
+            > b: dead -> alive
+            tick @14999
+            tick @15000
+            > b: alive -> suspect
+            merge b 5 3 alive @15100
+            > b: suspect -> alive
+        ");
+    }
+
+    #[test]
+    fn peers_views_of_a_third_member_are_not_adopted() {
+        run("
+            merge b 5 1 alive @0
+            > b: joined as alive
+            # a peer suspecting b at b's current version does not make us suspect it
+            merge b 5 1 suspect @100
+            merge b 5 1 dead @100
+            show b
+            > b alive inc=5 hb=1
+            # a newer heartbeat reported by a peer that thinks b dead is still news of b
+            tick @3500
+            > b: alive -> suspect
+            merge b 5 2 dead @3600
+            > b: suspect -> alive
+        ");
+    }
+
+    #[test]
+    fn first_news_of_a_member_takes_the_reported_state() {
+        run("
+            merge c 7 3 dead @0
+            > c: joined as dead
+            merge d 7 3 left @0
+            > d: joined as left
+        ");
+    }
+
+    #[test]
+    fn left_wins_at_same_incarnation_and_only_a_new_incarnation_revives() {
+        run("
+            merge b 5 10 alive @0
+            > b: joined as alive
+            # a leave at the same incarnation wins even with a lower heartbeat
+            merge b 5 3 left @100
+            > b: alive -> left
+            merge b 5 11 alive @200
+            show b
+            > b left inc=5 hb=3
+            # a left member is never suspected
+            tick @60000
+            # a restarted node has a new incarnation (its start time)
+            merge b 900 0 alive @60100
+            > b: left -> alive
+            # an old leave does not beat the new incarnation
+            merge b 5 3 left @60200
+            show b
+            > b alive inc=900 hb=0
+        ");
+    }
+
+    #[test]
+    fn ticks_bump_own_heartbeat_and_never_suspect_self() {
+        run("
+            tick @1
+            tick @50000
+            show a
+            > a alive inc=100 hb=2
+        ");
+    }
+
+    #[test]
+    fn suspicion_of_self_at_current_incarnation_is_refuted() {
+        run("
+            merge a 100 0 suspect @0
+            show a
+            > a alive inc=101 hb=0
+            # a stale suspicion (older incarnation) needs no refutation
+            merge a 100 0 dead @0
+            show a
+            > a alive inc=101 hb=0
+            merge a 101 0 dead @0
+            show a
+            > a alive inc=102 hb=0
+            # others' alive views of us are never adopted
+            merge a 102 50 alive @0
+            show a
+            > a alive inc=102 hb=0
+        ");
+    }
+
+    #[test]
+    fn leave_of_self_is_announced_and_not_refuted() {
+        run("
+            tick @1
+            leave
+            > a: alive -> left
+            show a
+            > a left inc=100 hb=1
+            merge a 100 1 dead @2
+            tick @3
+            show a
+            > a left inc=100 hb=1
+        ");
+    }
+
+    #[test]
+    fn ring_excludes_left_members_but_keeps_dead_ones() {
+        let t0 = Instant::now();
+        let mut table = Membership::with_incarnation(member("a", MemberState::Alive, t0), 1);
+        let digest = |id: &str, state| Digest {
+            id: id.into(),
+            http_addr: String::new(),
+            gossip_addr: format!("{id}:90"),
+            incarnation: 1,
+            heartbeat: 1,
+            state,
+        };
+        table.merge(
+            &[
+                digest("b", MemberState::Alive),
+                digest("c", MemberState::Dead),
+                digest("d", MemberState::Left),
+            ],
+            t0,
+        );
+        assert_eq!(table.ring_member_ids(), ["a", "b", "c"]);
+        assert_eq!(table.peer_addrs(), ["b:90", "c:90"]);
+        assert!(table.knows_live_peer());
+        let ids: Vec<String> = table.digests().into_iter().map(|d| d.id).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn a_restarted_node_supersedes_its_old_self() {
+        let t0 = Instant::now();
+        let old = Membership::new(member("a", MemberState::Alive, t0));
+        std::thread::sleep(Duration::from_millis(2));
+        let new = Membership::new(member("a", MemberState::Alive, t0));
+        let (old, new) = (old.digest("a").unwrap(), new.digest("a").unwrap());
+        assert!(new.incarnation > old.incarnation);
     }
 }

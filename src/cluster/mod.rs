@@ -2,14 +2,18 @@
 //!
 //! - [`ring`]: the CRC32 consistent-hash ring (150 virtual nodes per node) that gives each
 //!   series an ordered preference list of owners (primary, then replicas).
-//! - [`membership`]: who is in the cluster and in what state (alive, suspect, dead, left),
-//!   kept current by gossip.
+//! - [`membership`]: who is in the cluster and in what state (alive, suspect, dead, left):
+//!   the pure state machine (merge a peer's table, tick the failure detector, leave).
+//! - [`gossip`]: moves member tables between nodes over TCP (push-pull rounds every
+//!   `--gossip_interval_ms`, a listener answering peers, the leave announcement at
+//!   shutdown) and applies them through [`Cluster::update`], so the ring follows.
 //! - [`placement`]: which readings this node stores (its owned share) and which it keeps as
 //!   hints for owners that are down.
 //! - [`handoff`]: the durable hint stores and their delivery when an owner returns.
 //! - [`repair`]: anti-entropy between owners, rebalancing after ring changes, tombstones.
-//! - [`Cluster`] joins the two: the owners of a series under the current membership.
+//! - [`Cluster`] joins them: the owners of a series under the current membership.
 
+pub mod gossip;
 pub mod handoff;
 pub mod membership;
 pub mod placement;

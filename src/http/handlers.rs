@@ -304,9 +304,24 @@ struct StatusAnswer<'a> {
     ingest_rate: f64,
     websocket_clients: usize,
     rejected: BTreeMap<&'static str, u64>,
+    /// Every member as this node sees it, itself included.
+    members: Vec<MemberAnswer>,
+    /// Fraction of the hash space each ring member is primary for.
+    ring_share: BTreeMap<String, f64>,
+    replication: usize,
 }
 
-/// `GET /status`: what the node holds and how ingestion goes.
+#[derive(Serialize)]
+struct MemberAnswer {
+    id: String,
+    http_addr: String,
+    gossip_addr: String,
+    state: MemberState,
+    /// Milliseconds since this node last heard news of the member.
+    last_heard_ms: u64,
+}
+
+/// `GET /status`: what the node holds, how ingestion goes and how it sees the cluster.
 pub fn status(node: &Node) -> Answer {
     let stats = node.engine.stats();
     let uptime = node.started.elapsed().as_secs_f64();
@@ -314,6 +329,20 @@ pub fn status(node: &Node) -> Answer {
         .ingest
         .accepted
         .load(std::sync::atomic::Ordering::Relaxed);
+    let membership = node.cluster.membership();
+    let heard_now = Instant::now();
+    let members = membership
+        .members()
+        .map(|m| MemberAnswer {
+            id: m.id.clone(),
+            http_addr: m.http_addr.clone(),
+            gossip_addr: m.gossip_addr.clone(),
+            state: m.state,
+            last_heard_ms: heard_now
+                .saturating_duration_since(m.last_heard)
+                .as_millis() as u64,
+        })
+        .collect();
     let (broker, broker_error) = match node.ingest.broker() {
         BrokerState::Disabled => ("disabled", None),
         BrokerState::Connecting => ("connecting", None),
@@ -344,6 +373,9 @@ pub fn status(node: &Node) -> Answer {
             },
             websocket_clients: node.hub.stats().connected_clients,
             rejected: node.ingest.rejected().into_iter().collect(),
+            members,
+            ring_share: node.cluster.ring().primary_share(),
+            replication: node.cluster.replication(),
         },
     ))
 }

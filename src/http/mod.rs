@@ -241,6 +241,9 @@ pub(crate) mod test_node {
                 retention: None,
                 replication: 1,
                 http_workers: 1,
+                suspect_timeout: std::time::Duration::from_secs(3),
+                dead_timeout: std::time::Duration::from_secs(10),
+                gossip_interval: std::time::Duration::from_millis(500),
             };
             TestNode {
                 node: Node::new(config, engine).expect("node over a fresh store"),
