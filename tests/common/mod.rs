@@ -168,7 +168,11 @@ impl Server {
 
     /// Starts the process (again) with the same flags and waits until `/health` answers.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "server {} still running", self.node_id);
+        assert!(
+            self.child.is_none(),
+            "server {} still running",
+            self.node_id
+        );
         self.spawn();
     }
 
@@ -242,7 +246,12 @@ impl Server {
     /// SIGKILL: no chance to flush, acknowledge or disconnect.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("server running");
-        signal_and_reap(&mut child, "KILL", Duration::from_secs(10), "minitrue-server");
+        signal_and_reap(
+            &mut child,
+            "KILL",
+            Duration::from_secs(10),
+            "minitrue-server",
+        );
     }
 
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
@@ -405,7 +414,13 @@ impl Broker {
             "warn".to_string(),
         ];
         let program = PathBuf::from(env!("CARGO_BIN_EXE_minitrue-broker"));
-        Broker::launch(BrokerKind::Embedded, port, program, args, TempDir::new("broker"))
+        Broker::launch(
+            BrokerKind::Embedded,
+            port,
+            program,
+            args,
+            TempDir::new("broker"),
+        )
     }
 
     /// Mosquitto on a free port, messages in memory only.
@@ -429,8 +444,9 @@ impl Broker {
         };
         let port = free_port();
         let dir = TempDir::new("mosquitto");
-        let mut conf =
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n");
+        let mut conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+        );
         if persistent {
             let db = dir.path().join("db");
             std::fs::create_dir_all(&db).expect("create mosquitto db dir");
