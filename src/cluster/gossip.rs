@@ -175,17 +175,21 @@ fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
     Ok(stream)
 }
 
-/// The addresses to try while no peer is known: `--seeds`, or the local slots' gossip
-/// ports when none were given, without this node's own address.
+/// The addresses to try while no peer is known: `--seeds`, or, on a local run (this node
+/// sits on one of the local slots' gossip ports), the other local slots. A node on other
+/// ports without `--seeds` probes nothing: it must not join a local cluster by accident.
 pub fn seed_addrs(config: &Config) -> Vec<String> {
     let port = config.gossip_addr.port();
+    let local_run = LOCAL_SLOTS.iter().any(|s| s.2 == port);
     let own = [
         config.advertised_gossip(),
         config.gossip_addr.to_string(),
         format!("127.0.0.1:{port}"),
         format!("localhost:{port}"),
     ];
-    let seeds: Vec<String> = if config.seeds.is_empty() {
+    let seeds: Vec<String> = if config.seeds.is_empty() && !local_run {
+        Vec::new()
+    } else if config.seeds.is_empty() {
         LOCAL_SLOTS
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.2))
@@ -564,6 +568,11 @@ mod tests {
             "--seeds=localhost:9000,127.0.0.1:10090,localhost:9001",
         ]);
         assert_eq!(seed_addrs(&c), ["localhost:9000", "localhost:9001"]);
+        let elsewhere = config(&["--node_id=node_b", "--port=8091", "--tcp_port=10091"]);
+        assert!(
+            seed_addrs(&elsewhere).is_empty(),
+            "no probing off the local slots"
+        );
     }
 
     #[test]
