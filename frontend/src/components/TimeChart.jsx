@@ -43,7 +43,8 @@ export default function TimeChart({
           stroke: PALETTE[i % PALETTE.length],
           width: 1.5,
           spanGaps,
-          points: { show: false },
+          // uPlot's default: dots only where readings are sparse (a lone bucket between gaps
+          // would otherwise not show at all).
           value: (u, v) => formatValue(v),
         })),
       ],

@@ -159,7 +159,17 @@ export default function QueryTab({ client }) {
     const errors = {};
     if (!device) errors.device = 'Choose a device.';
     if (!metric) errors.metric = 'Choose a metric.';
-    const range = validateRange(startText, endText);
+    // A quick range means "up to now" when the query runs: recompute it here, to the second
+    // (the fields show whole minutes, so taking them back would drop the newest readings).
+    let range;
+    if (preset && preset !== 'all') {
+      const { start, end } = presetRange(preset, Date.now() / 1000);
+      setStartText(format12h(start));
+      setEndText(format12h(end));
+      range = { ok: true, start, end };
+    } else {
+      range = validateRange(startText, endText);
+    }
     if (!range.ok) Object.assign(errors, range.errors);
     setFormErrors(errors);
     if (Object.keys(errors).length > 0) return;
