@@ -276,6 +276,10 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
 
     await tab('Query Data').click();
     await selectSeries('sensor_3', 'humidity');
+    // The result and chart on screen still belong to the last query, whatever the form says now.
+    assert.match(await page.locator('.result .card-title').textContent(), /sensor_1\/temperature/);
+    assert.match(await page.locator('.u-legend').first().textContent(), /sensor_1\/temperature \(avg\)/);
+    assert.ok(await page.getByRole('img', { name: 'Chart of avg temperature for sensor_1' }).isVisible());
     await page.getByRole('button', { name: 'Delete series' }).click();
     const confirm = page.getByRole('dialog', { name: 'Delete sensor_3/humidity?' });
     await confirm.waitFor();
