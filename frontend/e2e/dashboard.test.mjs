@@ -238,6 +238,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     await errors.waitFor({ timeout: 3000 });
     assert.match(await errors.textContent(), /Start: .*hour must be 1–12/);
     assert.equal(await startInput.getAttribute('aria-invalid'), 'true');
+    await shot('4-validation-impossible-time');
 
     await startInput.fill('2024-03-10 02:30 PM');
     await endInput.fill('2024-03-10 01:30 PM');
@@ -353,6 +354,11 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     const victims = [...new Set([liveNode.id, lastQueryNode])];
     assert.equal(victims.length, 1, `page served by one node: live ${liveNode.id}, query ${lastQueryNode}`);
 
+    await tab('Cluster').click();
+    await waitFor('the Cluster tab to see 3 of 3 nodes', async () =>
+      /3 of 3 nodes reachable/.test(await byTestId('cluster-summary').textContent()), { timeoutMs: 8000 });
+    await tab('Real-Time Monitor').click();
+
     const killedAt = Date.now();
     await cluster.killNode(liveNode.id);
 
@@ -377,5 +383,12 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     assert.ok(nodeById(result.node), `result-node ${result.node}`);
     assert.ok(displayedNumber(result.count) > 0);
     assert.match(await byTestId('served-by').textContent(), new RegExp(`Last request served by ${result.node}`));
+
+    await tab('Cluster').click();
+    await waitFor('the Cluster tab to report the killed node', async () =>
+      /2 of 3 nodes reachable/.test(await byTestId('cluster-summary').textContent()), { timeoutMs: 8000 });
+    const card = page.getByRole('article', { name: new RegExp(`Node .*:${liveNode.port}`) });
+    assert.match(await card.textContent(), /unreachable/);
+    await shot('6-failover-cluster');
   }));
 });
