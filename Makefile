@@ -1,5 +1,5 @@
 # MiniTrue: each target is one line of intent. `make help` lists them.
-.PHONY: help cluster test lint unit frontend-test bench fmt
+.PHONY: help cluster test lint unit frontend-test frontend-e2e bench fmt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -7,7 +7,7 @@ help:
 cluster: ## build and start a three-node local cluster, broker, simulator and dashboard (Ctrl-C stops it)
 	./run_cluster.sh
 
-test: lint unit frontend-test ## every check CI runs: format, lints, docs, Rust and dashboard tests
+test: lint unit frontend-test frontend-e2e ## every check CI runs: format, lints, docs, Rust, dashboard unit and end-to-end tests
 
 lint: ## rustfmt, clippy with warnings denied, rustdoc without warnings
 	cargo fmt --all -- --check
@@ -19,6 +19,10 @@ unit: ## Rust unit, property and integration tests (real processes on loopback)
 
 frontend-test: ## dashboard unit tests (Vitest) and production build
 	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
+
+frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-node cluster (ports 8080-8082, 9000-9002)
+	cargo build --release --bins
+	cd frontend && npm ci --no-audit --no-fund && npm run build && npm run test:e2e
 
 bench: ## storage and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage

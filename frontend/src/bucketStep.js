@@ -47,3 +47,25 @@ export function formatStep(step) {
   if (step % MINUTE === 0) return `${step / MINUTE} min`;
   return `${step} s`;
 }
+
+/**
+ * The server's buckets as uPlot columns `[starts, results]`. The server sends only buckets
+ * that hold readings, so a missing bucket gets a null at its start: the line breaks there
+ * instead of being drawn straight across a time with no data. Empty buckets sent anyway
+ * (count 0) are nulls too.
+ */
+export function bucketsToColumns(buckets, step) {
+  const xs = [];
+  const ys = [];
+  let previous = null;
+  for (const b of buckets) {
+    if (previous !== null && step > 0 && b.start - previous > step) {
+      xs.push(previous + step);
+      ys.push(null);
+    }
+    xs.push(b.start);
+    ys.push(b.count > 0 && typeof b.result === 'number' ? b.result : null);
+    previous = b.start;
+  }
+  return [xs, ys];
+}

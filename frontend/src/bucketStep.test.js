@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { chooseStep, bucketCount, formatStep, NICE_STEPS, TARGET_BUCKETS } from './bucketStep.js';
+import { chooseStep, bucketCount, bucketsToColumns, formatStep, NICE_STEPS, TARGET_BUCKETS } from './bucketStep.js';
 
 describe('chooseStep', () => {
   it('picks nice steps for the presets', () => {
@@ -50,5 +50,23 @@ describe('formatStep', () => {
     expect(formatStep(300)).toBe('5 min');
     expect(formatStep(21600)).toBe('6 h');
     expect(formatStep(86400)).toBe('1 d');
+  });
+});
+
+describe('bucketsToColumns', () => {
+  it('keeps contiguous buckets as they are', () => {
+    const b = [{ start: 10, result: 1, count: 2 }, { start: 15, result: 2, count: 1 }];
+    expect(bucketsToColumns(b, 5)).toEqual([[10, 15], [1, 2]]);
+  });
+  it('breaks the line where the server left buckets out', () => {
+    const b = [{ start: 0, result: 1, count: 1 }, { start: 30, result: 3, count: 1 }, { start: 40, result: 4, count: 1 }];
+    expect(bucketsToColumns(b, 10)).toEqual([[0, 10, 30, 40], [1, null, 3, 4]]);
+  });
+  it('turns empty buckets into gaps', () => {
+    const b = [{ start: 0, result: null, count: 0 }, { start: 1, result: 2, count: 1 }];
+    expect(bucketsToColumns(b, 1)).toEqual([[0, 1], [null, 2]]);
+  });
+  it('handles no buckets', () => {
+    expect(bucketsToColumns([], 60)).toEqual([[], []]);
   });
 });

@@ -6,6 +6,17 @@ import uPlot from 'uplot';
 import { PALETTE, formatTimestamp, formatValue } from '../format.js';
 
 /**
+ * Time-axis tick steps in seconds: whole seconds at the finest (readings and buckets are
+ * never finer to a person), so a short range gets ":25 :26" instead of ":25.050 :25.100…".
+ */
+const TIME_INCRS = [
+  1, 2, 5, 10, 15, 30,
+  60, 120, 300, 600, 900, 1800,
+  3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600,
+  86400, 2 * 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400, 182 * 86400, 365 * 86400,
+];
+
+/**
  * `data` is uPlot's column form `[xs (unix seconds), ys…]` with null for gaps; `spanGaps`
  * joins across nulls (live charts, where devices report at different instants) instead of
  * breaking the line (query charts, where a null bucket means no readings).
@@ -27,7 +38,7 @@ export default function TimeChart({
       height,
       scales: { x: { time: true } },
       axes: [
-        { label: xLabel, stroke: '#374151', grid: { stroke: '#e5e7eb' } },
+        { label: xLabel, stroke: '#374151', grid: { stroke: '#e5e7eb' }, incrs: TIME_INCRS },
         {
           label: yLabel,
           stroke: '#374151',
@@ -43,7 +54,8 @@ export default function TimeChart({
           stroke: PALETTE[i % PALETTE.length],
           width: 1.5,
           spanGaps,
-          points: { show: false },
+          // uPlot's default: dots only where readings are sparse (a lone bucket between gaps
+          // would otherwise not show at all).
           value: (u, v) => formatValue(v),
         })),
       ],

@@ -4,23 +4,12 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import TimeChart from '../components/TimeChart.jsx';
 import Dialog from '../components/Dialog.jsx';
 import { PRESETS, TIME_FORMAT_HINT, format12h, presetRange, validateRange } from '../time12h.js';
-import { chooseStep, formatStep } from '../bucketStep.js';
-import { axisLabel, formatDurationNs, formatValue, unitFor } from '../format.js';
+import { bucketsToColumns, chooseStep, formatStep } from '../bucketStep.js';
+import { axisLabel, formatDurationNs, formatTimestamp, formatValue, unitFor } from '../format.js';
 
 const OPERATIONS = ['avg', 'sum', 'min', 'max', 'count'];
 const MINUTE = 60;
 const DAY = 86400;
-
-/** Keeps the bucket list the server sent as uPlot columns; empty buckets become gaps. */
-function bucketsToData(buckets) {
-  const xs = [];
-  const ys = [];
-  for (const b of buckets) {
-    xs.push(b.start);
-    ys.push(b.count > 0 && typeof b.result === 'number' ? b.result : null);
-  }
-  return [xs, ys];
-}
 
 /** Non-empty buckets of one `/query` with `step` over [start, end]. */
 async function filledBuckets(client, base, start, end, step, signal) {
@@ -65,7 +54,7 @@ export default function QueryTab({ client }) {
   const [running, setRunning] = useState(false);
   const [result, setResult] = useState(null);
   const [queryError, setQueryError] = useState('');
-  const [chart, setChart] = useState(null);
+  const [chart, setChartState] = useState(null);
   const [deleteStage, setDeleteStage] = useState(null); // null | 'confirm' | 'working' | 'done'
   const [confirmText, setConfirmText] = useState('');
   const [deleteOutcome, setDeleteOutcome] = useState(null);
@@ -119,6 +108,8 @@ export default function QueryTab({ client }) {
   };
 
   async function runChart(base, start, end, signal) {
+    // Every chart state names the series it was asked for: the form may change afterwards.
+    const setChart = (state) => setChartState({ ...state, of: base });
     setChart({ loading: true });
     try {
       let lo = start;
@@ -147,7 +138,7 @@ export default function QueryTab({ client }) {
         setChart({ empty: true });
         return;
       }
-      setChart({ data: bucketsToData(buckets), step, lo, hi, node: data?.node ?? node, buckets: buckets.length });
+      setChart({ data: bucketsToColumns(buckets, step), step, lo, hi, node: data?.node ?? node, buckets: buckets.length });
     } catch (err) {
       if (err.name === 'AbortError') return;
       setChart({ error: `Chart: ${err.message}` });
@@ -159,7 +150,17 @@ export default function QueryTab({ client }) {
     const errors = {};
     if (!device) errors.device = 'Choose a device.';
     if (!metric) errors.metric = 'Choose a metric.';
-    const range = validateRange(startText, endText);
+    // A quick range means "up to now" when the query runs: recompute it here, to the second
+    // (the fields show whole minutes, so taking them back would drop the newest readings).
+    let range;
+    if (preset && preset !== 'all') {
+      const { start, end } = presetRange(preset, Date.now() / 1000);
+      setStartText(format12h(start));
+      setEndText(format12h(end));
+      range = { ok: true, start, end };
+    } else {
+      range = validateRange(startText, endText);
+    }
     if (!range.ok) Object.assign(errors, range.errors);
     setFormErrors(errors);
     if (Object.keys(errors).length > 0) return;
@@ -194,7 +195,7 @@ export default function QueryTab({ client }) {
       const { data, node } = await client.deleteSeries(device, metric);
       setDeleteOutcome({ ok: true, deleted: data?.deleted === true, node: data?.node ?? node, series, data });
       setResult(null);
-      setChart(null);
+      setChartState(null);
       await loadDevices();
       await loadMetrics(device);
     } catch (err) {
@@ -337,8 +338,8 @@ export default function QueryTab({ client }) {
             </div>
           </div>
           <p className="muted small">
-            Range: {result.range.start === 0 ? 'first reading' : format12h(result.range.start)} →{' '}
-            {result.range.end === 0 ? 'latest reading' : format12h(result.range.end)}
+            Range: {result.range.start === 0 ? 'first reading' : formatTimestamp(result.range.start)} →{' '}
+            {result.range.end === 0 ? 'latest reading' : formatTimestamp(result.range.end)}
           </p>
         </div>
       )}
@@ -346,8 +347,8 @@ export default function QueryTab({ client }) {
       {chart && (
         <div className="card">
           <h2 className="card-title">
-            {axisLabel(metric, operation)} over time
-            {chart.step ? <span className="muted small"> · {operation} per {formatStep(chart.step)} bucket ({chart.buckets} buckets, node {chart.node})</span> : null}
+            {axisLabel(chart.of.metric_name, chart.of.operation)} over time
+            {chart.step ? <span className="muted small"> · {chart.of.operation} per {formatStep(chart.step)} bucket ({chart.buckets} buckets, node {chart.node})</span> : null}
           </h2>
           {chart.loading && <p className="muted">Loading chart…</p>}
           {chart.empty && <p className="muted">No readings in this range.</p>}
@@ -355,9 +356,9 @@ export default function QueryTab({ client }) {
           {chart.data && (
             <TimeChart
               data={chart.data}
-              seriesNames={[`${device}/${metric} (${operation})`]}
-              yLabel={axisLabel(metric, operation)}
-              ariaLabel={`Chart of ${operation} ${metric} for ${device}`}
+              seriesNames={[`${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})`]}
+              yLabel={axisLabel(chart.of.metric_name, chart.of.operation)}
+              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.of.device_id}`}
             />
           )}
           {chart.data && <p className="muted small">Drag across the chart to zoom; double-click to reset.</p>}
