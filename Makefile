@@ -15,13 +15,13 @@ lint: ## rustfmt, clippy with warnings denied, rustdoc without warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 unit: ## Rust unit, property and integration tests (real processes on loopback)
-	cargo test --release
+	cargo test
 
 frontend-test: ## dashboard unit tests (Vitest) and production build
 	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
 
 frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-node cluster (ports 8080-8082, 9000-9002)
-	cargo build --release --bins
+	cargo build --bins
 	cd frontend && npm ci --no-audit --no-fund && npm run build && npm run test:e2e
 
 bench: ## storage and node-server benchmarks; print tables and record them in docs/benchmarks.md

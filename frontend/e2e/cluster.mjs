@@ -3,9 +3,10 @@
 // the simulator around the delete test).
 //
 // It builds nothing but the dashboard (`npm run build` when frontend/dist is missing); the
-// Rust binaries must already be in target/release (`make frontend-e2e` runs
-// `cargo build --release --bins` first). Everything started here is killed by PID when
-// `stop()` runs, and also when the test process exits for any reason.
+// Rust binaries must already be built (`make frontend-e2e` runs `cargo build --bins`
+// first; MINITRUE_BIN_DIR picks another directory, e.g. target/release). Everything
+// started here is killed by PID when `stop()` runs, and also when the test process exits
+// for any reason.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -18,7 +19,8 @@ export const FRONTEND_DIR = path.resolve(here, '..');
 export const REPO_ROOT = path.resolve(FRONTEND_DIR, '..');
 export const DIST_DIR = path.join(FRONTEND_DIR, 'dist');
 export const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output', 'e2e');
-const BIN_DIR = path.join(REPO_ROOT, 'target', 'release');
+// The Rust binaries: MINITRUE_BIN_DIR, or the debug build `make test` already made.
+const BIN_DIR = process.env.MINITRUE_BIN_DIR || path.join(REPO_ROOT, 'target', 'debug');
 
 /** The dashboard's default nodes: name, HTTP port, gossip port. */
 export const NODES = [
@@ -82,8 +84,8 @@ function installExitHook() {
 function requireBinary(name) {
   const file = path.join(BIN_DIR, name);
   if (!existsSync(file)) {
-    throw new Error(`${file} is missing: run \`cargo build --release --bins\` at the repo root first ` +
-      '(with CARGO_TARGET_DIR unset), or use `make frontend-e2e`.');
+    throw new Error(`${file} is missing: run \`cargo build --bins\` at the repo root first ` +
+      '(or set MINITRUE_BIN_DIR), or use `make frontend-e2e`.');
   }
   return file;
 }

@@ -1,6 +1,6 @@
 // `npm run test:e2e`: the end-to-end tests (e2e/*.test.mjs) under Node's test runner, one file
 // at a time (they share ports 8080-8082), with the run time printed at the end. The harness
-// (e2e/cluster.mjs) needs the release binaries in ../target/release and Debian's Chromium.
+// (e2e/cluster.mjs) needs the Rust binaries (../target/debug, or MINITRUE_BIN_DIR) and Debian's Chromium.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';

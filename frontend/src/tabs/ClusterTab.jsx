@@ -123,6 +123,9 @@ export default function ClusterTab({ client, active }) {
   const [entries, setEntries] = useState({});
   const nodesRef = useRef(nodes);
   nodesRef.current = nodes;
+  // Node id each polled address has answered with, remembered after it stops answering, so a
+  // dead node's own card stays its only card (its peers list it under another address form).
+  const idsSeen = useRef(new Set());
 
   useEffect(() => {
     if (!active) return undefined;
@@ -144,7 +147,10 @@ export default function ClusterTab({ client, active }) {
       const next = Object.fromEntries(results);
       setEntries(next);
       // Learn nodes that others list as members but that no polled node already speaks for.
-      const knownIds = new Set(results.filter(([, e]) => e.ok).map(([, e]) => e.status.node_id));
+      for (const [, e] of results) {
+        if (e.ok && e.status.node_id) idsSeen.current.add(e.status.node_id);
+      }
+      const knownIds = idsSeen.current;
       const discovered = [];
       for (const [, e] of results) {
         for (const m of (e.ok && Array.isArray(e.status.members) ? e.status.members : [])) {
