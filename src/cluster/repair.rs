@@ -122,6 +122,23 @@ impl Tombstones {
         self.lock().get(key).is_some_and(|at| *at >= cutoff)
     }
 
+    /// Drops the points a remembered delete shadows: points of a deleted series timestamped
+    /// at or before the delete. Readings published before a delete can still arrive after it
+    /// (an MQTT backlog redelivered to a restarted node, hints handed off, a hand-over): they
+    /// must not bring the series back.
+    pub fn drop_shadowed(&self, points: &mut Vec<Point>) {
+        let entries = self.lock();
+        if entries.is_empty() {
+            return;
+        }
+        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        points.retain(|p| {
+            !entries
+                .get(&p.series)
+                .is_some_and(|at| *at >= cutoff && p.timestamp.0 <= *at)
+        });
+    }
+
     pub fn list(&self) -> Vec<Tombstone> {
         let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
         self.lock()
@@ -469,6 +486,34 @@ mod tests {
             .err()
             .expect("corrupt file is an error");
         assert!(e.to_string().contains("tombstones.json"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_delete_shadows_older_points_of_its_series_only() {
+        let dir = std::env::temp_dir().join(format!("minitrue-shadow-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let t = Tombstones::open(dir.join("tombstones.json")).unwrap();
+        let key = SeriesKey::new("d", "m").unwrap();
+        let point = |series: &SeriesKey, ms: i64| Point {
+            series: series.clone(),
+            timestamp: Timestamp(ms),
+            value: 1.0,
+        };
+        let deleted_at = now_millis();
+        t.record(&key, deleted_at).unwrap();
+        let other = SeriesKey::new("d", "other").unwrap();
+        let mut points = vec![
+            point(&key, deleted_at - 1),
+            point(&key, deleted_at),
+            point(&key, deleted_at + 1),
+            point(&other, deleted_at - 1),
+        ];
+        t.drop_shadowed(&mut points);
+        assert_eq!(
+            points,
+            vec![point(&key, deleted_at + 1), point(&other, deleted_at - 1)]
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -400,7 +400,9 @@ pub fn write(node: &Node, query: &str, body: &[u8]) -> Answer {
 pub fn internal_write(node: &Node, body: &[u8]) -> Answer {
     let request: InternalWrite = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
-    let points = request.into_points()?;
+    let mut points = request.into_points()?;
+    // A hint or hand-over of a series deleted since must not bring it back.
+    node.tombstones.drop_shadowed(&mut points);
     node.engine.write(&points)?;
     Ok(Reply::new(204, "text/plain", Vec::new()))
 }

@@ -8,7 +8,10 @@
 //!   durable hint for every owner that is down or fails to answer.
 //!
 //! Both return only when every reading is durable somewhere it will be found: on its
-//! owners, or in a hint store that hands it to them later.
+//! owners, or in a hint store that hands it to them later. Both first drop the readings a
+//! remembered delete shadows (see [`Tombstones::drop_shadowed`]).
+//!
+//! [`Tombstones::drop_shadowed`]: crate::cluster::repair::Tombstones::drop_shadowed
 
 use crate::cluster::handoff::send_points;
 use crate::cluster::membership::MemberState;
@@ -23,7 +26,9 @@ use std::thread;
 
 /// Stores this node's share of `points` (owned readings and hints). Ok once durable.
 pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
-    let share = local_share(&node.cluster, points.to_vec());
+    let mut points = points.to_vec();
+    node.tombstones.drop_shadowed(&mut points);
+    let share = local_share(&node.cluster, points);
     node.engine.write(&share.owned)?;
     for (owner, hinted) in &share.hints {
         node.hints.keep(owner, hinted)?;
@@ -33,6 +38,9 @@ pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
 
 /// Makes `points` durable on their owners (or as hints for them). Ok once all are.
 pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
+    let mut points = points.to_vec();
+    node.tombstones.drop_shadowed(&mut points);
+    let points = points.as_slice();
     if node.cluster.is_single() {
         return node.engine.write(points);
     }

@@ -166,6 +166,55 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start_with_broker`] on HTTP port `port` and gossip port `tcp_port`
+    /// chosen by the caller, so peers started before this node can name it in `--seeds`.
+    pub fn start_on_ports(
+        node_id: &str,
+        data_dir: &Path,
+        broker_url: &str,
+        port: u16,
+        tcp_port: u16,
+        extra: &[&str],
+    ) -> Server {
+        let mut args = vec![
+            format!("--node_id={node_id}"),
+            format!("--port={port}"),
+            format!("--tcp_port={tcp_port}"),
+            format!("--data_dir={}", data_dir.display()),
+            format!("--broker={broker_url}"),
+            "--bind=127.0.0.1".to_string(),
+            "--http_workers=4".to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut server = Server {
+            child: None,
+            port,
+            node_id: node_id.to_string(),
+            args,
+            envs: Vec::new(),
+            data_dir: data_dir.to_path_buf(),
+            starts: 0,
+            log: PathBuf::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Whether the process is running (started and not yet killed or terminated).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the running process without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.node_id);
+    }
+
     /// Starts the process (again) with the same flags and waits until `/health` answers.
     pub fn restart(&mut self) {
         assert!(
