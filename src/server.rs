@@ -13,7 +13,7 @@
 //! workers are released with `unblock()`, and the engine flushes and fsyncs before `run`
 //! returns.
 
-use crate::cluster::gossip::{gossip_listen, gossip_round};
+use crate::cluster::gossip::{gossip_listen, gossip_round, seed_addrs};
 use crate::cluster::repair::repair_round;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -108,7 +108,9 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         })?;
         if node.config.mode.ingests() {
             spawn_role(scope, "mqtt-receive".into(), move || {
-                mqtt_receive(node, shutdown_rx)
+                if wait_for_peers(node, shutdown_rx) {
+                    mqtt_receive(node, shutdown_rx)
+                }
             })?;
         } else {
             node.ingest.set_broker(BrokerState::Disabled);
@@ -139,6 +141,34 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
     node.engine.close()?;
     log_info!("{}: stopped cleanly", node.config.node_id);
     Ok(())
+}
+
+/// How long a node with peers to find waits for gossip to reach one before it starts
+/// ingesting. Until then it would believe it is alone and store every reading, including
+/// the backlog the broker redelivers after a restart, as if it owned every series.
+pub const JOIN_WAIT: Duration = Duration::from_secs(3);
+
+/// Waits until gossip knows a live peer, `JOIN_WAIT` passes, or there is nobody to look
+/// for (no seeds). Returns false if shutdown came first.
+fn wait_for_peers(node: &Node, shutdown_rx: &Receiver<()>) -> bool {
+    if seed_addrs(&node.config).is_empty() {
+        return true;
+    }
+    let deadline = std::time::Instant::now() + JOIN_WAIT;
+    while std::time::Instant::now() < deadline {
+        if node.cluster.membership().knows_live_peer() {
+            return true;
+        }
+        select! {
+            recv(shutdown_rx) -> _ => return false,
+            default(Duration::from_millis(20)) => {}
+        }
+    }
+    log_info!(
+        "{}: no peer answered within {JOIN_WAIT:?}; ingesting as a single node until one does",
+        node.config.node_id
+    );
+    true
 }
 
 /// How often the `hint-handoff` thread looks for owners that came back.
