@@ -125,6 +125,16 @@ impl Hints {
         Ok(engine)
     }
 
+    /// The open stores, copied out so no lock is held while they are used.
+    fn snapshot(&self) -> Vec<(String, Arc<Engine>)> {
+        self.stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Keeps `points` durably for `owner`.
     pub fn keep(&self, owner: &str, points: &[Point]) -> Result<()> {
         self.store(owner)?.write(points)
@@ -132,13 +142,7 @@ impl Hints {
 
     /// Points held per owner (for `/status`).
     pub fn pending(&self) -> BTreeMap<String, u64> {
-        let stores: Vec<(String, Arc<Engine>)> = self
-            .stores
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let stores = self.snapshot();
         stores
             .into_iter()
             .map(|(owner, engine)| (owner, engine.stats().points))
@@ -149,13 +153,7 @@ impl Hints {
     /// Hands every hint of every owner that is alive now to it. Returns points handed off.
     pub fn hand_off(&self, cluster: &Cluster) -> u64 {
         let membership = cluster.membership();
-        let stores: Vec<(String, Arc<Engine>)> = self
-            .stores
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let stores = self.snapshot();
         let mut handed = 0;
         for (owner, engine) in stores {
             let Some(member) = membership.get(&owner) else {

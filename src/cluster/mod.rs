@@ -34,6 +34,18 @@ pub struct Owner {
     pub is_self: bool,
 }
 
+impl Owner {
+    /// `member` as seen by the node `me`.
+    fn of(member: &Member, me: &str) -> Owner {
+        Owner {
+            id: member.id.clone(),
+            http_addr: member.http_addr.clone(),
+            state: member.state,
+            is_self: member.id == me,
+        }
+    }
+}
+
 /// Membership plus the ring built from it (rebuilt whenever the ring's node set changes).
 pub struct Cluster {
     replication: usize,
@@ -93,12 +105,7 @@ impl Cluster {
             .preference_list(&key, self.replication)
             .into_iter()
             .filter_map(|id| state.membership.get(id))
-            .map(|m| Owner {
-                id: m.id.clone(),
-                http_addr: m.http_addr.clone(),
-                state: m.state,
-                is_self: m.id == me,
-            })
+            .map(|m| Owner::of(m, me))
             .collect()
     }
 
@@ -115,12 +122,7 @@ impl Cluster {
             .membership
             .members()
             .filter(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
-            .map(|m| Owner {
-                id: m.id.clone(),
-                http_addr: m.http_addr.clone(),
-                state: m.state,
-                is_self: m.id == me,
-            })
+            .map(|m| Owner::of(m, me))
             .collect()
     }
 

@@ -335,25 +335,11 @@ fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Resul
         "metric_name": key.metric_name(),
     })
     .to_string();
-    let answer = peer::call(
-        &peer.http_addr,
-        "POST",
-        "/internal/digest",
-        request.as_bytes(),
-        PEER_TIMEOUT,
-    )?;
-    if answer.status != 200 {
-        return Err(Error::peer(
-            &peer.id,
-            format!("digest answered {}", answer.status),
-        ));
-    }
     #[derive(Deserialize)]
     struct DigestAnswer {
         buckets: Vec<DigestBucket>,
     }
-    let theirs: DigestAnswer = serde_json::from_slice(&answer.body)
-        .map_err(|e| Error::peer(&peer.id, format!("bad digest: {e}")))?;
+    let theirs: DigestAnswer = post_json(peer, "/internal/digest", &request)?;
     let ours: BTreeMap<Timestamp, DigestBucket> = node
         .engine
         .digest(key, DIGEST_BUCKET_MILLIS)?
@@ -368,20 +354,34 @@ fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Resul
         if pulled >= budget {
             break;
         }
-        let points = fetch_range(node, peer, key, bucket.start)?;
+        let points = fetch_range(peer, key, bucket.start)?;
         node.engine.write(&points)?;
         pulled += points.len() as u64;
     }
     Ok(pulled)
 }
 
+/// POSTs `request` (JSON) to `peer` and decodes a 200 answer as `T`.
+fn post_json<T: serde::de::DeserializeOwned>(peer: &Owner, path: &str, request: &str) -> Result<T> {
+    let answer = peer::call(
+        &peer.http_addr,
+        "POST",
+        path,
+        request.as_bytes(),
+        PEER_TIMEOUT,
+    )?;
+    if answer.status != 200 {
+        return Err(Error::peer(
+            &peer.id,
+            format!("{path} answered {}", answer.status),
+        ));
+    }
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| Error::peer(&peer.id, format!("bad answer from {path}: {e}")))
+}
+
 /// The peer's points of `key` in the digest bucket starting at `start`.
-fn fetch_range(
-    _node: &Node,
-    peer: &Owner,
-    key: &SeriesKey,
-    start: Timestamp,
-) -> Result<Vec<Point>> {
+fn fetch_range(peer: &Owner, key: &SeriesKey, start: Timestamp) -> Result<Vec<Point>> {
     let request = serde_json::json!({
         "device_id": key.device_id(),
         "metric_name": key.metric_name(),
@@ -390,26 +390,12 @@ fn fetch_range(
         "limit": 1_000_000,
     })
     .to_string();
-    let answer = peer::call(
-        &peer.http_addr,
-        "POST",
-        "/query-samples?local=1",
-        request.as_bytes(),
-        PEER_TIMEOUT,
-    )?;
-    if answer.status != 200 {
-        return Err(Error::peer(
-            &peer.id,
-            format!("samples answered {}", answer.status),
-        ));
-    }
     #[derive(Deserialize)]
     struct SamplesAnswer {
         samples: Vec<f64>,
         timestamps: Vec<f64>,
     }
-    let samples: SamplesAnswer = serde_json::from_slice(&answer.body)
-        .map_err(|e| Error::peer(&peer.id, format!("bad samples: {e}")))?;
+    let samples: SamplesAnswer = post_json(peer, "/query-samples?local=1", &request)?;
     samples
         .timestamps
         .iter()
