@@ -241,7 +241,10 @@ pub fn devices(node: &Node, query: &str) -> Answer {
         .iter()
         .map(|k| k.device_id().to_string())
         .collect();
-    Ok(Reply::json(200, &serde_json::json!({ "devices": devices })))
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({ "devices": devices, "node": node.config.node_id }),
+    ))
 }
 
 /// `GET /metrics[?device_id=X]`: every metric (of one device), sorted.
@@ -265,7 +268,10 @@ pub fn metrics(node: &Node, query: &str) -> Answer {
         .filter(|k| device.as_deref().is_none_or(|d| k.device_id() == d))
         .map(|k| k.metric_name().to_string())
         .collect();
-    Ok(Reply::json(200, &serde_json::json!({ "metrics": metrics })))
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({ "metrics": metrics, "node": node.config.node_id }),
+    ))
 }
 
 /// `GET /health`: cheap liveness.
@@ -309,6 +315,8 @@ struct StatusAnswer<'a> {
     /// Fraction of the hash space each ring member is primary for.
     ring_share: BTreeMap<String, f64>,
     replication: usize,
+    /// Readings this node keeps for owners that are down, by owner.
+    hints_pending: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize)]
@@ -376,6 +384,7 @@ pub fn status(node: &Node) -> Answer {
             members,
             ring_share: node.cluster.ring().primary_share(),
             replication: node.cluster.replication(),
+            hints_pending: node.hints.pending(),
         },
     ))
 }
@@ -615,7 +624,7 @@ fn coordinate_listing(
             }),
         }
     }
-    let mut answer = serde_json::json!({ field: union });
+    let mut answer = serde_json::json!({ field: union, "node": node.config.node_id });
     if !failed.is_empty() {
         answer["partial"] = true.into();
         answer["failed"] = serde_json::json!(failed);
