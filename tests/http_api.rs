@@ -107,15 +107,15 @@ fn write_query_delete_and_restart_keep_the_contract() {
 
     assert_eq!(
         server.get("/devices").json(),
-        json!({"devices": ["sensor_1", "sensor_2"]})
+        json!({"devices": ["sensor_1", "sensor_2"], "node": "t1"})
     );
     assert_eq!(
         server.get("/metrics").json(),
-        json!({"metrics": ["humidity", "temperature"]})
+        json!({"metrics": ["humidity", "temperature"], "node": "t1"})
     );
     assert_eq!(
         server.get("/metrics?device_id=sensor_2").json(),
-        json!({"metrics": ["humidity"]})
+        json!({"metrics": ["humidity"], "node": "t1"})
     );
 
     let status = server.get("/status").json();
@@ -175,7 +175,7 @@ fn write_query_delete_and_restart_keep_the_contract() {
     assert_eq!(query(&server, "sum", "")["result"], 245.0);
     assert_eq!(
         server.get("/devices").json(),
-        json!({"devices": ["sensor_1"]})
+        json!({"devices": ["sensor_1"], "node": "t1"})
     );
 }
 
