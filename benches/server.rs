@@ -16,6 +16,8 @@
 //! Every process it starts is killed by its PID when its guard drops, also on error.
 //! Cargo builds the binaries before a bench runs and names them in `CARGO_BIN_EXE_*`.
 
+mod common;
+
 use rumqttc::{Client, Connection, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -1113,21 +1115,6 @@ fn record(rows: &[Row], scale: f64, load_at_start: &str) -> BenchResult<()> {
         )?;
     }
     writeln!(table, "<!-- server-bench:end -->")?;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    let existing = fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (
-        existing.find("<!-- server-bench:start -->"),
-        existing.find("<!-- server-bench:end -->"),
-    ) {
-        (Some(a), Some(b)) => format!(
-            "{}{}{}",
-            &existing[..a],
-            table.trim_end(),
-            &existing[b + "<!-- server-bench:end -->".len()..]
-        ),
-        _ => format!("{}\n\n## Node server\n\n{table}", existing.trim_end()),
-    };
-    fs::write(&path, updated)?;
-    println!("recorded in {}", path.display());
+    common::record_section("server-bench", "Node server", &table)?;
     Ok(())
 }

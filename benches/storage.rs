@@ -5,6 +5,8 @@
 //! `docs/benchmarks.md` between the `storage-bench` markers, with the command that made it.
 //! Sizes can be scaled down with `MINITRUE_BENCH_SCALE=0.1` for a quick look.
 
+mod common;
+
 use minitrue::storage::chunk::{EncodedChunk, CHUNK_CAPACITY};
 use minitrue::storage::codec;
 use minitrue::storage::{
@@ -348,21 +350,6 @@ fn record(rows: &[Row], scale: f64) -> Result<(), Box<dyn std::error::Error>> {
         writeln!(table, "| {} | {} | {} |", r.what, r.value, r.note)?;
     }
     writeln!(table, "<!-- storage-bench:end -->")?;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    let existing = fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (
-        existing.find("<!-- storage-bench:start -->"),
-        existing.find("<!-- storage-bench:end -->"),
-    ) {
-        (Some(a), Some(b)) => format!(
-            "{}{}{}",
-            &existing[..a],
-            table.trim_end(),
-            &existing[b + "<!-- storage-bench:end -->".len()..]
-        ),
-        _ => format!("{existing}\n## Storage engine\n\n{table}"),
-    };
-    fs::write(&path, updated)?;
-    println!("recorded in {}", path.display());
+    common::record_section("storage-bench", "Storage engine", &table)?;
     Ok(())
 }
