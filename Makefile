@@ -1,5 +1,5 @@
 # MiniTrue: each target is one line of intent. `make help` lists them.
-.PHONY: help cluster test lint unit frontend-test frontend-e2e bench fmt
+.PHONY: help cluster test lint unit frontend-test frontend-e2e bench bench-peers fmt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -27,6 +27,9 @@ frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-
 bench: ## storage and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage
 	cargo bench --bench server
+
+bench-peers: ## MiniTrue against VictoriaMetrics and InfluxDB 1.x on the same data (installs them with apt-get if missing); records docs/benchmarks.md
+	./tools/bench-peers.sh
 
 fmt: ## format the code
 	cargo fmt --all
