@@ -27,11 +27,13 @@
 //! (`tools/bench-peers.sh` installs the Debian packages). Every process it starts is
 //! killed by its PID when its guard drops, also on error.
 
+mod common;
+
+use common::HttpConn;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -563,7 +565,7 @@ fn start(kind: &Kind, dir: &Path) -> BenchResult<System> {
                 .stdout(Stdio::null());
             let mut process = Process::spawn("influxd", &mut command, &dir.join("influxd.log"))?;
             wait_healthy(&mut process, port, "GET", "/ping", &[])?;
-            let (status, body) = HttpConn::connect(port)?.request(
+            let (status, body) = HttpConn::connect(port, HTTP_TIMEOUT)?.request(
                 "POST",
                 "/query?q=CREATE%20DATABASE%20bench",
                 &[],
@@ -620,7 +622,7 @@ fn wait_for_members(processes: &mut [Process], ports: &[u16]) -> BenchResult<()>
         let mut ready = 0;
         for (process, &port) in processes.iter_mut().zip(ports) {
             process.check_running()?;
-            let alive = HttpConn::connect(port)
+            let alive = HttpConn::connect(port, HTTP_TIMEOUT)
                 .and_then(|mut c| c.request("GET", "/status", &[]))
                 .ok()
                 .and_then(|(_, body)| serde_json::from_slice::<Value>(&body).ok())
@@ -658,7 +660,7 @@ fn wait_healthy(
     loop {
         process.check_running()?;
         if let Ok((200..=204, _)) =
-            HttpConn::connect(port).and_then(|mut c| c.request(method, path, body))
+            HttpConn::connect(port, HTTP_TIMEOUT).and_then(|mut c| c.request(method, path, body))
         {
             return Ok(());
         }
@@ -711,7 +713,7 @@ fn ingest(system: &System, batches: &[String], data: &Dataset) -> BenchResult<(f
                 let port = system.ports[c % system.ports.len()];
                 let next = &next;
                 scope.spawn(move || -> BenchResult<()> {
-                    let mut conn = HttpConn::connect(port)?;
+                    let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(body) = batches.get(i) else {
@@ -793,7 +795,7 @@ fn count_points(system: &System, data: &Dataset) -> BenchResult<u64> {
                     .map(|_| {
                         let next = &next;
                         scope.spawn(move || -> BenchResult<u64> {
-                            let mut conn = HttpConn::connect(port)?;
+                            let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
                             let mut sum = 0;
                             while let Some(s) =
                                 data.series.get(next.fetch_add(1, Ordering::Relaxed))
@@ -838,7 +840,12 @@ fn count_points(system: &System, data: &Dataset) -> BenchResult<u64> {
                     "sum(count_over_time({{__name__!=\"\",bench_poll!=\"{poll}\"}}[{window}s]))"
                 ))
             );
-            let answer = json_request(&mut HttpConn::connect(port)?, "GET", &path, &[])?;
+            let answer = json_request(
+                &mut HttpConn::connect(port, HTTP_TIMEOUT)?,
+                "GET",
+                &path,
+                &[],
+            )?;
             Ok(victoria_value(&answer)?.unwrap_or(0.0) as u64)
         }
         Kind::Influx(_) => {
@@ -846,7 +853,12 @@ fn count_points(system: &System, data: &Dataset) -> BenchResult<u64> {
                 "/query?db=bench&epoch=s&q={}",
                 url_encode("SELECT count(value) FROM /.*/")
             );
-            let answer = json_request(&mut HttpConn::connect(port)?, "GET", &path, &[])?;
+            let answer = json_request(
+                &mut HttpConn::connect(port, HTTP_TIMEOUT)?,
+                "GET",
+                &path,
+                &[],
+            )?;
             let mut sum = 0;
             for series in answer["results"][0]["series"]
                 .as_array()
@@ -872,7 +884,7 @@ fn run_queries(
     let mut conns: Vec<HttpConn> = system
         .ports
         .iter()
-        .map(|&p| HttpConn::connect(p))
+        .map(|&p| HttpConn::connect(p, HTTP_TIMEOUT))
         .collect::<std::io::Result<_>>()?;
     let mut answers = Vec::with_capacity(queries.len());
     let mut latencies = Vec::with_capacity(queries.len());
@@ -978,7 +990,7 @@ fn settle(system: &System) -> BenchResult<String> {
     match system.kind {
         Kind::Single | Kind::Cluster => Ok(String::new()),
         Kind::Victoria(_) => {
-            let mut conn = HttpConn::connect(port)?;
+            let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
             for path in ["/internal/force_flush", "/internal/force_merge"] {
                 let (status, body) = conn.request("GET", path, &[])?;
                 if status != 200 {
@@ -1193,102 +1205,6 @@ impl Drop for Process {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection on loopback.
-struct HttpConn {
-    port: u16,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    /// The server said `Connection: close`: reconnect before the next request.
-    closed: bool,
-}
-
-impl HttpConn {
-    fn connect(port: u16) -> std::io::Result<HttpConn> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-        stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-        Ok(HttpConn {
-            port,
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-            closed: false,
-        })
-    }
-
-    /// Sends one request and reads its answer: status and body.
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        if self.closed {
-            *self = HttpConn::connect(self.port)?;
-        }
-        let mut message = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\r\n",
-            self.port,
-            body.len()
-        )
-        .into_bytes();
-        message.extend_from_slice(body);
-        self.writer.write_all(&message)?;
-        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(format!("bad status line {line:?}")))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(bad("connection closed in the headers".into()));
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse::<usize>().ok();
-                } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = value.eq_ignore_ascii_case("chunked");
-                } else if name.eq_ignore_ascii_case("connection") {
-                    self.closed = value.eq_ignore_ascii_case("close");
-                }
-            }
-        }
-        let mut answer = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| bad(format!("bad chunk size {line:?}")))?;
-                let mut chunk = vec![0; size + 2];
-                self.reader.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                answer.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(length) = length {
-            answer.resize(length, 0);
-            self.reader.read_exact(&mut answer)?;
-        } else if status != 204 && status != 304 {
-            self.reader.read_to_end(&mut answer)?;
-            self.closed = true;
-        }
-        Ok((status, answer))
     }
 }
 
@@ -1553,22 +1469,6 @@ fn record(
         }
     }
     writeln!(t, "<!-- peers-bench:end -->")?;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    let existing = fs::read_to_string(&path).unwrap_or_default();
-    let (start, end) = ("<!-- peers-bench:start -->", "<!-- peers-bench:end -->");
-    let updated = match (existing.find(start), existing.find(end)) {
-        (Some(a), Some(b)) => format!(
-            "{}{}{}",
-            &existing[..a],
-            t.trim_end(),
-            &existing[b + end.len()..]
-        ),
-        _ => format!(
-            "{}\n\n## Against VictoriaMetrics and InfluxDB\n\n{t}",
-            existing.trim_end()
-        ),
-    };
-    fs::write(&path, updated)?;
-    println!("recorded in {}", path.display());
+    common::record_section("peers-bench", "Against VictoriaMetrics and InfluxDB", &t)?;
     Ok(())
 }

@@ -18,11 +18,11 @@
 
 mod common;
 
+use common::HttpConn;
 use rumqttc::{Client, Connection, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -536,7 +536,7 @@ fn write_rate(node: &Node, points: usize) -> BenchResult<f64> {
             .iter()
             .map(|batches| {
                 scope.spawn(move || -> BenchResult<()> {
-                    let mut conn = HttpConn::connect(port)?;
+                    let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
                     for body in batches {
                         let (status, answer) =
                             conn.request("POST", "/write?precision=ms", body.as_bytes())?;
@@ -616,7 +616,7 @@ fn query_latency(node: &Node, dir: &Path, seconds: u64) -> BenchResult<Latency> 
 
 /// Writes to devices of their own (`bg_N`) at a steady pace until `stop`.
 fn background_writes(port: u16, stop: &AtomicBool, written: &AtomicU64) -> BenchResult<()> {
-    let mut conn = HttpConn::connect(port)?;
+    let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
     let mut next = Instant::now();
     let mut k = 0i64;
     while !stop.load(Ordering::Relaxed) {
@@ -753,7 +753,7 @@ fn run_load_generator(port: u16, seconds: u64) -> BenchResult<Latency> {
                 let errors = &errors;
                 scope.spawn(move || {
                     let mut samples = Vec::new();
-                    let Ok(mut conn) = HttpConn::connect(port) else {
+                    let Ok(mut conn) = HttpConn::connect(port, HTTP_TIMEOUT) else {
                         errors.fetch_add(1, Ordering::Relaxed);
                         return samples;
                     };
@@ -769,7 +769,7 @@ fn run_load_generator(port: u16, seconds: u64) -> BenchResult<Latency> {
                             Ok((200, _)) => samples.push(sent.elapsed()),
                             _ => {
                                 errors.fetch_add(1, Ordering::Relaxed);
-                                match HttpConn::connect(port) {
+                                match HttpConn::connect(port, HTTP_TIMEOUT) {
                                     Ok(fresh) => conn = fresh,
                                     Err(_) => return samples,
                                 }
@@ -910,8 +910,8 @@ impl Node {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             process.check_running()?;
-            if let Ok((200, _)) =
-                HttpConn::connect(port).and_then(|mut c| c.request("GET", "/health", &[]))
+            if let Ok((200, _)) = HttpConn::connect(port, HTTP_TIMEOUT)
+                .and_then(|mut c| c.request("GET", "/health", &[]))
             {
                 break;
             }
@@ -932,7 +932,8 @@ impl Node {
     }
 
     fn status(&self) -> BenchResult<Value> {
-        let (status, body) = HttpConn::connect(self.port)?.request("GET", "/status", &[])?;
+        let (status, body) =
+            HttpConn::connect(self.port, HTTP_TIMEOUT)?.request("GET", "/status", &[])?;
         if status != 200 {
             return Err(format!("/status answered {status}").into());
         }
@@ -948,7 +949,7 @@ impl Node {
 
     /// The `/query` count over devices `{prefix}0..{prefix}99`, summed.
     fn count_all(&self, prefix: &str) -> BenchResult<u64> {
-        let mut conn = HttpConn::connect(self.port)?;
+        let mut conn = HttpConn::connect(self.port, HTTP_TIMEOUT)?;
         let mut sum = 0;
         for d in 0..DEVICES {
             let body = format!(
@@ -961,102 +962,6 @@ impl Node {
                 .ok_or_else(|| format!("/query answered {status}: {answer}"))?;
         }
         Ok(sum)
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection to a node on loopback.
-struct HttpConn {
-    port: u16,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    /// The server said `Connection: close`: reconnect before the next request.
-    closed: bool,
-}
-
-impl HttpConn {
-    fn connect(port: u16) -> std::io::Result<HttpConn> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-        stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-        Ok(HttpConn {
-            port,
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-            closed: false,
-        })
-    }
-
-    /// Sends one request and reads its answer: status and body.
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        if self.closed {
-            *self = HttpConn::connect(self.port)?;
-        }
-        let mut message = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\r\n",
-            self.port,
-            body.len()
-        )
-        .into_bytes();
-        message.extend_from_slice(body);
-        self.writer.write_all(&message)?;
-        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(format!("bad status line {line:?}")))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(bad("connection closed in the headers".into()));
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse::<usize>().ok();
-                } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = value.eq_ignore_ascii_case("chunked");
-                } else if name.eq_ignore_ascii_case("connection") {
-                    self.closed = value.eq_ignore_ascii_case("close");
-                }
-            }
-        }
-        let mut answer = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| bad(format!("bad chunk size {line:?}")))?;
-                let mut chunk = vec![0; size + 2];
-                self.reader.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                answer.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(length) = length {
-            answer.resize(length, 0);
-            self.reader.read_exact(&mut answer)?;
-        } else if status != 204 && status != 304 {
-            self.reader.read_to_end(&mut answer)?;
-            self.closed = true;
-        }
-        Ok((status, answer))
     }
 }
 
