@@ -3,6 +3,7 @@
 //! first of polaris (8080/9000), sirius (8081/9001), vega (8082/9002) whose ports are free,
 //! so three identical commands make a cluster.
 
+use crate::cluster::secret::ClusterSecret;
 use crate::error::{Error, Result};
 use clap::{Parser, ValueEnum};
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -97,6 +98,11 @@ pub struct ServerArgs {
     /// Milliseconds between gossip rounds (heartbeat and table exchange).
     #[arg(long = "gossip_interval_ms", default_value_t = 500)]
     pub gossip_interval_ms: u64,
+    /// File holding the cluster secret (at least 16 bytes; surrounding whitespace ignored).
+    /// Every gossip frame and node-to-node request is then signed with it, and unsigned
+    /// ones are refused. Omitted: peers are not authenticated (a warning at start-up).
+    #[arg(long = "cluster_secret_file")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -133,6 +139,8 @@ pub struct Config {
     pub dead_timeout: Duration,
     /// Time between gossip rounds.
     pub gossip_interval: Duration,
+    /// The secret read from `--cluster_secret_file`.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl ServerArgs {
@@ -199,6 +207,11 @@ impl ServerArgs {
                 "must be longer than --suspect_timeout_ms",
             ));
         }
+        let cluster_secret = self
+            .cluster_secret_file
+            .as_deref()
+            .map(ClusterSecret::from_file)
+            .transpose()?;
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -224,6 +237,7 @@ impl ServerArgs {
             suspect_timeout: Duration::from_millis(self.suspect_timeout_ms),
             dead_timeout: Duration::from_millis(self.dead_timeout_ms),
             gossip_interval: Duration::from_millis(self.gossip_interval_ms),
+            cluster_secret,
         })
     }
 }
@@ -286,6 +300,33 @@ mod tests {
             .into_config()
             .unwrap_err();
         assert!(e.to_string().contains("dead_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn cluster_secret_file_is_read_and_a_short_one_refused() {
+        let dir = std::env::temp_dir().join(format!("minitrue-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        let short = dir.join("short");
+        std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        std::fs::write(&short, "  tiny  \n").unwrap();
+        let flag = |p: &std::path::Path| format!("--cluster_secret_file={}", p.display());
+        let c = args(&["--node_id=polaris", &flag(&good)])
+            .into_config()
+            .unwrap();
+        assert!(c.cluster_secret.is_some());
+        assert!(args(&["--node_id=polaris"])
+            .into_config()
+            .unwrap()
+            .cluster_secret
+            .is_none());
+        for path in [short, dir.join("missing")] {
+            let e = args(&["--node_id=polaris", &flag(&path)])
+                .into_config()
+                .unwrap_err();
+            assert!(e.to_string().contains("cluster_secret_file"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! role's thread; everything inside is safe to use from many threads.
 
 use crate::cluster::handoff::Hints;
+use crate::cluster::incarnation::IncarnationStore;
 use crate::cluster::membership::{Member, MemberState};
 use crate::cluster::repair::Tombstones;
+use crate::cluster::secret::{unix_now_ms, ClusterTrust};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::ingest::stats::IngestStats;
@@ -23,10 +25,15 @@ pub struct Node {
     pub hints: Hints,
     /// Deletes this node must not let repair undo.
     pub tombstones: Tombstones,
+    /// The cluster secret (if any) and the counts of frames and requests it refused.
+    pub trust: ClusterTrust,
+    /// This node's incarnation on disk, raised with every refutation.
+    pub incarnation: IncarnationStore,
 }
 
 impl Node {
-    /// Fails only if the tombstone file exists and is corrupt.
+    /// Fails if the tombstone or incarnation file is corrupt, or the incarnation cannot be
+    /// stored.
     pub fn new(config: Config, engine: Engine) -> crate::Result<Node> {
         let me = Member {
             id: config.node_id.clone(),
@@ -35,10 +42,13 @@ impl Node {
             state: MemberState::Alive,
             last_heard: Instant::now(),
         };
-        let cluster = Cluster::new(me, config.replication);
+        let (incarnation, current) = IncarnationStore::open(&config.data_dir, unix_now_ms())?;
+        let cluster = Cluster::with_incarnation(me, current, config.replication);
         let hints = Hints::new(config.data_dir.join("hints"));
         let tombstones = Tombstones::open(config.data_dir.join("tombstones.json"))?;
         Ok(Node {
+            trust: ClusterTrust::new(config.cluster_secret.clone()),
+            incarnation,
             tombstones,
             hints,
             cluster,
