@@ -3,6 +3,7 @@
 //! first of polaris (8080/9000), sirius (8081/9001), vega (8082/9002) whose ports are free,
 //! so three identical commands make a cluster.
 
+use crate::cluster::secret::ClusterSecret;
 use crate::error::{Error, Result};
 use crate::http::cors::OriginPolicy;
 use clap::{Parser, ValueEnum};
@@ -106,6 +107,11 @@ pub struct ServerArgs {
     /// the node's own dashboard and the cluster members' are always allowed.
     #[arg(long = "cors_origins", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// File holding the cluster secret (at least 16 bytes; surrounding whitespace ignored).
+    /// Every gossip frame and node-to-node request is then signed with it, and unsigned
+    /// ones are refused. Omitted: peers are not authenticated (a warning at start-up).
+    #[arg(long = "cluster_secret_file")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -146,6 +152,8 @@ pub struct Config {
     pub auth_file: Option<PathBuf>,
     /// Which other origins' web pages may call this node.
     pub cors: OriginPolicy,
+    /// The secret read from `--cluster_secret_file`.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl ServerArgs {
@@ -214,6 +222,18 @@ impl ServerArgs {
         }
         let cors = OriginPolicy::new(&self.cors_origins)
             .map_err(|reason| Error::invalid("cors_origins", reason))?;
+        let cluster_secret = self
+            .cluster_secret_file
+            .as_deref()
+            .map(ClusterSecret::from_file)
+            .transpose()?;
+        if self.auth_file.is_some() && cluster_secret.is_none() {
+            return Err(Error::invalid(
+                "auth_file",
+                "needs --cluster_secret_file too: peers prove themselves with it on the \
+                 calls they make to each other (one node alone needs it as well)",
+            ));
+        }
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -241,6 +261,7 @@ impl ServerArgs {
             gossip_interval: Duration::from_millis(self.gossip_interval_ms),
             auth_file: self.auth_file,
             cors,
+            cluster_secret,
         })
     }
 }
@@ -318,6 +339,33 @@ mod tests {
             .into_config()
             .unwrap_err();
         assert!(e.to_string().contains("cors_origins"), "{e}");
+    }
+
+    #[test]
+    fn cluster_secret_file_is_read_and_a_short_one_refused() {
+        let dir = std::env::temp_dir().join(format!("minitrue-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        let short = dir.join("short");
+        std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        std::fs::write(&short, "  tiny  \n").unwrap();
+        let flag = |p: &std::path::Path| format!("--cluster_secret_file={}", p.display());
+        let c = args(&["--node_id=polaris", &flag(&good)])
+            .into_config()
+            .unwrap();
+        assert!(c.cluster_secret.is_some());
+        assert!(args(&["--node_id=polaris"])
+            .into_config()
+            .unwrap()
+            .cluster_secret
+            .is_none());
+        for path in [short, dir.join("missing")] {
+            let e = args(&["--node_id=polaris", &flag(&path)])
+                .into_config()
+                .unwrap_err();
+            assert!(e.to_string().contains("cluster_secret_file"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

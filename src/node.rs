@@ -3,8 +3,10 @@
 //! role's thread; everything inside is safe to use from many threads.
 
 use crate::cluster::handoff::Hints;
+use crate::cluster::incarnation::IncarnationStore;
 use crate::cluster::membership::{Member, MemberState};
 use crate::cluster::repair::Tombstones;
+use crate::cluster::secret::{unix_now_ms, ClusterTrust};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::auth::TokenTable;
@@ -26,11 +28,15 @@ pub struct Node {
     pub tombstones: Tombstones,
     /// The tokens of `--auth_file`; `None` when the node asks no credentials.
     pub tokens: Option<TokenTable>,
+    /// The cluster secret (if any) and the counts of frames and requests it refused.
+    pub trust: ClusterTrust,
+    /// This node's incarnation on disk, raised with every refutation.
+    pub incarnation: IncarnationStore,
 }
 
 impl Node {
-    /// Fails if the tombstone file exists and is corrupt, or the auth file is unreadable
-    /// or invalid.
+    /// Fails if the tombstone or incarnation file is corrupt, the incarnation cannot be
+    /// stored, or the auth file is unreadable or invalid.
     pub fn new(config: Config, engine: Engine) -> crate::Result<Node> {
         let tokens = config
             .auth_file
@@ -44,11 +50,14 @@ impl Node {
             state: MemberState::Alive,
             last_heard: Instant::now(),
         };
-        let cluster = Cluster::new(me, config.replication);
+        let (incarnation, current) = IncarnationStore::open(&config.data_dir, unix_now_ms())?;
+        let cluster = Cluster::with_incarnation(me, current, config.replication);
         let hints = Hints::new(config.data_dir.join("hints"));
         let tombstones = Tombstones::open(config.data_dir.join("tombstones.json"))?;
         Ok(Node {
             tokens,
+            trust: ClusterTrust::new(config.cluster_secret.clone()),
+            incarnation,
             tombstones,
             hints,
             cluster,

@@ -97,6 +97,20 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         node.config.broker
     );
 
+    if node.trust.secret().is_some() {
+        log_info!(
+            "{}: cluster secret set: gossip frames and /internal/* requests are signed and checked",
+            node.config.node_id
+        );
+    } else {
+        log_warn!(
+            "{}: no --cluster_secret_file: anyone who reaches the gossip port {} can join the \
+             cluster, and /internal/* takes unsigned requests",
+            node.config.node_id,
+            node.config.gossip_addr
+        );
+    }
+
     thread::scope(|scope| -> Result<()> {
         let node = &node;
         let shutdown_rx = &shutdown_rx;
@@ -191,7 +205,7 @@ fn hint_handoff(node: &Node, shutdown_rx: &Receiver<()>) {
         select! {
             recv(shutdown_rx) -> _ => return,
             recv(ticker) -> _ => {
-                node.hints.hand_off(&node.cluster);
+                node.hints.hand_off(&node.cluster, node.trust.secret());
             }
         }
     }

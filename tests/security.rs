@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{try_request, wait_until, Response, Server, TempDir};
+use common::{free_port, try_request, wait_until, Response, Server, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -47,11 +47,23 @@ fn auth_toml(tokens: &[(&str, &str)]) -> String {
         .collect()
 }
 
-fn start_locked(dir: &TempDir, name: &str) -> (Server, PathBuf) {
-    let auth = dir.path().join("auth.toml");
+/// Writes the auth file and a cluster secret into `dir`; the flags naming them.
+fn lock_files(dir: &Path) -> (PathBuf, [String; 2]) {
+    let auth = dir.join("auth.toml");
     std::fs::write(&auth, auth_toml(&TOKENS)).expect("write auth file");
-    let flag = format!("--auth_file={}", auth.display());
-    (Server::start(name, dir.path(), &[flag.as_str()]), auth)
+    let secret = dir.join("cluster.secret");
+    std::fs::write(&secret, "test-cluster-secret-0123456789\n").expect("write secret");
+    let flags = [
+        format!("--auth_file={}", auth.display()),
+        format!("--cluster_secret_file={}", secret.display()),
+    ];
+    (auth, flags)
+}
+
+fn start_locked(dir: &TempDir, name: &str) -> (Server, PathBuf) {
+    let (auth, flags) = lock_files(dir.path());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    (Server::start(name, dir.path(), &flags), auth)
 }
 
 fn call(server: &Server, method: &str, path: &str, body: &str, token: Option<&str>) -> Response {
@@ -374,4 +386,87 @@ fn a_cross_site_text_plain_delete_is_refused() {
         false,
         "status says auth is off"
     );
+}
+
+#[test]
+fn auth_file_without_a_cluster_secret_is_refused_at_start() {
+    let dir = TempDir::new("sec-nosecret");
+    let (auth, _) = lock_files(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_minitrue-server"))
+        .args([
+            "--node_id=lonely",
+            &format!("--port={}", free_port()),
+            &format!("--tcp_port={}", free_port()),
+            &format!("--data_dir={}", dir.path().display()),
+            &format!("--auth_file={}", auth.display()),
+        ])
+        .output()
+        .expect("run minitrue-server");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster_secret_file"), "{err}");
+}
+
+#[test]
+fn a_locked_cluster_answers_for_its_peers_with_their_signatures() {
+    let dir = TempDir::new("sec-cluster");
+    let (_, flags) = lock_files(dir.path());
+    let (a_http, a_gossip, b_http, b_gossip) = (free_port(), free_port(), free_port(), free_port());
+    let seeds_a = format!("--seeds=127.0.0.1:{b_gossip}");
+    let seeds_b = format!("--seeds=127.0.0.1:{a_gossip}");
+    let broker = "tcp://127.0.0.1:1";
+    let a_flags = [
+        flags[0].as_str(),
+        flags[1].as_str(),
+        "--gossip_interval_ms=100",
+        &seeds_a,
+    ];
+    let b_flags = [
+        flags[0].as_str(),
+        flags[1].as_str(),
+        "--gossip_interval_ms=100",
+        &seeds_b,
+    ];
+    let a = Server::start_on_ports("polaris", dir.path(), broker, a_http, a_gossip, &a_flags);
+    let b = Server::start_on_ports("sirius", dir.path(), broker, b_http, b_gossip, &b_flags);
+    wait_until(
+        "both see two alive members",
+        Duration::from_secs(15),
+        || {
+            [&a, &b].iter().all(|s| {
+                let r = call(s, "GET", "/status", "", Some("reader-token"));
+                r.status == 200
+                    && r.json()["members"]
+                        .as_array()
+                        .is_some_and(|ms| ms.iter().filter(|m| m["state"] == "alive").count() == 2)
+            })
+        },
+    );
+    let lines: String = (0..20)
+        .map(|i| format!("m,device_id=dev{i} v={i} {}\n", 1_000 + i))
+        .collect();
+    let r = call(
+        &a,
+        "POST",
+        "/write?precision=s",
+        &lines,
+        Some("writer-token"),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    // Every series is found through either node: their calls to each other are signed
+    // and accepted even though they carry no token.
+    for server in [&a, &b] {
+        for i in 0..20 {
+            assert_eq!(
+                count(server, &format!("dev{i}"), "m_v"),
+                1.0,
+                "dev{i} on {}",
+                server.node_id
+            );
+        }
+    }
+    let series = r#"{"device_id":"dev3","metric_name":"m_v"}"#;
+    let r = call(&b, "POST", "/delete", series, Some("ops-token"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(count(&a, "dev3", "m_v"), 0.0);
 }

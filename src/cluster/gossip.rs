@@ -14,17 +14,27 @@
 //! Each message is one frame (integers big-endian):
 //!
 //! 1. magic `MTGS` [4 bytes]
-//! 2. version u16 [2 bytes], currently [`VERSION`]
+//! 2. version u16 [2 bytes]: [`VERSION`] (1, unsigned) or [`SIGNED_VERSION`] (2, sealed)
 //! 3. body length u32 [4 bytes], at most [`MAX_BODY`]
-//! 4. body [length bytes]: JSON `{"from": id, "members": [{"id", "http_addr",
+//! 4. version 2 only, the seal [40 bytes]: signing time u64 in unix ms [8 bytes], then
+//!    HMAC-SHA256 [32 bytes] over the time, `MTGS` and the body (see
+//!    [`secret`](super::secret))
+//! 5. body [length bytes]: JSON `{"from": id, "members": [{"id", "http_addr",
 //!    "gossip_addr", "incarnation", "heartbeat", "state"}]}` with `state` one of
 //!    `alive`, `suspect`, `dead`, `left`.
 //!
-//! A frame with another magic or version, a longer body, or a body that is not such JSON
-//! is refused: the connection is closed and the refusal logged (at most once per
-//! [`REFUSAL_LOG_INTERVAL`], with a count of the ones not logged).
+//! A node with `--cluster_secret_file` sends version 2 and accepts only version 2 frames
+//! that verify, are fresh and were not seen before; a node without one sends version 1 and
+//! accepts both (it cannot check a seal, so it ignores it). Replies are checked like
+//! requests.
+//!
+//! A frame with another magic or version, a longer body, a body that is not such JSON, or
+//! a seal that does not pass is refused: the connection is closed, the refusal counted in
+//! `/status` and logged (at most once per [`REFUSAL_LOG_INTERVAL`], with a count of the
+//! ones not logged).
 
-use super::membership::{Change, Digest, FailureTimeouts};
+use super::membership::{Arrival, Change, Digest, FailureTimeouts};
+use super::secret::{unix_now_ms, ClusterSecret, Seal, MAC_LEN};
 use crate::config::{Config, LOCAL_SLOTS};
 use crate::error::{Error, Result};
 use crate::node::Node;
@@ -44,11 +54,17 @@ use std::time::{Duration, Instant};
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"MTGS";
 
-/// The frame version this node speaks.
+/// The version of unsigned frames (a node without a cluster secret).
 pub const VERSION: u16 = 1;
 
-/// Bytes before the body: magic, version, length.
+/// The version of frames sealed with the cluster secret.
+pub const SIGNED_VERSION: u16 = 2;
+
+/// Bytes of the header every frame starts with: magic, version, length.
 pub const HEADER_LEN: usize = 10;
+
+/// Bytes of the seal after the header of a signed frame: time and MAC.
+pub const SEAL_LEN: usize = 8 + MAC_LEN;
 
 /// Largest body accepted (1 MiB): thousands of members.
 pub const MAX_BODY: u32 = 1 << 20;
@@ -78,19 +94,55 @@ pub struct Message {
     pub members: Vec<Digest>,
 }
 
-/// The frame carrying `message`.
-pub fn encode(message: &Message) -> Vec<u8> {
+/// One frame as received: its seal (signed frames only) and its body, not yet trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub seal: Option<Seal>,
+    pub body: Vec<u8>,
+}
+
+impl Frame {
+    /// The message in the body.
+    pub fn message(&self) -> Result<Message> {
+        decode_body(&self.body)
+    }
+}
+
+/// What a frame header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// A seal of [`SEAL_LEN`] bytes follows the header.
+    pub sealed: bool,
+    pub body_len: usize,
+}
+
+/// The frame carrying `message`, sealed now with `secret` if there is one.
+pub fn encode(message: &Message, secret: Option<&ClusterSecret>) -> Vec<u8> {
+    encode_at(message, secret, unix_now_ms())
+}
+
+/// The frame carrying `message`, sealed with `secret` (if any) as signed at `now_ms`.
+pub fn encode_at(message: &Message, secret: Option<&ClusterSecret>, now_ms: u64) -> Vec<u8> {
     let body = serde_json::to_vec(message).expect("a message always serializes");
-    let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
+    let mut frame = Vec::with_capacity(HEADER_LEN + SEAL_LEN + body.len());
     frame.extend_from_slice(&MAGIC);
-    frame.extend_from_slice(&VERSION.to_be_bytes());
+    let version = if secret.is_some() {
+        SIGNED_VERSION
+    } else {
+        VERSION
+    };
+    frame.extend_from_slice(&version.to_be_bytes());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    if let Some(secret) = secret {
+        frame.extend_from_slice(&now_ms.to_be_bytes());
+        frame.extend_from_slice(&secret.sign_frame(now_ms, &body));
+    }
     frame.extend_from_slice(&body);
     frame
 }
 
-/// Checks a frame header; returns the body length.
-pub fn decode_header(header: &[u8; HEADER_LEN]) -> Result<usize> {
+/// Checks a frame header; says whether a seal follows and how long the body is.
+pub fn decode_header(header: &[u8; HEADER_LEN]) -> Result<FrameHeader> {
     if header[0..4] != MAGIC {
         return Err(Error::invalid(
             "gossip frame",
@@ -98,10 +150,10 @@ pub fn decode_header(header: &[u8; HEADER_LEN]) -> Result<usize> {
         ));
     }
     let version = u16::from_be_bytes([header[4], header[5]]);
-    if version != VERSION {
+    if version != VERSION && version != SIGNED_VERSION {
         return Err(Error::invalid(
             "gossip frame",
-            format!("version {version} (this node speaks {VERSION})"),
+            format!("version {version} (this node speaks {VERSION} and {SIGNED_VERSION})"),
         ));
     }
     let length = u32::from_be_bytes([header[6], header[7], header[8], header[9]]);
@@ -111,7 +163,18 @@ pub fn decode_header(header: &[u8; HEADER_LEN]) -> Result<usize> {
             format!("body of {length} bytes (at most {MAX_BODY})"),
         ));
     }
-    Ok(length as usize)
+    Ok(FrameHeader {
+        sealed: version == SIGNED_VERSION,
+        body_len: length as usize,
+    })
+}
+
+fn decode_seal(bytes: &[u8; SEAL_LEN]) -> Seal {
+    let (time, mac) = bytes.split_at(8);
+    Seal {
+        timestamp_ms: u64::from_be_bytes(time.try_into().expect("8 bytes")),
+        mac: mac.try_into().expect("MAC_LEN bytes"),
+    }
 }
 
 /// Parses a frame body.
@@ -120,42 +183,57 @@ pub fn decode_body(body: &[u8]) -> Result<Message> {
         .map_err(|e| Error::invalid("gossip frame", format!("bad body: {e}")))
 }
 
-/// Decodes one whole frame held in `frame` (nothing may follow it).
-pub fn decode(frame: &[u8]) -> Result<Message> {
-    let header: &[u8; HEADER_LEN] = frame
-        .get(..HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| Error::invalid("gossip frame", "shorter than its header"))?;
-    let length = decode_header(header)?;
-    let body = &frame[HEADER_LEN..];
-    if body.len() != length {
-        return Err(Error::invalid(
-            "gossip frame",
-            format!("body of {} bytes, header says {length}", body.len()),
-        ));
-    }
-    decode_body(body)
+/// Splits one whole frame held in `frame` (nothing may follow it) into seal and body.
+pub fn decode(frame: &[u8]) -> Result<Frame> {
+    let mut rest = frame;
+    read_frame(&mut rest, "gossip frame")
+        .map_err(|e| match e {
+            Error::Io { .. } => Error::invalid("gossip frame", "shorter than its header says"),
+            other => other,
+        })
+        .and_then(|decoded| match rest.len() {
+            0 => Ok(decoded),
+            extra => Err(Error::invalid(
+                "gossip frame",
+                format!("{extra} bytes after the body the header announces"),
+            )),
+        })
 }
 
-/// Reads one frame from `stream`.
-pub fn read_message(stream: &mut impl Read, peer: &str) -> Result<Message> {
+/// Reads one frame from `stream` (never allocating more than [`MAX_BODY`] for its body).
+pub fn read_frame(stream: &mut impl Read, peer: &str) -> Result<Frame> {
     let mut header = [0u8; HEADER_LEN];
     stream
         .read_exact(&mut header)
         .map_err(|e| Error::io(peer, e))?;
-    let length = decode_header(&header)?;
-    let mut body = vec![0u8; length];
+    let header = decode_header(&header)?;
+    let seal = if header.sealed {
+        let mut seal = [0u8; SEAL_LEN];
+        stream
+            .read_exact(&mut seal)
+            .map_err(|e| Error::io(peer, e))?;
+        Some(decode_seal(&seal))
+    } else {
+        None
+    };
+    let mut body = vec![0u8; header.body_len];
     stream
         .read_exact(&mut body)
         .map_err(|e| Error::io(peer, e))?;
-    decode_body(&body)
+    Ok(Frame { seal, body })
+}
+
+/// Reads one frame from `stream` and parses its message without checking any seal (for
+/// tools and tests; a node checks with [`ClusterTrust`](super::secret::ClusterTrust)).
+pub fn read_message(stream: &mut impl Read, peer: &str) -> Result<Message> {
+    read_frame(stream, peer)?.message()
 }
 
 /// One push-pull exchange with the peer at `addr`: sends `frame`, returns its reply.
-pub fn exchange(addr: &str, frame: &[u8], timeout: Duration) -> Result<Message> {
+pub fn exchange(addr: &str, frame: &[u8], timeout: Duration) -> Result<Frame> {
     let mut stream = connect(addr, timeout)?;
     stream.write_all(frame).map_err(|e| Error::io(addr, e))?;
-    read_message(&mut stream, addr)
+    read_frame(&mut stream, addr)
 }
 
 fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
@@ -274,6 +352,44 @@ fn log_changes(node: &Node, changes: &[Change]) {
     }
 }
 
+/// Checks a received frame against this node's trust and parses it; every refusal of a
+/// frame (bad header or body, or seal) is counted. I/O failures are not refusals.
+fn open(node: &Node, frame: Result<Frame>) -> Result<Message> {
+    let refused = |e: Error| {
+        if matches!(e, Error::InvalidInput { .. }) {
+            node.trust.note_refused_frame();
+        }
+        e
+    };
+    let frame = frame.map_err(refused)?;
+    node.trust
+        .check_frame(frame.seal.as_ref(), &frame.body, unix_now_ms())
+        .map_err(|r| Error::invalid("gossip frame", r.to_string()))?;
+    frame.message().map_err(refused)
+}
+
+/// Merges a peer's table into ours and returns ours after the merge; a refutation's new
+/// incarnation is stored before the next start can need it.
+fn merge_message(node: &Node, message: &Message) -> Vec<Digest> {
+    let arrival = Arrival {
+        sender: &message.from,
+        at: Instant::now(),
+        unix_ms: unix_now_ms(),
+    };
+    let (changes, members, incarnation) = node.cluster.update(|m| {
+        let changes = m.merge(&message.members, arrival);
+        (changes, m.digests(), m.incarnation())
+    });
+    log_changes(node, &changes);
+    if let Err(e) = node.incarnation.record(incarnation) {
+        log_warn!(
+            "{}: cannot store incarnation {incarnation}: {e}",
+            node.config.node_id
+        );
+    }
+    members
+}
+
 /// The `gossip-listen` thread: answers each peer's table with ours, one short-lived thread
 /// per connection, until `shutdown_rx` disconnects.
 pub fn gossip_listen<'scope>(
@@ -335,18 +451,14 @@ fn answer(node: &Node, mut stream: TcpStream, peer: SocketAddr) -> Result<()> {
         .and_then(|_| stream.set_read_timeout(Some(IO_TIMEOUT)))
         .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
         .map_err(|e| Error::io(&name, e))?;
-    let message = read_message(&mut stream, &name)?;
-    let (changes, members) = node.cluster.update(|m| {
-        let changes = m.merge(&message.members, Instant::now());
-        (changes, m.digests())
-    });
-    log_changes(node, &changes);
+    let message = open(node, read_frame(&mut stream, &name))?;
+    let members = merge_message(node, &message);
     let reply = Message {
         from: node.config.node_id.clone(),
         members,
     };
     stream
-        .write_all(&encode(&reply))
+        .write_all(&encode(&reply, node.trust.secret()))
         .map_err(|e| Error::io(&name, e))
 }
 
@@ -388,10 +500,13 @@ pub fn gossip_round<'scope>(
                 }
             }
         }
-        let frame = Arc::new(encode(&Message {
-            from: node.config.node_id.clone(),
-            members,
-        }));
+        let frame = Arc::new(encode(
+            &Message {
+                from: node.config.node_id.clone(),
+                members,
+            },
+            node.trust.secret(),
+        ));
         for addr in targets {
             if !lock(&in_flight).insert(addr.clone()) {
                 continue;
@@ -415,13 +530,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn exchange_with(node: &Node, addr: &str, frame: &[u8]) {
-    match exchange(addr, frame, IO_TIMEOUT) {
+    match open(node, exchange(addr, frame, IO_TIMEOUT)) {
         Ok(reply) => {
-            let changes = node
-                .cluster
-                .update(|m| m.merge(&reply.members, Instant::now()));
-            log_changes(node, &changes);
+            merge_message(node, &reply);
         }
+        Err(e @ Error::InvalidInput { .. }) => log_warn!("gossip: reply of {addr} refused: {e}"),
         Err(e) => log_debug!("gossip: exchange with {addr}: {e}"),
     }
 }
@@ -434,10 +547,13 @@ pub fn announce_leave(node: &Node) {
         .cluster
         .update(|m| (m.leave(), m.digests(), m.peer_addrs()));
     log_info!("{}: member {change}", node.config.node_id);
-    let frame = encode(&Message {
-        from: node.config.node_id.clone(),
-        members,
-    });
+    let frame = encode(
+        &Message {
+            from: node.config.node_id.clone(),
+            members,
+        },
+        node.trust.secret(),
+    );
     thread::scope(|s| {
         for addr in &peers {
             let frame = &frame;
@@ -486,8 +602,8 @@ mod tests {
                 state,
             });
         }
-        let frame = encode(&message);
-        assert_eq!(decode(&frame).unwrap(), message);
+        let frame = encode(&message, None);
+        assert_eq!(decode(&frame).unwrap().message().unwrap(), message);
         assert_eq!(
             read_message(&mut frame.as_slice(), "test").unwrap(),
             message
@@ -502,16 +618,51 @@ mod tests {
         golden.extend_from_slice(&(body.len() as u32).to_be_bytes());
         assert_eq!(&golden[6..], &[0, 0, 0, 166]);
         golden.extend_from_slice(body);
-        assert_eq!(encode(&sample()), golden);
+        assert_eq!(encode(&sample(), None), golden);
+    }
+
+    fn test_secret() -> ClusterSecret {
+        ClusterSecret::new(b"0123456789abcdef", "test").unwrap()
+    }
+
+    #[test]
+    fn golden_signed_frame_layout() {
+        let secret = test_secret();
+        let frame = encode_at(&sample(), Some(&secret), 1_700_000_000_123);
+        let body = serde_json::to_vec(&sample()).unwrap();
+        assert_eq!(&frame[..6], b"MTGS\x00\x02");
+        assert_eq!(&frame[6..10], &(body.len() as u32).to_be_bytes());
+        assert_eq!(&frame[10..18], &1_700_000_000_123u64.to_be_bytes());
+        assert_eq!(&frame[18..50], &secret.sign_frame(1_700_000_000_123, &body));
+        assert_eq!(&frame[50..], body.as_slice());
+        let decoded = decode(&frame).unwrap();
+        assert_eq!(
+            decoded.seal.map(|s| s.timestamp_ms),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(decoded.message().unwrap(), sample());
+        assert_eq!(read_message(&mut frame.as_slice(), "t").unwrap(), sample());
+        // Computed independently (Python's hmac): a change of the MAC input is never silent.
+        let mac = secret.sign_frame(0, b"");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "30505667587fe47671ae434637c916cbe79abc8bf4f3c4c03fe646444bcfb20f"
+        );
+        let truncated = &frame[..20];
+        assert!(decode(truncated)
+            .unwrap_err()
+            .to_string()
+            .contains("shorter"));
     }
 
     #[test]
     fn bad_frames_are_refused() {
-        let good = encode(&sample());
+        let good = encode(&sample(), None);
         let mut wrong_magic = good.clone();
         wrong_magic[0] = b'X';
         let mut wrong_version = good.clone();
-        wrong_version[5] = 2;
+        wrong_version[5] = 3;
         let mut huge = good[..HEADER_LEN].to_vec();
         huge[6..10].copy_from_slice(&(MAX_BODY + 1).to_be_bytes());
         let mut garbage_body = good[..6].to_vec();
@@ -519,14 +670,17 @@ mod tests {
         garbage_body.extend_from_slice(b"\xff{x}");
         let cases: [(&str, &[u8], &str); 6] = [
             ("wrong magic", &wrong_magic, "magic"),
-            ("wrong version", &wrong_version, "version 2"),
+            ("wrong version", &wrong_version, "version 3"),
             ("huge length", &huge, "at most"),
             ("garbage body", &garbage_body, "bad body"),
             ("truncated", &good[..good.len() - 1], "header says"),
             ("empty", b"", "shorter"),
         ];
         for (name, frame, want) in cases {
-            let e = decode(frame).expect_err(name).to_string();
+            let e = decode(frame)
+                .and_then(|f| f.message())
+                .expect_err(name)
+                .to_string();
             assert!(e.contains(want), "{name}: {e}");
         }
         // A reader never allocates what an oversize header claims.
@@ -540,7 +694,7 @@ mod tests {
     fn the_largest_body_is_accepted_and_one_more_byte_is_not() {
         let mut header = *b"MTGS\x00\x01\x00\x00\x00\x00";
         header[6..].copy_from_slice(&MAX_BODY.to_be_bytes());
-        assert_eq!(decode_header(&header).unwrap(), MAX_BODY as usize);
+        assert_eq!(decode_header(&header).unwrap().body_len, MAX_BODY as usize);
         header[6..].copy_from_slice(&(MAX_BODY + 1).to_be_bytes());
         assert!(decode_header(&header).is_err());
     }
@@ -584,6 +738,44 @@ mod tests {
             assert_eq!(refusals.admit(t0 + Duration::from_millis(ms)), None);
         }
         assert_eq!(refusals.admit(t0 + REFUSAL_LOG_INTERVAL), Some(3));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+        /// The decoder never panics, whatever arrives, and never reads past what it got.
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let _ = decode(&bytes).and_then(|f| f.message());
+            let _ = read_message(&mut bytes.as_slice(), "fuzz");
+            let _ = decode_body(&bytes);
+        }
+
+        /// Valid headers with arbitrary seals and bodies: still no panic, and a node with a
+        /// secret refuses every one of them.
+        #[test]
+        fn arbitrary_sealed_frames_are_refused_without_panic(
+            sealed in proptest::bool::ANY,
+            seal in proptest::collection::vec(proptest::num::u8::ANY, SEAL_LEN),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            extra in 0usize..3,
+        ) {
+            let mut frame = MAGIC.to_vec();
+            frame.extend_from_slice(&(if sealed { SIGNED_VERSION } else { VERSION }).to_be_bytes());
+            frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            if sealed {
+                frame.extend_from_slice(&seal);
+            }
+            frame.extend_from_slice(&body);
+            frame.extend(std::iter::repeat_n(0u8, extra));
+            let trust = crate::cluster::secret::ClusterTrust::new(Some(test_secret()));
+            if let Ok(f) = decode(&frame) {
+                let _ = f.message();
+                proptest::prop_assert!(trust.check_frame(f.seal.as_ref(), &f.body, unix_now_ms()).is_err());
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! because writes are idempotent.
 
 use crate::cluster::membership::MemberState;
+use crate::cluster::secret::ClusterSecret;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::query::peer;
@@ -66,11 +67,17 @@ impl InternalWrite {
     }
 }
 
-/// Sends `points` to the node at `http_addr`; Ok once that node has them durably.
-pub fn send_points(http_addr: &str, points: &[Point], timeout: Duration) -> Result<()> {
+/// Sends `points` to the node at `http_addr` (signed with `secret`, if any); Ok once that
+/// node has them durably.
+pub fn send_points(
+    http_addr: &str,
+    points: &[Point],
+    timeout: Duration,
+    secret: Option<&ClusterSecret>,
+) -> Result<()> {
     let body = serde_json::to_vec(&InternalWrite::from_points(points))
         .map_err(|e| Error::peer(http_addr, format!("encode points: {e}")))?;
-    let answer = peer::call(http_addr, "POST", "/internal/write", &body, timeout)?;
+    let answer = peer::call(http_addr, "POST", "/internal/write", &body, timeout, secret)?;
     if answer.status == 204 || answer.status == 200 {
         Ok(())
     } else {
@@ -150,8 +157,9 @@ impl Hints {
             .collect()
     }
 
-    /// Hands every hint of every owner that is alive now to it. Returns points handed off.
-    pub fn hand_off(&self, cluster: &Cluster) -> u64 {
+    /// Hands every hint of every owner that is alive now to it (requests signed with
+    /// `secret`, if any). Returns points handed off.
+    pub fn hand_off(&self, cluster: &Cluster, secret: Option<&ClusterSecret>) -> u64 {
         let membership = cluster.membership();
         let stores = self.snapshot();
         let mut handed = 0;
@@ -163,7 +171,7 @@ impl Hints {
                 continue;
             }
             for series in engine.series() {
-                match hand_off_series(&engine, &member.http_addr, &series) {
+                match hand_off_series(&engine, &member.http_addr, &series, secret) {
                     Ok(n) => handed += n,
                     Err(e) => {
                         log_warn!("hinted handoff to {owner}: {e}; kept for the next round");
@@ -195,6 +203,7 @@ fn hand_off_series(
     engine: &Engine,
     http_addr: &str,
     series: &crate::storage::SeriesKey,
+    secret: Option<&ClusterSecret>,
 ) -> Result<u64> {
     let samples = engine.samples(series, TimeRange::ALL, usize::MAX)?;
     for batch in samples.chunks(HANDOFF_BATCH) {
@@ -206,7 +215,7 @@ fn hand_off_series(
                 value,
             })
             .collect();
-        send_points(http_addr, &points, HANDOFF_TIMEOUT)?;
+        send_points(http_addr, &points, HANDOFF_TIMEOUT, secret)?;
     }
     // Only after the owner has every point durably.
     engine.delete_series(series)?;

@@ -4,9 +4,12 @@
 //! rules below are tested deterministically with synthetic `Instant`s.
 //!
 //! Every member carries two counters that only its owner bumps:
-//! - the *incarnation*: the owner's start time in unix ms (so a restarted node supersedes its
-//!   old state), plus one each time it refutes a suspicion;
+//! - the *incarnation*: at start one more than the previous run's (kept on disk, see
+//!   [`incarnation`](super::incarnation)) and at least the start time in unix ms, so a
+//!   restarted node supersedes its old state; raised again each time it refutes a claim;
 //! - the *heartbeat*: bumped by the owner on every tick.
+//!
+//! All counter arithmetic saturates: nothing a peer sends can make a counter wrap.
 //!
 //! Merge rules, for a digest about another member:
 //! 1. a higher incarnation wins;
@@ -14,14 +17,27 @@
 //! 3. a `Left` with the same or a higher incarnation wins (and a same-incarnation heartbeat
 //!    does not revive a member that left: only a new incarnation does).
 //!
+//! Two kinds of digest are ignored whoever sends them (see [`Arrival`]):
+//! - an *absurd incarnation*: `u64::MAX`, or more than [`MAX_INCARNATION_LEAP`] (2^32, about
+//!   50 days in ms) above both what this node knows of the member and its own clock in unix
+//!   ms. Honest incarnations are start times plus a few refutations, so they never come near;
+//!   a forged one that did could leave the member no higher value to refute with. The bound
+//!   moves with the clock, so a node restarted after months is still accepted.
+//! - a `Left` about a member, from a frame whose sender is someone else: only a node itself
+//!   announces its departure. (With `--cluster_secret_file` the sender is authenticated by
+//!   the frame's MAC; without one it is only the `from` the frame claims.) A member that left
+//!   is therefore learned only from its own announcement; a node that missed it sees the
+//!   member fall silent, suspect then dead, instead.
+//!
 //! A winning digest is news from its owner: the member becomes `Alive` (or `Left`) and its
 //! `last_heard` is now. Suspect and dead are *local* judgements of each observer and are not
 //! adopted from peers (except for members heard of for the first time): on [`tick`]
 //! a member whose news is older than `suspect` becomes `Suspect`, older than `dead` `Dead`.
 //!
-//! A digest about this node is never adopted. If a peer sees it as suspect, dead or left at
-//! its current incarnation (or a later one), this node *refutes*: it takes an incarnation
-//! above the peer's, which every other node then accepts as news.
+//! A digest about this node is never adopted. If a peer claims it is suspect, dead or left
+//! at its current incarnation (or a later one), or alive at a later incarnation or at the
+//! same one with a heartbeat this node never sent, this node *refutes*: it takes an
+//! incarnation above the claim's, which every other node then accepts as news.
 //!
 //! [`tick`]: Membership::tick
 
@@ -35,6 +51,21 @@ pub const DEFAULT_SUSPECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Default time without news before a member is declared dead.
 pub const DEFAULT_DEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How far above both the known incarnation of a member and the clock (unix ms) a digest's
+/// incarnation may be before it is ignored as absurd: 2^32 ms, about 50 days.
+pub const MAX_INCARNATION_LEAP: u64 = 1 << 32;
+
+/// Where a table comes from and when: what [`Membership::merge`] judges digests by.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival<'a> {
+    /// The member that sent the frame (its `from`).
+    pub sender: &'a str,
+    /// Local monotonic time of arrival.
+    pub at: Instant,
+    /// Wall-clock time of arrival, unix ms (bounds plausible incarnations).
+    pub unix_ms: u64,
+}
 
 /// How this node sees a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +184,7 @@ impl Membership {
     pub fn new(me: Member) -> Membership {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(1);
         Membership::with_incarnation(me, now_ms)
     }
@@ -174,6 +205,15 @@ impl Membership {
 
     pub fn me(&self) -> &str {
         &self.me
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.own().incarnation
+    }
+
+    fn own(&self) -> &Entry {
+        self.members.get(&self.me).expect("me is always a member")
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
@@ -230,12 +270,20 @@ impl Membership {
         })
     }
 
-    /// Merges a peer's table received at `now`; returns the state changes it caused.
-    pub fn merge(&mut self, digests: &[Digest], now: Instant) -> Vec<Change> {
+    /// Merges a peer's table as it arrived; returns the state changes it caused.
+    pub fn merge(&mut self, digests: &[Digest], arrival: Arrival<'_>) -> Vec<Change> {
+        let now = arrival.at;
         let mut changes = Vec::new();
         for d in digests {
+            let known = self.members.get(&d.id).map_or(0, |e| e.incarnation);
+            if is_absurd(d.incarnation, known, arrival.unix_ms) {
+                continue;
+            }
             if d.id == self.me {
                 self.refute(d);
+                continue;
+            }
+            if d.state == MemberState::Left && arrival.sender != d.id {
                 continue;
             }
             let Some(entry) = self.members.get_mut(&d.id) else {
@@ -283,8 +331,10 @@ impl Membership {
         changes
     }
 
-    /// A peer's view of this node: refute a suspicion, death or departure at our current
-    /// incarnation (or a later one) by taking a higher incarnation.
+    /// A claim about this node: refute a suspicion, death or departure at our current
+    /// incarnation (or a later one), a later incarnation, or a heartbeat we never sent, by
+    /// taking an incarnation above the claim's. At `u64::MAX - 1` the bump saturates at
+    /// `u64::MAX`, which no accepted digest can reach (see [`MAX_INCARNATION_LEAP`]).
     fn refute(&mut self, d: &Digest) {
         let me = self
             .members
@@ -294,8 +344,9 @@ impl Membership {
             return;
         }
         let doubted = d.state != MemberState::Alive && d.incarnation >= me.incarnation;
-        if doubted || d.incarnation > me.incarnation {
-            me.incarnation = d.incarnation + 1;
+        let forged_heartbeat = d.incarnation == me.incarnation && d.heartbeat > me.heartbeat;
+        if doubted || forged_heartbeat || d.incarnation > me.incarnation {
+            me.incarnation = d.incarnation.saturating_add(1).max(me.incarnation);
         }
     }
 
@@ -307,7 +358,7 @@ impl Membership {
             let member = &mut entry.member;
             if member.id == self.me {
                 if member.state != MemberState::Left {
-                    entry.heartbeat += 1;
+                    entry.heartbeat = entry.heartbeat.saturating_add(1);
                     member.last_heard = now;
                 }
                 continue;
@@ -347,6 +398,12 @@ impl Membership {
     }
 }
 
+/// Whether `incarnation` is too high to be honest, for a member known at `known` and a
+/// clock at `unix_ms`.
+fn is_absurd(incarnation: u64, known: u64, unix_ms: u64) -> bool {
+    incarnation == u64::MAX || incarnation > known.max(unix_ms).saturating_add(MAX_INCARNATION_LEAP)
+}
+
 /// Whether digest `d` is newer news than what `entry` holds.
 fn supersedes(d: &Digest, entry: &Entry) -> bool {
     let left_here = entry.member.state == MemberState::Left;
@@ -365,7 +422,8 @@ mod tests {
     //! Scripts in the spirit of goldenscript: each line is a command run against one node's
     //! table, and the expected changes follow it as `> ` lines.
     //!
-    //! - `merge ID INC HB STATE @MS`: a peer's digest of ID arrives at MS ms
+    //! - `merge ID INC HB STATE @MS [from SENDER]`: a digest of ID arrives at MS ms (unix
+    //!   time MS too) in a frame from SENDER (default: ID itself); INC may be `max`
     //! - `tick @MS`: the node ticks at MS ms (suspect after 3000 ms, dead after 10000 ms)
     //! - `leave`: the node announces its departure
     //! - `show ID`: prints `ID state inc=… hb=…`
@@ -416,16 +474,29 @@ mod tests {
             expected.push(line.to_string());
             let words: Vec<&str> = line.split_whitespace().collect();
             let changes = match words.as_slice() {
-                ["merge", id, inc, hb, state, ms] => {
+                ["merge", id, inc, hb, state, ms, rest @ ..] => {
+                    let sender = match rest {
+                        [] => id,
+                        ["from", sender] => sender,
+                        _ => panic!("bad script line: {line}"),
+                    };
                     let d = Digest {
                         id: id.to_string(),
                         http_addr: format!("{id}:80"),
                         gossip_addr: format!("{id}:90"),
-                        incarnation: inc.parse().unwrap(),
+                        incarnation: match *inc {
+                            "max" => u64::MAX,
+                            n => n.parse().unwrap(),
+                        },
                         heartbeat: hb.parse().unwrap(),
                         state: parse_state(state),
                     };
-                    table.merge(&[d], at(ms))
+                    let arrival = Arrival {
+                        sender,
+                        at: at(ms),
+                        unix_ms: ms.trim_start_matches('@').parse().unwrap(),
+                    };
+                    table.merge(&[d], arrival)
                 }
                 ["tick", ms] => table.tick(at(ms), &timeouts),
                 ["leave"] => vec![table.leave()],
@@ -567,11 +638,161 @@ mod tests {
             merge a 101 0 dead @0
             show a
             > a alive inc=102 hb=0
-            # others' alive views of us are never adopted
-            merge a 102 50 alive @0
+            # others' alive views of us are never adopted: an echo changes nothing, a
+            # heartbeat we never sent is refuted
+            merge a 102 0 alive @0
             show a
             > a alive inc=102 hb=0
+            merge a 102 50 alive @0
+            show a
+            > a alive inc=103 hb=0
         ");
+    }
+
+    #[test]
+    fn any_claim_about_self_at_or_above_own_incarnation_is_refuted() {
+        run("
+            merge a 100 0 left @0 from b
+            show a
+            > a alive inc=101 hb=0
+            # a heartbeat this node never sent, at its own incarnation
+            tick @1
+            merge a 101 7 alive @2 from b
+            show a
+            > a alive inc=102 hb=1
+            # a later incarnation, even claimed alive
+            merge a 500 0 alive @3 from b
+            show a
+            > a alive inc=501 hb=1
+            # the echo of our own digest is no claim
+            merge a 501 1 alive @4 from b
+            show a
+            > a alive inc=501 hb=1
+        ");
+    }
+
+    #[test]
+    fn absurd_incarnations_about_self_are_ignored_and_the_largest_plausible_refuted() {
+        run("
+            merge a max 0 suspect @0 from b
+            merge a max 0 dead @0 from b
+            merge a max 0 left @0 from a
+            merge a 18446744073709551614 0 dead @0 from b
+            # own 100 + 2^32 + 1
+            merge a 4294967397 0 dead @0 from b
+            show a
+            > a alive inc=100 hb=0
+            # own 100 + 2^32 is still plausible, and refuted
+            merge a 4294967396 0 dead @0 from b
+            show a
+            > a alive inc=4294967397 hb=0
+        ");
+    }
+
+    #[test]
+    fn absurd_incarnations_about_others_are_ignored_and_the_bound_follows_the_clock() {
+        run("
+            merge b max 0 alive @0
+            merge b 4294967297 0 alive @0
+            merge b 5 1 alive @0
+            > b: joined as alive
+            merge b max 2 left @1
+            merge b 4294967306 2 alive @1
+            show b
+            > b alive inc=5 hb=1
+            # a node first heard of long after the epoch: the clock raises the bound
+            merge c 4294967396 0 alive @100
+            > c: joined as alive
+        ");
+    }
+
+    #[test]
+    fn only_a_member_itself_announces_its_leave() {
+        run("
+            merge b 5 1 alive @0
+            > b: joined as alive
+            merge b 5 1 left @10 from c
+            merge b 6 0 left @10 from c
+            show b
+            > b alive inc=5 hb=1
+            # first news of a member that left, from someone else: not learned at all
+            merge d 7 3 left @10 from c
+            merge b 5 2 left @20
+            > b: alive -> left
+        ");
+    }
+
+    #[test]
+    fn own_counters_saturate_instead_of_wrapping() {
+        let t0 = Instant::now();
+        let mut table =
+            Membership::with_incarnation(member("a", MemberState::Alive, t0), u64::MAX - 1);
+        table.members.get_mut("a").unwrap().heartbeat = u64::MAX;
+        let claim = Digest {
+            id: "a".into(),
+            http_addr: String::new(),
+            gossip_addr: String::new(),
+            incarnation: u64::MAX - 1,
+            heartbeat: 0,
+            state: MemberState::Dead,
+        };
+        let arrival = Arrival {
+            sender: "b",
+            at: t0,
+            unix_ms: 0,
+        };
+        table.merge(std::slice::from_ref(&claim), arrival);
+        table.tick(t0, &FailureTimeouts::default());
+        let me = table.digest("a").unwrap();
+        assert_eq!((me.incarnation, me.heartbeat), (u64::MAX, u64::MAX));
+        // Nothing can claim more now: u64::MAX itself is absurd.
+        table.merge(
+            &[Digest {
+                incarnation: u64::MAX,
+                ..claim
+            }],
+            arrival,
+        );
+        assert_eq!(table.incarnation(), u64::MAX);
+        assert_eq!(table.get("a").unwrap().state, MemberState::Alive);
+    }
+
+    proptest::proptest! {
+        /// Whatever digests arrive, nothing panics, this node stays alive, its incarnation
+        /// never goes down, and every plausible claim that it is not alive is outbid.
+        #[test]
+        fn no_table_can_overflow_or_silence_this_node(
+            digests in proptest::collection::vec(
+                (0usize..3, proptest::num::u64::ANY, proptest::num::u64::ANY, 0usize..4, 0usize..3),
+                1..20,
+            ),
+            unix_ms in proptest::num::u64::ANY,
+        ) {
+            let ids = ["a", "b", "c"];
+            let states = [MemberState::Alive, MemberState::Suspect, MemberState::Dead, MemberState::Left];
+            let t0 = Instant::now();
+            let mut table = Membership::with_incarnation(member("a", MemberState::Alive, t0), ME_INCARNATION);
+            for (id, inc, hb, state, sender) in digests {
+                let d = Digest {
+                    id: ids[id].into(),
+                    http_addr: String::new(),
+                    gossip_addr: String::new(),
+                    incarnation: inc,
+                    heartbeat: hb,
+                    state: states[state],
+                };
+                let before = table.incarnation();
+                let arrival = Arrival { sender: ids[sender], at: t0, unix_ms };
+                table.merge(std::slice::from_ref(&d), arrival);
+                table.tick(t0, &FailureTimeouts::default());
+                let after = table.incarnation();
+                proptest::prop_assert!(after >= before);
+                proptest::prop_assert_eq!(table.get("a").map(|m| m.state), Some(MemberState::Alive));
+                if d.id == "a" && d.state != MemberState::Alive && !is_absurd(inc, before, unix_ms) {
+                    proptest::prop_assert!(after > inc || after == u64::MAX);
+                }
+            }
+        }
     }
 
     #[test]
@@ -601,14 +822,19 @@ mod tests {
             heartbeat: 1,
             state,
         };
-        table.merge(
-            &[
-                digest("b", MemberState::Alive),
-                digest("c", MemberState::Dead),
-                digest("d", MemberState::Left),
-            ],
-            t0,
-        );
+        for d in [
+            digest("b", MemberState::Alive),
+            digest("c", MemberState::Dead),
+            digest("d", MemberState::Left),
+        ] {
+            let sender = d.id.clone();
+            let arrival = Arrival {
+                sender: &sender,
+                at: t0,
+                unix_ms: 0,
+            };
+            table.merge(&[d], arrival);
+        }
         assert_eq!(table.ring_member_ids(), ["a", "b", "c"]);
         assert_eq!(table.peer_addrs(), ["b:90", "c:90"]);
         assert!(table.knows_live_peer());

@@ -10,15 +10,20 @@
 //! - [`placement`]: which readings this node stores (its owned share) and which it keeps as
 //!   hints for owners that are down.
 //! - [`handoff`]: the durable hint stores and their delivery when an owner returns.
+//! - [`incarnation`]: this node's incarnation kept on disk, so a restart supersedes it.
+//! - [`secret`]: the cluster secret (`--cluster_secret_file`) that signs gossip frames and
+//!   node-to-node requests, and the checks (MAC, freshness, replay) on what arrives.
 //! - [`repair`]: anti-entropy between owners, rebalancing after ring changes, tombstones.
 //! - [`Cluster`] joins them: the owners of a series under the current membership.
 
 pub mod gossip;
 pub mod handoff;
+pub mod incarnation;
 pub mod membership;
 pub mod placement;
 pub mod repair;
 pub mod ring;
+pub mod secret;
 
 use crate::storage::SeriesKey;
 use membership::{Member, MemberState, Membership};
@@ -58,8 +63,17 @@ struct ClusterState {
 }
 
 impl Cluster {
+    /// A cluster of `me` alone, at the current unix time in ms as incarnation.
     pub fn new(me: Member, replication: usize) -> Cluster {
-        let membership = Membership::new(me);
+        Cluster::with_membership(Membership::new(me), replication)
+    }
+
+    /// A cluster of `me` alone at `incarnation` (the one [`incarnation`] picked).
+    pub fn with_incarnation(me: Member, incarnation: u64, replication: usize) -> Cluster {
+        Cluster::with_membership(Membership::with_incarnation(me, incarnation), replication)
+    }
+
+    fn with_membership(membership: Membership, replication: usize) -> Cluster {
         let ring = Ring::new(membership.ring_member_ids());
         Cluster {
             replication,

@@ -163,14 +163,7 @@ impl Tombstones {
             .collect();
         let bytes = serde_json::to_vec(&list)
             .map_err(|e| Error::corrupt(&self.path, 0, format!("encode tombstones: {e}")))?;
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        fs::write(&tmp, &bytes)
-            .and_then(|_| fs::File::open(&tmp)?.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        crate::cluster::incarnation::replace_file(&self.path, &bytes)
     }
 }
 
@@ -211,6 +204,7 @@ pub fn repair_round(node: &Node) -> RepairReport {
         path: "/internal/summary",
         body: b"",
         timeout: PEER_TIMEOUT,
+        secret: node.trust.secret(),
     };
     let local = || match local_summary(node)
         .and_then(|s| serde_json::to_vec(&s).map_err(|e| Error::invalid("summary", e.to_string())))
@@ -339,7 +333,7 @@ fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Resul
     struct DigestAnswer {
         buckets: Vec<DigestBucket>,
     }
-    let theirs: DigestAnswer = post_json(peer, "/internal/digest", &request)?;
+    let theirs: DigestAnswer = post_json(node, peer, "/internal/digest", &request)?;
     let ours: BTreeMap<Timestamp, DigestBucket> = node
         .engine
         .digest(key, DIGEST_BUCKET_MILLIS)?
@@ -354,7 +348,7 @@ fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Resul
         if pulled >= budget {
             break;
         }
-        let points = fetch_range(peer, key, bucket.start)?;
+        let points = fetch_range(node, peer, key, bucket.start)?;
         node.engine.write(&points)?;
         pulled += points.len() as u64;
     }
@@ -362,13 +356,19 @@ fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Resul
 }
 
 /// POSTs `request` (JSON) to `peer` and decodes a 200 answer as `T`.
-fn post_json<T: serde::de::DeserializeOwned>(peer: &Owner, path: &str, request: &str) -> Result<T> {
+fn post_json<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    peer: &Owner,
+    path: &str,
+    request: &str,
+) -> Result<T> {
     let answer = peer::call(
         &peer.http_addr,
         "POST",
         path,
         request.as_bytes(),
         PEER_TIMEOUT,
+        node.trust.secret(),
     )?;
     if answer.status != 200 {
         return Err(Error::peer(
@@ -381,7 +381,7 @@ fn post_json<T: serde::de::DeserializeOwned>(peer: &Owner, path: &str, request: 
 }
 
 /// The peer's points of `key` in the digest bucket starting at `start`.
-fn fetch_range(peer: &Owner, key: &SeriesKey, start: Timestamp) -> Result<Vec<Point>> {
+fn fetch_range(node: &Node, peer: &Owner, key: &SeriesKey, start: Timestamp) -> Result<Vec<Point>> {
     let request = serde_json::json!({
         "device_id": key.device_id(),
         "metric_name": key.metric_name(),
@@ -395,7 +395,7 @@ fn fetch_range(peer: &Owner, key: &SeriesKey, start: Timestamp) -> Result<Vec<Po
         samples: Vec<f64>,
         timestamps: Vec<f64>,
     }
-    let samples: SamplesAnswer = post_json(peer, "/query-samples?local=1", &request)?;
+    let samples: SamplesAnswer = post_json(node, peer, "/query-samples?local=1", &request)?;
     samples
         .timestamps
         .iter()
@@ -437,6 +437,7 @@ fn hand_over_series(node: &Node, key: &SeriesKey) -> Result<u64> {
                 &owner.http_addr,
                 batch,
                 crate::cluster::handoff::HANDOFF_TIMEOUT,
+                node.trust.secret(),
             )?;
         }
     }

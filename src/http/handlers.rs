@@ -318,6 +318,17 @@ struct StatusAnswer<'a> {
     /// Readings this node keeps for owners that are down, by owner.
     hints_pending: BTreeMap<String, u64>,
     auth: AuthAnswer,
+    /// Whether peers must sign with the cluster secret, and what was refused for not doing so.
+    cluster_auth: ClusterAuthAnswer,
+}
+
+#[derive(Serialize)]
+struct ClusterAuthAnswer {
+    secret: bool,
+    /// Gossip frames refused: unsigned, bad MAC, stale, replayed or malformed.
+    refused_frames: u64,
+    /// `/internal/*` requests refused for a missing, stale or bad signature.
+    refused_requests: u64,
 }
 
 /// Whether the node asks credentials: `{"enabled": false}` means anyone may write.
@@ -396,6 +407,11 @@ pub fn status(node: &Node) -> Answer {
             auth: AuthAnswer {
                 enabled: node.tokens.is_some(),
                 tokens: node.tokens.as_ref().map_or(0, |t| t.len()),
+            },
+            cluster_auth: ClusterAuthAnswer {
+                secret: node.trust.secret().is_some(),
+                refused_frames: node.trust.refused_frames(),
+                refused_requests: node.trust.refused_requests(),
             },
         },
     ))
@@ -497,13 +513,12 @@ fn coordinate_series_read(
         path: &format!("{path}?local=1"),
         body,
         timeout: PEER_TIMEOUT,
+        secret: node.trust.secret(),
     };
     let local = || into_peer_response(local());
     let mut best: Option<(u64, String, serde_json::Value)> = None;
     for answer in fan_out(&targets, forward, &local) {
-        let parsed = answer.ok_body().and_then(|body| {
-            serde_json::from_slice::<serde_json::Value>(body).map_err(|e| format!("bad JSON: {e}"))
-        });
+        let parsed = answer.ok_json();
         match parsed {
             Ok(value) => {
                 let count = value.get("count").and_then(|c| c.as_u64()).unwrap_or(0);
@@ -551,15 +566,14 @@ fn coordinate_delete(node: &Node, key: &SeriesKey, body: &[u8]) -> Answer {
         path: "/delete?local=1",
         body,
         timeout: PEER_TIMEOUT,
+        secret: node.trust.secret(),
     };
     let local = || into_peer_response(delete(node, "local=1", body));
     let mut deleted = false;
     let mut confirmed = Vec::new();
     let mut failed = Vec::new();
     for answer in fan_out(&targets, forward, &local) {
-        let parsed = answer.ok_body().and_then(|body| {
-            serde_json::from_slice::<serde_json::Value>(body).map_err(|e| format!("bad JSON: {e}"))
-        });
+        let parsed = answer.ok_json();
         match parsed {
             Ok(value) => {
                 deleted |= value.get("deleted").and_then(|d| d.as_bool()) == Some(true);
@@ -609,14 +623,13 @@ fn coordinate_listing(
         path,
         body: b"",
         timeout: PEER_TIMEOUT,
+        secret: node.trust.secret(),
     };
     let local = || into_peer_response(local());
     let mut union = BTreeSet::new();
     let mut failed = Vec::new();
     for answer in fan_out(&targets, forward, &local) {
-        let items = answer.ok_body().and_then(|body| {
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))?;
+        let items = answer.ok_json().and_then(|value| {
             value
                 .get(field)
                 .and_then(|v| v.as_array())

@@ -18,6 +18,7 @@ pub mod json;
 pub mod router;
 pub mod static_files;
 
+use crate::cluster::secret::{unix_now_ms, SignedRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::node::Node;
 use crate::{log_debug, log_error};
 use errors::ApiError;
@@ -104,6 +105,7 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
                 headers: &headers,
                 body: &[],
                 remote,
+                from_peer: false,
             };
             match router::admit_live(node, &live) {
                 Ok(_) => node.hub.accept(request),
@@ -116,8 +118,17 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
             Some(length) if length > limit => Err(ApiError::too_large(limit)),
             _ => read_body(request.as_reader(), limit),
         };
+        let body = body.and_then(|body| check_peer_signature(node, &request, &url, path, body));
         let reply = match body {
             Ok(body) => {
+                // Only asked when credentials matter: a signed peer call passes as admin.
+                let from_peer = node.tokens.is_some()
+                    && node.trust.is_signed_by_cluster(&signed_request(
+                        &request,
+                        method.as_str(),
+                        &url,
+                        &body,
+                    ));
                 let request = router::ApiRequest {
                     method: &method,
                     path,
@@ -125,6 +136,7 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
                     headers: &headers,
                     body: &body,
                     remote,
+                    from_peer,
                 };
                 // A handler bug must cost one request, not a worker thread.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -139,6 +151,50 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
         };
         log_debug!("{method} {url} -> {}", reply.status);
         respond(request, reply);
+    }
+}
+
+/// With a cluster secret, an `/internal/*` request must be signed by a peer (see
+/// [`secret`](crate::cluster::secret)): otherwise 401, counted in `/status`.
+fn check_peer_signature(
+    node: &Node,
+    request: &tiny_http::Request,
+    url: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, ApiError> {
+    if !path.starts_with("/internal/") {
+        return Ok(body);
+    }
+    let method = request.method().as_str();
+    node.trust
+        .check_request(&signed_request(request, method, url, &body), unix_now_ms())
+        .map(|()| body)
+        .map_err(|refusal| ApiError::new(401, format!("{path} is for cluster peers: {refusal}")))
+}
+
+/// `request` (with `method`, `url` and the `body` read from it) as
+/// [`ClusterTrust`](crate::cluster::secret::ClusterTrust) checks it: e.g.
+/// `node.trust.is_signed_by_cluster(&signed_request(..))` tells a trusted peer.
+pub fn signed_request<'a>(
+    request: &'a tiny_http::Request,
+    method: &'a str,
+    url: &'a str,
+    body: &'a [u8],
+) -> SignedRequest<'a> {
+    let header = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    };
+    SignedRequest {
+        method,
+        path_and_query: url,
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
+        body,
     }
 }
 
@@ -278,6 +334,7 @@ pub(crate) mod test_node {
                 gossip_interval: std::time::Duration::from_millis(500),
                 auth_file: None,
                 cors: Default::default(),
+                cluster_secret: None,
             };
             adjust(&mut config);
             TestNode {

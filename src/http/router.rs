@@ -43,6 +43,8 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// Who sent it, for the audit log; `None` when unknown (tests).
     pub remote: Option<SocketAddr>,
+    /// Signed with the cluster secret by a peer (checked by the worker loop).
+    pub from_peer: bool,
 }
 
 /// What part of the node an endpoint needs.
@@ -159,6 +161,9 @@ fn admit(
     let (Some(tokens), Some(needs)) = (&node.tokens, needs) else {
         return Ok(Caller::Anyone);
     };
+    if request.from_peer {
+        return Ok(Caller::Peer);
+    }
     let token = auth::presented_token(request.headers.get("Authorization"), request.query)?
         .ok_or_else(|| {
             auth::unauthorized(
@@ -324,6 +329,7 @@ mod tests {
                 headers: &headers,
                 body: body.as_bytes(),
                 remote: None,
+                from_peer: false,
             },
         )
     }

@@ -67,13 +67,15 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
             .into_iter()
             .map(|(owner, (address, owned))| {
                 scope.spawn(move || match address {
-                    Some(address) => match send_points(&address, &owned, PEER_TIMEOUT) {
-                        Ok(()) => None,
-                        Err(e) => {
-                            log_warn!("write to owner {owner}: {e}; keeping a hint");
-                            Some((owner, owned))
+                    Some(address) => {
+                        match send_points(&address, &owned, PEER_TIMEOUT, node.trust.secret()) {
+                            Ok(()) => None,
+                            Err(e) => {
+                                log_warn!("write to owner {owner}: {e}; keeping a hint");
+                                Some((owner, owned))
+                            }
                         }
-                    },
+                    }
                     None => Some((owner, owned)),
                 })
             })

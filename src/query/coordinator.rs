@@ -3,8 +3,11 @@
 //! calling thread) and collect every answer or failure, named by node.
 //!
 //! Deciding what the answers mean (pick the fullest replica, union listings, require every
-//! owner) is the caller's business; this module only moves requests.
+//! owner) is the caller's business; this module only moves requests, and checks that each
+//! answer is from the node it asked ([`TargetAnswer::ok_json`]). The targets are always
+//! chosen from this node's own ring and member table, never from what a peer says.
 
+use crate::cluster::secret::ClusterSecret;
 use crate::cluster::Owner;
 use crate::error::Error;
 use crate::query::peer::{self, PeerResponse};
@@ -22,6 +25,8 @@ pub struct Forward<'a> {
     pub path: &'a str,
     pub body: &'a [u8],
     pub timeout: Duration,
+    /// Signs every forwarded request (`--cluster_secret_file`).
+    pub secret: Option<&'a ClusterSecret>,
 }
 
 /// What one target answered, or why it did not.
@@ -42,6 +47,21 @@ impl TargetAnswer<'_> {
                 String::from_utf8_lossy(&r.body)
             )),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The JSON object of a 200 answer whose `node` is the target asked; an answer naming
+    /// another node (or none) is refused, so no peer can answer for someone else.
+    pub fn ok_json(&self) -> Result<serde_json::Value, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(self.ok_body()?).map_err(|e| format!("bad JSON: {e}"))?;
+        match value.get("node").and_then(|n| n.as_str()) {
+            Some(node) if node == self.target.id => Ok(value),
+            Some(node) => Err(format!(
+                "answer names node {node:?}, not {:?}: ignored",
+                self.target.id
+            )),
+            None => Err("answer names no node: ignored".into()),
         }
     }
 }
@@ -67,6 +87,7 @@ pub fn fan_out<'a>(
                             forward.path,
                             forward.body,
                             forward.timeout,
+                            forward.secret,
                         )
                     }))
                 }
@@ -122,6 +143,16 @@ mod tests {
         addr
     }
 
+    fn query_forward() -> Forward<'static> {
+        Forward {
+            method: "POST",
+            path: "/query?local=1",
+            body: b"{}",
+            timeout: Duration::from_millis(500),
+            secret: None,
+        }
+    }
+
     #[test]
     fn answers_come_back_per_target_in_order_with_failures_named() {
         let dead = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -133,12 +164,7 @@ mod tests {
             owner("down", dead_addr, false),
             owner("sick", one_shot(503, "{\"error\":\"x\"}"), false),
         ];
-        let forward = Forward {
-            method: "POST",
-            path: "/query?local=1",
-            body: b"{}",
-            timeout: Duration::from_millis(500),
-        };
+        let forward = query_forward();
         let local = || PeerResponse {
             status: 200,
             body: b"{\"count\":1}".to_vec(),
@@ -150,5 +176,28 @@ mod tests {
         assert_eq!(answers[1].ok_body().unwrap(), b"{\"count\":3}");
         assert!(answers[2].ok_body().unwrap_err().contains("connect"));
         assert!(answers[3].ok_body().unwrap_err().contains("503"));
+    }
+
+    #[test]
+    fn an_answer_naming_another_node_is_refused() {
+        let targets = vec![
+            owner("up", one_shot(200, r#"{"count":3,"node":"up"}"#), false),
+            owner(
+                "liar",
+                one_shot(200, r#"{"count":999999,"node":"evil"}"#),
+                false,
+            ),
+            owner("anon", one_shot(200, r#"{"count":999999}"#), false),
+        ];
+        let forward = query_forward();
+        let local = || PeerResponse {
+            status: 500,
+            body: Vec::new(),
+        };
+        let answers = fan_out(&targets, forward, &local);
+        assert_eq!(answers[0].ok_json().unwrap()["count"], 3);
+        let e = answers[1].ok_json().unwrap_err();
+        assert!(e.contains("\"evil\"") && e.contains("ignored"), "{e}");
+        assert!(answers[2].ok_json().unwrap_err().contains("no node"));
     }
 }

@@ -1,8 +1,11 @@
 //! A minimal blocking HTTP/1.1 client for node-to-node calls: one request per connection,
-//! connect/read/write timeouts, a bounded response. Peers are our own nodes on a trusted
-//! network, so this needs no TLS, redirects or chunked uploads — only what our server
-//! answers (tiny_http: `Content-Length` or chunked bodies).
+//! connect/read/write timeouts, a bounded response. Peers are our own nodes, so this needs
+//! no redirects or chunked uploads — only what our server answers (tiny_http:
+//! `Content-Length` or chunked bodies). It is the only client of node-to-node HTTP
+//! (coordinator fan-out, routed writes, handoff, repair), so with a cluster secret every
+//! such request is signed here (see [`secret`](crate::cluster::secret)).
 
+use crate::cluster::secret::{unix_now_ms, ClusterSecret};
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -18,14 +21,16 @@ pub struct PeerResponse {
     pub body: Vec<u8>,
 }
 
-/// Sends `method path` with `body` (JSON) to `addr` (`host:port`) and reads the answer,
-/// failing with [`Error::Peer`] on any network problem or a timeout.
+/// Sends `method path` with `body` (JSON) to `addr` (`host:port`), signed with `secret`
+/// when there is one, and reads the answer, failing with [`Error::Peer`] on any network
+/// problem or a timeout. `path` includes the query string.
 pub fn call(
     addr: &str,
     method: &str,
     path: &str,
     body: &[u8],
     timeout: Duration,
+    secret: Option<&ClusterSecret>,
 ) -> Result<PeerResponse> {
     let fail = |reason: String| Error::peer(addr, reason);
     let socket = addr
@@ -40,12 +45,18 @@ pub fn call(
         .and_then(|_| stream.set_write_timeout(Some(timeout)))
         .and_then(|_| stream.set_nodelay(true))
         .map_err(|e| fail(format!("socket options: {e}")))?;
-    let mut request = format!(
+    let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
-    )
-    .into_bytes();
+    );
+    if let Some(secret) = secret {
+        for (name, value) in secret.sign_request(method, path, body, unix_now_ms()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
     request.extend_from_slice(body);
     (&stream)
         .write_all(&request)
@@ -178,6 +189,7 @@ mod tests {
             "/health",
             b"",
             Duration::from_millis(200),
+            None,
         )
         .unwrap_err();
         assert!(matches!(e, Error::Peer { .. }), "{e}");

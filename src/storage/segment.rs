@@ -305,7 +305,7 @@ fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
 
 /// Makes the rename of a file in the directory durable (a no-op where directories cannot be
 /// opened, as on Windows, whose rename is durable once it returns).
-fn sync_parent_dir(path: &Path) -> Result<()> {
+pub fn sync_parent_dir(path: &Path) -> Result<()> {
     if cfg!(unix) {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
