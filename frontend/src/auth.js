@@ -104,15 +104,19 @@ export function withToken(wsUrl, token) {
  */
 export function createAuthGate(store) {
   let pending = null; // { reason, message, node, resolve, promise }
+  // What prompt() returns: one object per state, so React's useSyncExternalStore sees no
+  // change between changes.
+  let shown = null;
   const listeners = new Set();
   const changed = () => {
+    shown = pending ? { reason: pending.reason, message: pending.message, node: pending.node } : null;
     for (const listener of listeners) listener();
   };
 
   return {
     store,
     token: () => store.get(),
-    prompt: () => (pending ? { reason: pending.reason, message: pending.message, node: pending.node } : null),
+    prompt: () => shown,
     unauthorized({ sentToken = null, message = '', node = null } = {}) {
       const current = store.get();
       // A newer token was entered while this request was on its way: just retry with it.

@@ -131,3 +131,16 @@ describe('auth gate', () => {
     expect(gate.prompt()).not.toBeNull();
   });
 });
+
+describe('auth gate snapshots', () => {
+  it('returns the same prompt object until the prompt changes (for useSyncExternalStore)', () => {
+    const gate = createAuthGate(createTokenStore(null));
+    gate.unauthorized({ message: 'missing credential' });
+    const first = gate.prompt();
+    expect(gate.prompt()).toBe(first);
+    gate.unauthorized({ message: 'again' });
+    expect(gate.prompt()).toBe(first);
+    gate.submit('t');
+    expect(gate.prompt()).toBeNull();
+  });
+});
