@@ -4,6 +4,7 @@
 //! so three identical commands make a cluster.
 
 use crate::error::{Error, Result};
+use crate::http::cors::OriginPolicy;
 use clap::{Parser, ValueEnum};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -97,6 +98,14 @@ pub struct ServerArgs {
     /// Milliseconds between gossip rounds (heartbeat and table exchange).
     #[arg(long = "gossip_interval_ms", default_value_t = 500)]
     pub gossip_interval_ms: u64,
+    /// TOML file of accepted tokens (`[[token]]` name, role, sha256); omitted: no
+    /// credentials asked (warned about on a non-loopback address). Reloaded on SIGHUP.
+    #[arg(long = "auth_file")]
+    pub auth_file: Option<PathBuf>,
+    /// Comma-separated origins (scheme://host[:port]) whose web pages may call this node;
+    /// the node's own dashboard and the cluster members' are always allowed.
+    #[arg(long = "cors_origins", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -133,6 +142,10 @@ pub struct Config {
     pub dead_timeout: Duration,
     /// Time between gossip rounds.
     pub gossip_interval: Duration,
+    /// The token file; `None`: every caller may do everything.
+    pub auth_file: Option<PathBuf>,
+    /// Which other origins' web pages may call this node.
+    pub cors: OriginPolicy,
 }
 
 impl ServerArgs {
@@ -199,6 +212,8 @@ impl ServerArgs {
                 "must be longer than --suspect_timeout_ms",
             ));
         }
+        let cors = OriginPolicy::new(&self.cors_origins)
+            .map_err(|reason| Error::invalid("cors_origins", reason))?;
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -224,6 +239,8 @@ impl ServerArgs {
             suspect_timeout: Duration::from_millis(self.suspect_timeout_ms),
             dead_timeout: Duration::from_millis(self.dead_timeout_ms),
             gossip_interval: Duration::from_millis(self.gossip_interval_ms),
+            auth_file: self.auth_file,
+            cors,
         })
     }
 }
@@ -286,6 +303,21 @@ mod tests {
             .into_config()
             .unwrap_err();
         assert!(e.to_string().contains("dead_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_validated() {
+        let c = args(&[
+            "--node_id=polaris",
+            "--cors_origins=http://localhost:5173,https://grafana.example",
+        ])
+        .into_config()
+        .unwrap();
+        assert!(!c.cors.is_empty());
+        let e = args(&["--node_id=polaris", "--cors_origins=*"])
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("cors_origins"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!   [`storage::Point`]s; it parses and checks, and writes nothing.
 //! - [`server`] starts a node: one named thread per role (HTTP workers, MQTT receive loop,
 //!   websocket broadcaster, flusher) sharing a [`node::Node`]; [`config`] turns flags into
-//!   its configuration; [`http`] and [`live`] serve the API and the live stream.
+//!   its configuration; [`http`] and [`live`] serve the API and the live stream (who may
+//!   call them: [`http::auth`], [`http::cors`]; [`sighup`] reloads the tokens).
 //! - [`broker`] is the MQTT broker that ships with MiniTrue (`minitrue-broker`): embedded
 //!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
 //! - [`publisher`] is the device side: a fleet simulator, an Arduino serial bridge, CSV
@@ -35,6 +36,7 @@ pub mod node;
 pub mod publisher;
 pub mod query;
 pub mod server;
+pub mod sighup;
 pub mod storage;
 
 pub use error::{Error, Result};

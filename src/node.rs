@@ -7,6 +7,7 @@ use crate::cluster::membership::{Member, MemberState};
 use crate::cluster::repair::Tombstones;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::http::auth::TokenTable;
 use crate::ingest::stats::IngestStats;
 use crate::live::Hub;
 use crate::storage::Engine;
@@ -23,11 +24,19 @@ pub struct Node {
     pub hints: Hints,
     /// Deletes this node must not let repair undo.
     pub tombstones: Tombstones,
+    /// The tokens of `--auth_file`; `None` when the node asks no credentials.
+    pub tokens: Option<TokenTable>,
 }
 
 impl Node {
-    /// Fails only if the tombstone file exists and is corrupt.
+    /// Fails if the tombstone file exists and is corrupt, or the auth file is unreadable
+    /// or invalid.
     pub fn new(config: Config, engine: Engine) -> crate::Result<Node> {
+        let tokens = config
+            .auth_file
+            .as_deref()
+            .map(TokenTable::load)
+            .transpose()?;
         let me = Member {
             id: config.node_id.clone(),
             http_addr: config.advertised_http(),
@@ -39,6 +48,7 @@ impl Node {
         let hints = Hints::new(config.data_dir.join("hints"));
         let tombstones = Tombstones::open(config.data_dir.join("tombstones.json"))?;
         Ok(Node {
+            tokens,
             tombstones,
             hints,
             cluster,

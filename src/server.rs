@@ -21,6 +21,7 @@ use crate::http::http_serve;
 use crate::ingest::mqtt::mqtt_receive;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
+use crate::sighup;
 use crate::storage::{Engine, EngineConfig};
 use crate::{log_error, log_info, log_warn};
 use crossbeam_channel::{bounded, select, tick, Receiver};
@@ -86,6 +87,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
     })?;
     let node = Node::new(config, engine)?;
     node.hints.load_existing()?;
+    warn_if_open(&node);
     log_info!(
         "{} ({}) serving http://{} , gossip {} , broker {}",
         node.config.node_id,
@@ -128,6 +130,14 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         spawn_role(scope, "gossip-round".into(), move || {
             gossip_round(node, scope, shutdown_rx)
         })?;
+        if node.tokens.is_some() {
+            if !sighup::install() {
+                log_warn!("SIGHUP cannot be caught here: restart the node to reload --auth_file");
+            }
+            spawn_role(scope, "auth-reload".into(), move || {
+                auth_reload(node, shutdown_rx)
+            })?;
+        }
 
         // Wait for the signal: `recv` fails once the handler drops the sender.
         let _ = shutdown_rx.recv();
@@ -200,6 +210,50 @@ fn repair(node: &Node, shutdown_rx: &Receiver<()>) {
                 repair_round(node);
             }
         }
+    }
+}
+
+/// How often the `auth-reload` thread looks whether SIGHUP arrived.
+pub const RELOAD_POLL: Duration = Duration::from_millis(250);
+
+/// The `auth-reload` thread: re-reads `--auth_file` after each SIGHUP; a bad file is
+/// logged and the tokens in force stay.
+fn auth_reload(node: &Node, shutdown_rx: &Receiver<()>) {
+    let Some(tokens) = &node.tokens else {
+        return;
+    };
+    let ticker = tick(RELOAD_POLL);
+    loop {
+        select! {
+            recv(shutdown_rx) -> _ => return,
+            recv(ticker) -> _ => {
+                if sighup::take() {
+                    match tokens.reload() {
+                        Ok(count) => log_info!(
+                            "SIGHUP: reloaded {} ({count} tokens)",
+                            tokens.path().display()
+                        ),
+                        Err(e) => log_error!("SIGHUP: kept the previous tokens: {e}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Start-up warnings for a node anyone on the network may write to.
+fn warn_if_open(node: &Node) {
+    match &node.tokens {
+        None if !node.config.http_addr.ip().is_loopback() => log_warn!(
+            "auth is off and HTTP listens on {}: anyone who reaches it may write and delete; \
+             give --auth_file (see docs/security.md)",
+            node.config.http_addr
+        ),
+        Some(tokens) if tokens.is_empty() => log_warn!(
+            "{} lists no tokens: every API request will be refused",
+            tokens.path().display()
+        ),
+        _ => {}
     }
 }
 

@@ -37,8 +37,14 @@ impl ApiError {
         ApiError::new(413, format!("request body larger than {limit} bytes"))
     }
 
+    /// The answer; a 401 names the scheme to use in `WWW-Authenticate`.
     pub fn into_reply(self) -> Reply {
-        Reply::error(self.status, &self.message)
+        let reply = Reply::error(self.status, &self.message);
+        if self.status == 401 {
+            reply.with_header("WWW-Authenticate", r#"Bearer realm="minitrue""#)
+        } else {
+            reply
+        }
     }
 }
 

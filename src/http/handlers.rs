@@ -317,6 +317,14 @@ struct StatusAnswer<'a> {
     replication: usize,
     /// Readings this node keeps for owners that are down, by owner.
     hints_pending: BTreeMap<String, u64>,
+    auth: AuthAnswer,
+}
+
+/// Whether the node asks credentials: `{"enabled": false}` means anyone may write.
+#[derive(Serialize)]
+struct AuthAnswer {
+    enabled: bool,
+    tokens: usize,
 }
 
 #[derive(Serialize)]
@@ -385,6 +393,10 @@ pub fn status(node: &Node) -> Answer {
             ring_share: node.cluster.ring().primary_share(),
             replication: node.cluster.replication(),
             hints_pending: node.hints.pending(),
+            auth: AuthAnswer {
+                enabled: node.tokens.is_some(),
+                tokens: node.tokens.as_ref().map_or(0, |t| t.len()),
+            },
         },
     ))
 }

@@ -7,9 +7,11 @@
 //! never see a socket, so the whole API is tested by calling `route`.
 //!
 //! Every answer is JSON (errors are `{"error": "..."}`, see [`errors`]) except the dashboard
-//! and `204 No Content`, and every answer carries `Access-Control-Allow-Origin: *` so the
-//! dashboard may be served from elsewhere (the Vite dev server).
+//! and `204 No Content`. Who may call what — credentials ([`auth`]) and other origins'
+//! web pages ([`cors`]) — is decided in the router, for `/ws` too.
 
+pub mod auth;
+pub mod cors;
 pub mod errors;
 pub mod handlers;
 pub mod json;
@@ -29,9 +31,6 @@ pub const MAX_WRITE_BODY: usize = 16 * 1024 * 1024;
 
 /// Largest accepted body of the JSON endpoints.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
-
-/// Headers every answer carries.
-const CORS_HEADERS: [(&str, &str); 1] = [("Access-Control-Allow-Origin", "*")];
 
 /// One answer, before it meets a socket.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,8 +89,26 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
         let method = request.method().clone();
+        let headers = router::Headers::new(
+            request
+                .headers()
+                .iter()
+                .map(|h| (h.field.as_str().to_string(), h.value.to_string())),
+        );
+        let remote = request.remote_addr().copied();
         if method == Method::Get && path == "/ws" {
-            node.hub.accept(request);
+            let live = router::ApiRequest {
+                method: &method,
+                path,
+                query,
+                headers: &headers,
+                body: &[],
+                remote,
+            };
+            match router::admit_live(node, &live) {
+                Ok(_) => node.hub.accept(request),
+                Err(reply) => respond(request, reply),
+            }
             continue;
         }
         let limit = body_limit(path);
@@ -105,7 +122,9 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
                     method: &method,
                     path,
                     query,
+                    headers: &headers,
                     body: &body,
+                    remote,
                 };
                 // A handler bug must cost one request, not a worker thread.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -148,7 +167,6 @@ pub fn read_body(reader: &mut dyn Read, limit: usize) -> Result<Vec<u8>, ApiErro
 
 fn respond(request: tiny_http::Request, reply: Reply) {
     let headers = std::iter::once(("Content-Type", reply.content_type.to_string()))
-        .chain(CORS_HEADERS.iter().map(|(n, v)| (*n, v.to_string())))
         .chain(reply.headers)
         .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok());
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
@@ -224,11 +242,25 @@ pub(crate) mod test_node {
         }
 
         pub fn with_mode(name: &str, mode: Mode) -> TestNode {
+            TestNode::build(name, mode, |_| {})
+        }
+
+        /// A node asking for the tokens of auth file text `auth_toml`.
+        pub fn with_auth(name: &str, auth_toml: &str) -> TestNode {
+            TestNode::build(name, Mode::All, |config| {
+                let path = config.data_dir.join("auth.toml");
+                std::fs::write(&path, auth_toml).expect("write the auth file");
+                config.auth_file = Some(path);
+            })
+        }
+
+        /// A node whose configuration `adjust` may change before the node is made.
+        pub fn build(name: &str, mode: Mode, adjust: impl FnOnce(&mut Config)) -> TestNode {
             let dir =
                 std::env::temp_dir().join(format!("minitrue-http-{}-{name}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             let (engine, _) = Engine::open(&dir, EngineConfig::default()).expect("open store");
-            let config = Config {
+            let mut config = Config {
                 mode,
                 node_id: "test".into(),
                 http_addr: "127.0.0.1:0".parse().expect("address"),
@@ -244,7 +276,10 @@ pub(crate) mod test_node {
                 suspect_timeout: std::time::Duration::from_secs(3),
                 dead_timeout: std::time::Duration::from_secs(10),
                 gossip_interval: std::time::Duration::from_millis(500),
+                auth_file: None,
+                cors: Default::default(),
             };
+            adjust(&mut config);
             TestNode {
                 node: Node::new(config, engine).expect("node over a fresh store"),
                 dir,

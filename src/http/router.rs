@@ -1,11 +1,36 @@
-//! Which handler answers a request: the endpoint table, method checks (405 with `Allow`),
-//! CORS preflight, the `--mode` gate (503), and the dashboard for every other `GET`.
+//! Which handler answers a request, and whether it may: the endpoint table, method checks
+//! (405 with `Allow`), the cross-origin check (403, see [`super::cors`]), credentials and
+//! roles (401/403, see [`super::auth`]), the `--mode` gate (503), CORS preflight, and the
+//! dashboard for every other `GET`. Every delete is written to the audit log with the name
+//! of the token that asked for it.
 
+use super::auth::{self, Caller, Role};
+use super::cors::OriginVerdict;
 use super::errors::ApiError;
 use super::static_files::Frontend;
 use super::{handlers, Reply};
+use crate::log_info;
 use crate::node::Node;
+use std::net::SocketAddr;
 use tiny_http::Method;
+
+/// A request's headers, names compared case-insensitively.
+#[derive(Clone, Debug, Default)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Headers {
+        Headers(pairs.into_iter().collect())
+    }
+
+    /// The first value of header `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 /// The parts of a request a handler may look at.
 pub struct ApiRequest<'a> {
@@ -14,12 +39,15 @@ pub struct ApiRequest<'a> {
     pub path: &'a str,
     /// After `?`, not yet decoded; empty when absent.
     pub query: &'a str,
+    pub headers: &'a Headers,
     pub body: &'a [u8],
+    /// Who sent it, for the audit log; `None` when unknown (tests).
+    pub remote: Option<SocketAddr>,
 }
 
 /// What part of the node an endpoint needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
+enum Part {
     /// Reads or deletes stored data: refused in `--mode=ingestion`.
     Query,
     /// Stores data: refused in `--mode=query`.
@@ -28,25 +56,47 @@ enum Role {
     Any,
 }
 
-/// `(path, method, role)` of every API endpoint. `GET /ws` is taken before routing (the
-/// hub answers it) but is listed so other methods get a 405.
-const ENDPOINTS: [(&str, Method, Role); 16] = [
-    ("/query", Method::Post, Role::Query),
-    ("/query-samples", Method::Post, Role::Query),
-    ("/query-aggregated", Method::Post, Role::Query),
-    ("/delete", Method::Post, Role::Query),
-    ("/devices", Method::Get, Role::Query),
-    ("/metrics", Method::Get, Role::Query),
-    ("/health", Method::Get, Role::Any),
-    ("/status", Method::Get, Role::Any),
-    ("/write", Method::Post, Role::Ingest),
-    ("/api/v2/write", Method::Post, Role::Ingest),
-    ("/ws", Method::Get, Role::Any),
-    ("/ws/stats", Method::Get, Role::Any),
-    ("/api/v2/health", Method::Get, Role::Any),
-    ("/internal/write", Method::Post, Role::Any),
-    ("/internal/summary", Method::Get, Role::Any),
-    ("/internal/digest", Method::Post, Role::Any),
+/// One API endpoint: where, how, which part of the node and the least role it needs
+/// (`None`: open to everyone, even with `--auth_file`).
+struct Endpoint {
+    path: &'static str,
+    method: Method,
+    part: Part,
+    needs: Option<Role>,
+}
+
+const fn endpoint(path: &'static str, method: Method, part: Part, needs: Option<Role>) -> Endpoint {
+    Endpoint {
+        path,
+        method,
+        part,
+        needs,
+    }
+}
+
+const READ: Option<Role> = Some(Role::Read);
+const WRITE: Option<Role> = Some(Role::Write);
+const ADMIN: Option<Role> = Some(Role::Admin);
+
+/// Every API endpoint. `GET /ws` is taken before routing (the hub answers it, after
+/// [`admit_live`]) but is listed so other methods get a 405.
+static ENDPOINTS: [Endpoint; 16] = [
+    endpoint("/query", Method::Post, Part::Query, READ),
+    endpoint("/query-samples", Method::Post, Part::Query, READ),
+    endpoint("/query-aggregated", Method::Post, Part::Query, READ),
+    endpoint("/delete", Method::Post, Part::Query, ADMIN),
+    endpoint("/devices", Method::Get, Part::Query, READ),
+    endpoint("/metrics", Method::Get, Part::Query, READ),
+    endpoint("/health", Method::Get, Part::Any, None),
+    endpoint("/status", Method::Get, Part::Any, READ),
+    endpoint("/write", Method::Post, Part::Ingest, WRITE),
+    endpoint("/api/v2/write", Method::Post, Part::Ingest, WRITE),
+    endpoint("/ws", Method::Get, Part::Any, READ),
+    endpoint("/ws/stats", Method::Get, Part::Any, READ),
+    endpoint("/api/v2/health", Method::Get, Part::Any, None),
+    endpoint("/internal/write", Method::Post, Part::Any, ADMIN),
+    endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
+    endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
 ];
 
 /// True for the line protocol endpoints (which take large bodies).
@@ -56,18 +106,94 @@ pub fn is_write_path(path: &str) -> bool {
 
 /// Answers one request (except `GET /ws`).
 pub fn route(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Reply {
-    match dispatch(node, frontend, request) {
-        Ok(reply) => reply,
-        Err(e) => e.into_reply(),
+    let verdict = judge_origin(node, request);
+    let reply = dispatch(node, frontend, request, &verdict).unwrap_or_else(ApiError::into_reply);
+    match verdict {
+        OriginVerdict::Allowed(origin) => reply
+            .with_header("Access-Control-Allow-Origin", origin)
+            .with_header("Vary", "Origin"),
+        _ => reply.with_header("Vary", "Origin"),
     }
 }
 
-fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Result<Reply, ApiError> {
-    let endpoint = ENDPOINTS.iter().find(|(p, _, _)| *p == request.path);
-    if *request.method == Method::Options {
-        return Ok(preflight(endpoint.map(|e| &e.1)));
+/// Whether `GET /ws` may open the live stream: the same origin and credential checks as
+/// the API. `Err` is the answer to send instead of the upgrade.
+pub fn admit_live(node: &Node, request: &ApiRequest<'_>) -> Result<Caller, Reply> {
+    let verdict = judge_origin(node, request);
+    admit(node, request, READ, true, &verdict).map_err(ApiError::into_reply)
+}
+
+fn judge_origin(node: &Node, request: &ApiRequest<'_>) -> OriginVerdict {
+    let members = || {
+        node.cluster
+            .membership()
+            .members()
+            .map(|m| m.http_addr.clone())
+            .collect()
+    };
+    node.config.cors.judge(
+        request.headers.get("Origin"),
+        request.headers.get("Host"),
+        &members,
+    )
+}
+
+/// The caller of `request`, if it may use an endpoint that needs `needs`: a cross-site
+/// request that could change data is refused first (403), then the credential is checked
+/// (401 when missing or unknown, 403 when its role is too low).
+fn admit(
+    node: &Node,
+    request: &ApiRequest<'_>,
+    needs: Option<Role>,
+    changes_data: bool,
+    verdict: &OriginVerdict,
+) -> Result<Caller, ApiError> {
+    if let Some(origin) = verdict.forbids(changes_data) {
+        return Err(ApiError::new(
+            403,
+            format!(
+                "cross-origin request from {origin} refused: list it in --cors_origins to allow it"
+            ),
+        ));
     }
-    let Some((path, method, role)) = endpoint else {
+    let (Some(tokens), Some(needs)) = (&node.tokens, needs) else {
+        return Ok(Caller::Anyone);
+    };
+    let token = auth::presented_token(request.headers.get("Authorization"), request.query)?
+        .ok_or_else(|| {
+            auth::unauthorized(
+                "credentials required: send Authorization: Bearer <token> (or Token, Basic, ?p=)",
+            )
+        })?;
+    let caller = tokens
+        .identify(&token)
+        .ok_or_else(|| auth::unauthorized("token not recognised"))?;
+    if caller.role() < needs {
+        return Err(ApiError::new(
+            403,
+            format!(
+                "{} has role {}; {} needs {}",
+                caller.describe(),
+                caller.role().as_str(),
+                request.path,
+                needs.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+fn dispatch(
+    node: &Node,
+    frontend: &Frontend,
+    request: &ApiRequest<'_>,
+    verdict: &OriginVerdict,
+) -> Result<Reply, ApiError> {
+    let endpoint = ENDPOINTS.iter().find(|e| e.path == request.path);
+    if *request.method == Method::Options {
+        return Ok(preflight(endpoint.map(|e| &e.method)));
+    }
+    let Some(endpoint) = endpoint else {
         let api_like = request.path.starts_with("/api/") || request.path.starts_with("/ws/");
         return if *request.method == Method::Get && !api_like {
             frontend.serve(request.path)
@@ -75,6 +201,7 @@ fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Resul
             Err(ApiError::not_found(request.path))
         };
     };
+    let (path, method) = (endpoint.path, &endpoint.method);
     if request.method != method {
         let allow = format!("{method}, OPTIONS");
         return Ok(Reply::error(
@@ -86,21 +213,27 @@ fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Resul
         )
         .with_header("Allow", allow));
     }
-    match role {
-        Role::Query if !node.config.mode.queries() => {
+    let changes_data = !matches!(*request.method, Method::Get | Method::Head);
+    let caller = admit(node, request, endpoint.needs, changes_data, verdict)?;
+    match endpoint.part {
+        Part::Query if !node.config.mode.queries() => {
             return Err(ApiError::unavailable("node is in ingestion mode"))
         }
-        Role::Ingest if !node.config.mode.ingests() => {
+        Part::Ingest if !node.config.mode.ingests() => {
             return Err(ApiError::unavailable("node is in query mode"))
         }
         _ => {}
     }
     let (query, body) = (request.query, request.body);
-    match *path {
+    match path {
         "/query" => handlers::query(node, query, body),
         "/query-samples" => handlers::query_samples(node, query, body),
         "/query-aggregated" => handlers::query_aggregated(node, body),
-        "/delete" => handlers::delete(node, query, body),
+        "/delete" => {
+            let answer = handlers::delete(node, query, body);
+            audit_delete(request, &caller, &answer);
+            answer
+        }
         "/devices" => handlers::devices(node, query),
         "/metrics" => handlers::metrics(node, query),
         "/health" | "/api/v2/health" => handlers::health(node),
@@ -113,6 +246,33 @@ fn dispatch(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Resul
         // `GET /ws` reaches here only when called without the worker loop (tests).
         _ => Err(ApiError::bad_request("websocket upgrade expected")),
     }
+}
+
+/// Longest part of a delete's body quoted in the audit log.
+const AUDIT_BODY_CHARS: usize = 256;
+
+/// One audit log line per delete: who, from where, what, and how it ended.
+fn audit_delete(request: &ApiRequest<'_>, caller: &Caller, answer: &Result<Reply, ApiError>) {
+    let status = match answer {
+        Ok(reply) => reply.status,
+        Err(e) => e.status,
+    };
+    let body: String = String::from_utf8_lossy(request.body)
+        .chars()
+        .take(AUDIT_BODY_CHARS)
+        .collect();
+    let remote = request
+        .remote
+        .map_or_else(|| "unknown address".to_string(), |a| a.to_string());
+    log_info!(
+        "audit: delete by {} from {remote}{}: {body} -> {status}",
+        caller.describe(),
+        if request.query.is_empty() {
+            String::new()
+        } else {
+            format!(" (?{})", request.query)
+        }
+    );
 }
 
 /// `OPTIONS`: a CORS preflight answer.
@@ -138,7 +298,22 @@ mod tests {
     use crate::http::test_node::TestNode;
 
     fn call(node: &Node, method: Method, path: &str, body: &str) -> Reply {
+        call_with(node, method, path, body, &[])
+    }
+
+    fn call_with(
+        node: &Node,
+        method: Method,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let headers = Headers::new(
+            std::iter::once(("Host", "127.0.0.1:8080"))
+                .chain(headers.iter().copied())
+                .map(|(n, v)| (n.to_string(), v.to_string())),
+        );
         route(
             node,
             &Frontend::new("/nonexistent/minitrue/dist"),
@@ -146,9 +321,181 @@ mod tests {
                 method: &method,
                 path,
                 query,
+                headers: &headers,
                 body: body.as_bytes(),
+                remote: None,
             },
         )
+    }
+
+    const SERIES: &str = r#"{"device_id":"d","metric_name":"cpu_usage"}"#;
+
+    fn count_of(node: &Node) -> f64 {
+        let r = call(
+            node,
+            Method::Post,
+            "/query",
+            r#"{"device_id":"d","metric_name":"cpu_usage","operation":"count"}"#,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["result"].as_f64().unwrap_or(0.0)
+    }
+
+    #[test]
+    fn cross_site_text_plain_delete_is_refused_and_changes_nothing() {
+        let t = TestNode::new("router_cross_site");
+        call(
+            &t.node,
+            Method::Post,
+            "/write?precision=ms",
+            "cpu,device_id=d usage=3 5000",
+        );
+        assert_eq!(count_of(&t.node), 1.0);
+        let evil = [
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "text/plain"),
+        ];
+        let r = call_with(&t.node, Method::Post, "/delete", SERIES, &evil);
+        assert_eq!(r.status, 403);
+        assert!(error_of(&r).contains("--cors_origins"), "{}", error_of(&r));
+        assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+        let r = call_with(
+            &t.node,
+            Method::Post,
+            "/write",
+            "cpu,device_id=d usage=4",
+            &evil,
+        );
+        assert_eq!(r.status, 403);
+        assert_eq!(count_of(&t.node), 1.0, "nothing written or deleted");
+        // Reading is not refused, but the browser gets no permission to show the answer.
+        let r = call_with(&t.node, Method::Get, "/devices", "", &evil);
+        assert_eq!(
+            (r.status, r.header("Access-Control-Allow-Origin")),
+            (200, None)
+        );
+        // The node's own dashboard is same-origin.
+        let own = [("Origin", "http://127.0.0.1:8080")];
+        let r = call_with(&t.node, Method::Post, "/delete", SERIES, &own);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(count_of(&t.node), 0.0);
+    }
+
+    #[test]
+    fn listed_origins_are_allowed_by_name_never_star() {
+        let t = TestNode::build("router_cors_listed", Mode::All, |c| {
+            c.cors =
+                crate::http::cors::OriginPolicy::new(&["http://localhost:5173".into()]).unwrap();
+        });
+        let dev = [("Origin", "http://localhost:5173")];
+        let r = call_with(&t.node, Method::Options, "/delete", "", &dev);
+        assert_eq!(
+            r.header("Access-Control-Allow-Origin"),
+            Some("http://localhost:5173")
+        );
+        let r = call_with(&t.node, Method::Post, "/delete", SERIES, &dev);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("Access-Control-Allow-Origin"),
+            Some("http://localhost:5173")
+        );
+        let r = call_with(
+            &t.node,
+            Method::Options,
+            "/delete",
+            "",
+            &[("Origin", "http://x.example")],
+        );
+        assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+    }
+
+    fn auth_node(name: &str) -> TestNode {
+        let toml: String = [("reader", "read"), ("writer", "write"), ("ops", "admin")]
+            .iter()
+            .map(|(name, role)| {
+                format!(
+                    "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+                    auth::sha256_hex(&format!("{name}-token"))
+                )
+            })
+            .collect();
+        TestNode::with_auth(name, &toml)
+    }
+
+    #[test]
+    fn each_role_reaches_exactly_its_endpoints() {
+        let t = auth_node("router_roles");
+        // (method, path, body, least role); None = open.
+        let table: [(Method, &str, &str, Option<Role>); 8] = [
+            (Method::Get, "/health", "", None),
+            (Method::Get, "/status", "", READ),
+            (Method::Get, "/devices", "", READ),
+            (
+                Method::Post,
+                "/query",
+                r#"{"device_id":"d","metric_name":"cpu_usage","operation":"count"}"#,
+                READ,
+            ),
+            (Method::Post, "/write", "cpu,device_id=d usage=1", WRITE),
+            (
+                Method::Post,
+                "/api/v2/write",
+                "cpu,device_id=d usage=2",
+                WRITE,
+            ),
+            (Method::Post, "/delete", SERIES, ADMIN),
+            (Method::Get, "/internal/summary", "", ADMIN),
+        ];
+        let callers = [
+            (None, None),
+            (Some("Bearer reader-token"), Some(Role::Read)),
+            (Some("Token writer-token"), Some(Role::Write)),
+            (Some("Bearer ops-token"), Some(Role::Admin)),
+        ];
+        for (method, path, body, needs) in &table {
+            for (auth, role) in &callers {
+                let headers: Vec<(&str, &str)> =
+                    auth.iter().map(|a| ("Authorization", *a)).collect();
+                let r = call_with(&t.node, method.clone(), path, body, &headers);
+                let expected = match (needs, role) {
+                    (None, _) => "served",
+                    (Some(_), None) => "401",
+                    (Some(need), Some(have)) if have < need => "403",
+                    _ => "served",
+                };
+                let got = match r.status {
+                    401 => "401",
+                    403 => "403",
+                    _ => "served",
+                };
+                assert_eq!(got, expected, "{method} {path} as {auth:?}: {}", r.status);
+                if r.status == 401 {
+                    assert_eq!(
+                        r.header("WWW-Authenticate"),
+                        Some(r#"Bearer realm="minitrue""#)
+                    );
+                    assert!(error_of(&r).contains("credentials required"));
+                }
+                if r.status == 403 {
+                    assert!(error_of(&r).contains("needs"), "{}", error_of(&r));
+                }
+            }
+        }
+        let r = call_with(
+            &t.node,
+            Method::Get,
+            "/devices",
+            "",
+            &[("Authorization", "Bearer nope")],
+        );
+        assert_eq!(
+            (r.status, error_of(&r)),
+            (401, "token not recognised".into())
+        );
+        let r = call(&t.node, Method::Get, "/devices?u=x&p=reader-token", "");
+        assert_eq!(r.status, 200);
+        let r = call(&t.node, Method::Get, "/status", "");
+        assert_eq!(r.status, 401);
     }
 
     fn error_of(reply: &Reply) -> String {
@@ -188,6 +535,27 @@ mod tests {
             .header("Access-Control-Allow-Headers")
             .unwrap()
             .contains("Content-Type"));
+    }
+
+    #[test]
+    fn status_says_whether_auth_is_on() {
+        let open = TestNode::new("router_auth_off");
+        let v: serde_json::Value =
+            serde_json::from_slice(&call(&open.node, Method::Get, "/status", "").body).unwrap();
+        assert_eq!(v["auth"]["enabled"], false);
+        let locked = auth_node("router_auth_on");
+        let r = call_with(
+            &locked.node,
+            Method::Get,
+            "/status",
+            "",
+            &[("Authorization", "Bearer reader-token")],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (v["auth"]["enabled"].clone(), v["auth"]["tokens"].clone()),
+            (true.into(), 3.into())
+        );
     }
 
     #[test]
