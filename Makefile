@@ -1,5 +1,5 @@
 # MiniTrue: each target is one line of intent. `make help` lists them.
-.PHONY: help cluster test lint unit frontend-test frontend-e2e bench bench-peers fmt
+.PHONY: help cluster test lint unit pyclients frontend-test frontend-e2e bench bench-peers fmt
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -14,8 +14,13 @@ lint: ## rustfmt, clippy with warnings denied, rustdoc without warnings
 	cargo clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
-unit: ## Rust unit, property and integration tests (real processes on loopback)
+unit: pyclients ## Rust unit, property and integration tests (real processes on loopback)
 	cargo test
+
+pyclients: ## a virtualenv with the InfluxDB python clients, for tests/security.rs
+	test -x target/pyclients/bin/python || python3 -m venv target/pyclients
+	target/pyclients/bin/python -c 'import influxdb, influxdb_client' 2>/dev/null || \
+		target/pyclients/bin/pip install -q influxdb influxdb-client
 
 frontend-test: ## dashboard unit tests (Vitest) and production build
 	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build

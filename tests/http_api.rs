@@ -49,7 +49,11 @@ fn write_query_delete_and_restart_keep_the_contract() {
 
     let r = server.post("/write?precision=s", &line_protocol());
     assert_eq!(r.status, 204, "{}", r.text());
-    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        None,
+        "no wildcard CORS"
+    );
 
     for (op, want) in [
         ("avg", 24.5),
@@ -189,7 +193,11 @@ fn errors_are_json_with_the_right_status() {
         (r.status, error_message(&r)),
         (400, "missing field device_id".into())
     );
-    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        None,
+        "no wildcard CORS"
+    );
     assert_eq!(r.header("Content-Type"), Some("application/json"));
 
     let r = server.post(
@@ -234,7 +242,11 @@ fn errors_are_json_with_the_right_status() {
 
     let r = server.request("OPTIONS", "/query", &[]);
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        None,
+        "no wildcard CORS"
+    );
     assert!(r.header("Access-Control-Allow-Methods").is_some());
 
     let big = vec![b' '; 64 * 1024 + 1];

@@ -1,0 +1,377 @@
+//! Who may call a node, tried as users and attackers would against real processes: tokens
+//! of an `--auth_file` with curl and the python InfluxDB clients (1.x with user/password,
+//! 2.x with a token), the 401/403 answers, the delete audit log, a SIGHUP reload, the
+//! websocket's token parameter, and a browser-style cross-site `text/plain` delete.
+
+mod common;
+
+use common::{try_request, wait_until, Response, Server, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// `(name, role)` of the test's tokens; each token is `<name>-token`.
+const TOKENS: [(&str, &str); 3] = [("reader", "read"), ("writer", "write"), ("ops", "admin")];
+
+fn sha256_hex(text: &str) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+fn auth_toml(tokens: &[(&str, &str)]) -> String {
+    tokens
+        .iter()
+        .map(|(name, role)| {
+            format!(
+                "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
+                sha256_hex(&format!("{name}-token"))
+            )
+        })
+        .collect()
+}
+
+fn start_locked(dir: &TempDir, name: &str) -> (Server, PathBuf) {
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(&auth, auth_toml(&TOKENS)).expect("write auth file");
+    let flag = format!("--auth_file={}", auth.display());
+    (Server::start(name, dir.path(), &[flag.as_str()]), auth)
+}
+
+fn call(server: &Server, method: &str, path: &str, body: &str, token: Option<&str>) -> Response {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
+    try_request(server.port, method, path, body.as_bytes(), &headers)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+fn count(server: &Server, device: &str, metric: &str) -> f64 {
+    let body =
+        format!(r#"{{"device_id":"{device}","metric_name":"{metric}","operation":"count"}}"#);
+    let r = call(server, "POST", "/query", &body, Some("reader-token"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["result"].as_f64().unwrap_or(0.0)
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The python with the `influxdb` and `influxdb-client` packages: `$MINITRUE_PYTHON`, or
+/// the virtualenv `make pyclients` makes.
+fn python() -> PathBuf {
+    let path = std::env::var_os("MINITRUE_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyclients/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "{} missing: run `make pyclients` (a virtualenv with the InfluxDB python clients)",
+        path.display()
+    );
+    path
+}
+
+fn run_python(script: &str, args: &[String]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// InfluxDB 1.x client: user/password go as `?u=&p=`.
+const INFLUX1_WRITE: &str = r#"
+import sys
+from influxdb import InfluxDBClient
+port, password, device = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+client = InfluxDBClient(host="127.0.0.1", port=port, username="someone", password=password, database="fleet")
+ok = client.write_points([{"measurement": "temp", "tags": {"device_id": device}, "fields": {"c": 21.5}}], time_precision="s")
+print("written", ok)
+"#;
+
+/// InfluxDB 2.x client: `Authorization: Token T`.
+const INFLUX2_WRITE: &str = r#"
+import sys
+from influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+port, token, device = sys.argv[1], sys.argv[2], sys.argv[3]
+with InfluxDBClient(url="http://127.0.0.1:" + port, token=token, org="lab") as client:
+    client.write_api(write_options=SYNCHRONOUS).write(bucket="fleet", record="temp,device_id=%s c=22.5" % device)
+print("written")
+"#;
+
+#[test]
+fn real_clients_write_with_their_own_credential_shapes() {
+    let dir = TempDir::new("sec-clients");
+    let (server, _) = start_locked(&dir, "sec1");
+    let port = server.port.to_string();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    // curl with a Bearer token, and without one.
+    let line = "temp,device_id=curl c=20.5";
+    let write = url("/write");
+    assert_eq!(curl(&["--data-binary", line, &write]), "401");
+    assert_eq!(
+        curl(&[
+            "-H",
+            "Authorization: Bearer reader-token",
+            "--data-binary",
+            line,
+            &write
+        ]),
+        "403"
+    );
+    assert_eq!(
+        curl(&[
+            "-H",
+            "Authorization: Bearer writer-token",
+            "--data-binary",
+            line,
+            &write
+        ]),
+        "204"
+    );
+    assert_eq!(count(&server, "curl", "temp_c"), 1.0);
+
+    let (ok, text) = run_python(
+        INFLUX1_WRITE,
+        &[port.clone(), "writer-token".into(), "py1".into()],
+    );
+    assert!(ok, "influxdb 1.x client: {text}");
+    assert_eq!(count(&server, "py1", "temp_c"), 1.0);
+    let (ok, text) = run_python(
+        INFLUX1_WRITE,
+        &[port.clone(), "wrong".into(), "py1bad".into()],
+    );
+    assert!(
+        !ok && text.contains("401"),
+        "a wrong password must fail: {text}"
+    );
+
+    let (ok, text) = run_python(
+        INFLUX2_WRITE,
+        &[port.clone(), "writer-token".into(), "py2".into()],
+    );
+    assert!(ok, "influxdb-client 2.x: {text}");
+    assert_eq!(count(&server, "py2", "temp_c"), 1.0);
+    let (ok, text) = run_python(
+        INFLUX2_WRITE,
+        &[port.clone(), "reader-token".into(), "py2bad".into()],
+    );
+    assert!(
+        !ok && text.contains("403"),
+        "a read token must not write: {text}"
+    );
+    assert_eq!(
+        count(&server, "py1bad", "temp_c") + count(&server, "py2bad", "temp_c"),
+        0.0
+    );
+}
+
+#[test]
+fn refusals_are_json_and_deletes_are_audited() {
+    let dir = TempDir::new("sec-refusals");
+    let (server, _) = start_locked(&dir, "sec2");
+    let r = call(&server, "GET", "/health", "", None);
+    assert_eq!(r.status, 200, "/health stays open");
+
+    let r = call(&server, "GET", "/devices", "", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some(r#"Bearer realm="minitrue""#)
+    );
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("credentials required"));
+
+    let r = call(
+        &server,
+        "POST",
+        "/write",
+        "m,device_id=a v=1",
+        Some("writer-token"),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let series = r#"{"device_id":"a","metric_name":"m_v"}"#;
+    let r = call(&server, "POST", "/delete", series, Some("writer-token"));
+    assert_eq!(r.status, 403);
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("writer") && error.contains("admin"),
+        "{error}"
+    );
+    assert_eq!(
+        count(&server, "a", "m_v"),
+        1.0,
+        "a refused delete changes nothing"
+    );
+
+    let r = call(&server, "POST", "/delete", series, Some("ops-token"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(count(&server, "a", "m_v"), 0.0);
+    wait_until("the audit line", Duration::from_secs(5), || {
+        server
+            .log_text()
+            .contains(r#"audit: delete by token "ops""#)
+    });
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("audit: delete"))
+        .expect("audit line");
+    assert!(line.contains("m_v") && line.contains("-> 200"), "{line}");
+
+    let r = call(&server, "GET", "/status", "", Some("reader-token"));
+    assert_eq!(r.json()["auth"]["enabled"], true);
+}
+
+#[test]
+fn sighup_reloads_the_tokens() {
+    let dir = TempDir::new("sec-reload");
+    let (server, auth) = start_locked(&dir, "sec3");
+    assert_eq!(
+        call(&server, "GET", "/devices", "", Some("reader-token")).status,
+        200
+    );
+    assert_eq!(
+        call(&server, "GET", "/devices", "", Some("intern-token")).status,
+        401
+    );
+
+    std::fs::write(&auth, auth_toml(&[("intern", "read")])).unwrap();
+    server.signal("HUP");
+    wait_until("the new token", Duration::from_secs(5), || {
+        call(&server, "GET", "/devices", "", Some("intern-token")).status == 200
+    });
+    assert_eq!(
+        call(&server, "GET", "/devices", "", Some("reader-token")).status,
+        401
+    );
+
+    // A broken file keeps the tokens in force, and the node keeps running.
+    std::fs::write(&auth, "[[token]]\nname = 1\n").unwrap();
+    server.signal("HUP");
+    wait_until("the reload failure logged", Duration::from_secs(5), || {
+        server.log_text().contains("kept the previous tokens")
+    });
+    assert_eq!(
+        call(&server, "GET", "/devices", "", Some("intern-token")).status,
+        200
+    );
+}
+
+#[test]
+fn websocket_takes_its_token_as_a_query_parameter() {
+    let dir = TempDir::new("sec-ws");
+    let (server, _) = start_locked(&dir, "sec4");
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let r = try_request(server.port, "GET", "/ws", b"", &upgrade).expect("GET /ws");
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    let url = format!("ws://127.0.0.1:{}/ws?token=reader-token", server.port);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    let (mut socket, response) = tungstenite::client(url.as_str(), stream).expect("handshake");
+    assert_eq!(response.status().as_u16(), 101);
+    let _ = socket.close(None);
+}
+
+#[test]
+fn a_cross_site_text_plain_delete_is_refused() {
+    let dir = TempDir::new("sec-cors");
+    // No auth file: the origin check alone must stop a page in the user's browser.
+    let server = Server::start(
+        "sec5",
+        dir.path(),
+        &["--cors_origins=http://localhost:5173"],
+    );
+    let port = server.port.to_string();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    assert_eq!(
+        curl(&["--data-binary", "m,device_id=a v=1", &url("/write")]),
+        "204"
+    );
+    let series = r#"{"device_id":"a","metric_name":"m_v"}"#;
+    let evil = [
+        "-H",
+        "Origin: http://evil.example",
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        series,
+    ];
+    assert_eq!(
+        curl(&[&evil[..], &[url("/delete").as_str()]].concat()),
+        "403"
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"device_id":"a","metric_name":"m_v","operation":"count"}"#,
+            None
+        )
+        .json()["result"],
+        1.0,
+        "the series is intact"
+    );
+    // The listed origin gets its name back, never `*`.
+    let r = try_request(
+        server.port,
+        "POST",
+        "/delete",
+        series.as_bytes(),
+        &[("Origin", "http://localhost:5173")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("http://localhost:5173")
+    );
+    let r = call(&server, "GET", "/status", "", None);
+    assert_eq!(
+        r.json()["auth"]["enabled"],
+        false,
+        "status says auth is off"
+    );
+}
