@@ -97,19 +97,23 @@ function ensureDashboardBuilt() {
   if (r.status !== 0) throw new Error('npm run build failed');
 }
 
-/** POST/GET JSON to a node, with a time limit. */
-export async function api(port, pathname, body, { timeoutMs = 5000 } = {}) {
-  const init = { signal: AbortSignal.timeout(timeoutMs) };
+/**
+ * POST/GET JSON to a node, with a time limit; `token` is sent as `Authorization: Bearer`.
+ * Returns `{ status, data, headers }`.
+ */
+export async function api(port, pathname, body, { timeoutMs = 5000, token } = {}) {
+  const init = { signal: AbortSignal.timeout(timeoutMs), headers: {} };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.method = 'POST';
-    init.headers = { 'Content-Type': 'application/json' };
+    init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
   const response = await fetch(`http://127.0.0.1:${port}${pathname}`, init);
   const text = await response.text();
   let data;
   try { data = JSON.parse(text); } catch { data = text; }
-  return { status: response.status, data };
+  return { status: response.status, data, headers: response.headers };
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
@@ -243,4 +247,68 @@ export async function startCluster({ devices = 3, interval = 0.2 } = {}) {
     await handle.stop();
     throw err;
   }
+}
+
+/**
+ * Starts one node on free loopback ports (not 8080-8082, so it never meets the cluster
+ * above) with `args` added to its command line, and waits until `/health` answers. No
+ * broker: the HTTP API works without one. Returns `{ port, tcpPort, nodeId, dataDir,
+ * logFile, stop() }`; the process is killed by PID by `stop()` and on exit.
+ */
+export async function startNode({ nodeId = 'solo', args = [] } = {}) {
+  installExitHook();
+  const server = requireBinary('minitrue-server');
+  ensureDashboardBuilt();
+  const port = await freePort();
+  const tcpPort = await freePort();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'minitrue-e2e-node-'));
+  const logDir = path.join(OUTPUT_DIR, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `${nodeId}.log`);
+  const log = openSync(logFile, 'w');
+  const child = spawn(server, [
+    '--mode=all', '--node_id', nodeId, '--port', String(port), '--tcp_port', String(tcpPort),
+    '--bind', '127.0.0.1', '--data_dir', dataDir, '--broker', 'tcp://127.0.0.1:1',
+    '--log_level', 'info', ...args,
+  ], {
+    cwd: dataDir,
+    env: { ...process.env, MINITRUE_FRONTEND_DIR: DIST_DIR },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  livePids.add(child.pid);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    livePids.delete(child.pid);
+    resolve({ code, signal });
+  }));
+
+  const handle = {
+    port,
+    tcpPort,
+    nodeId,
+    dataDir,
+    logFile,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        try { process.kill(child.pid, 'SIGTERM'); } catch { /* gone */ }
+        const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+        if (!done) {
+          try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+          await Promise.race([exited, sleep(2000)]);
+        }
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor(`/health of ${nodeId} on port ${port} (see ${logFile})`, async () => {
+      if (child.exitCode !== null) throw new Error(`${nodeId} exited with ${child.exitCode}`);
+      const { status } = await api(port, '/health', undefined, { timeoutMs: 1000 });
+      return status === 200;
+    }, { timeoutMs: 20000 });
+  } catch (err) {
+    await handle.stop();
+    throw err;
+  }
+  return handle;
 }

@@ -4,8 +4,14 @@
 // Nodes come from `?nodes=host:port,host:port` when given, else the page's own origin (every
 // node serves this dashboard) followed by the local cluster's three nodes. Under the Vite dev
 // server the origin is left out, as it is not a MiniTrue node.
-import { useEffect, useMemo, useState } from 'react';
+//
+// The access token (nodes started with `--auth_file`) is asked for by the token prompt the
+// first time a node answers 401, kept in sessionStorage, and sent by the client and the live
+// socket; "Forget token" in the header drops it.
+import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
+import { createAuthGate, createTokenStore } from './auth.js';
 import { createClusterClient, defaultNodes, uniqueNodes } from './clusterClient.js';
+import TokenPrompt from './components/TokenPrompt.jsx';
 import QueryTab from './tabs/QueryTab.jsx';
 import LiveTab from './tabs/LiveTab.jsx';
 import ClusterTab from './tabs/ClusterTab.jsx';
@@ -31,7 +37,9 @@ function initialTab() {
 }
 
 export default function App() {
-  const client = useMemo(() => createClusterClient({ nodes: configuredNodes() }), []);
+  const gate = useMemo(() => createAuthGate(createTokenStore()), []);
+  const client = useMemo(() => createClusterClient({ nodes: configuredNodes(), auth: gate }), [gate]);
+  const token = useSyncExternalStore(gate.store.subscribe, gate.store.get);
   const [tab, setTab] = useState(initialTab);
   const [served, setServed] = useState(null);
 
@@ -58,7 +66,7 @@ export default function App() {
           <span className="brand-name">MiniTrue</span>
           <span className="brand-sub">IoT time-series cluster</span>
         </div>
-        <div className="served" aria-live="polite" data-testid="served-by">
+        <div className="served header-end" aria-live="polite" data-testid="served-by">
           {served === null && <span className="muted">No request yet · nodes: {client.nodes.join(', ')}</span>}
           {served?.ok && (
             <span>
@@ -73,6 +81,11 @@ export default function App() {
           )}
           {served && !served.ok && !served.node && <span className="bad">Last request: no node could serve</span>}
         </div>
+        {token !== null && (
+          <button type="button" className="link forget-token" onClick={() => gate.store.clear()}>
+            Forget token
+          </button>
+        )}
       </header>
 
       <nav className="tabs" role="tablist" aria-label="Dashboard sections">
@@ -100,12 +113,13 @@ export default function App() {
           <QueryTab client={client} />
         </section>
         <section id="panel-live" role="tabpanel" aria-labelledby="tab-live" hidden={tab !== 'live'}>
-          <LiveTab client={client} active={tab === 'live'} />
+          <LiveTab client={client} token={token} active={tab === 'live'} />
         </section>
         <section id="panel-cluster" role="tabpanel" aria-labelledby="tab-cluster" hidden={tab !== 'cluster'}>
           <ClusterTab client={client} active={tab === 'cluster'} />
         </section>
       </main>
+      <TokenPrompt gate={gate} />
     </div>
   );
 }

@@ -9,6 +9,11 @@
 //     asked: every node would say the same.
 // The last node that answered is remembered and tried first next time, so a dead node costs
 // one timeout, not one per request. Every success reports which node served it.
+//
+// With an `auth` gate (src/auth.js) every request carries the stored token as
+// `Authorization: Bearer`, and a 401 is not returned to the caller: the request waits for the
+// gate (the user entering a token) and is then sent again to the same node.
+import { authHeaders } from './auth.js';
 
 /** Default time a node gets to answer before the next one is tried. */
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -109,6 +114,21 @@ function describeFailure(failure) {
   }
 }
 
+/** Resolves with `promise`, or rejects with an AbortError once `signal` aborts. */
+function unlessAborted(promise, signal) {
+  if (!signal) return promise;
+  const abortError = () => new DOMException('request aborted', 'AbortError');
+  if (signal.aborted) return Promise.reject(abortError());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => { signal.removeEventListener('abort', onAbort); resolve(value); },
+      (err) => { signal.removeEventListener('abort', onAbort); reject(err); },
+    );
+  });
+}
+
 /** Reads a body as JSON; returns `{ ok, value }` so callers decide what bad JSON means. */
 async function readJson(response) {
   let text;
@@ -129,11 +149,15 @@ async function readJson(response) {
  * Creates a client over `nodes` (default: `defaultNodes()`).
  * - `fetchImpl`: the fetch to use (tests pass a mock); default `globalThis.fetch`.
  * - `timeoutMs`: per-node time limit.
+ * - `auth`: `{ token(), unauthorized({ sentToken, message, node }) }` (an auth gate): the
+ *   token sent on every request, and what to wait for before retrying a 401. Without it a 401
+ *   is an ordinary 4xx.
  */
 export function createClusterClient({
   nodes,
   fetchImpl,
   timeoutMs = DEFAULT_TIMEOUT_MS,
+  auth = null,
 } = {}) {
   const nodeList = uniqueNodes(nodes ?? defaultNodes());
   if (nodeList.length === 0) throw new Error('cluster client needs at least one node');
@@ -158,7 +182,8 @@ export function createClusterClient({
 
   /**
    * One attempt at one node. Resolves to `{ ok: true, data }`, `{ ok: false, final: true,
-   * error }` for a 4xx, or `{ ok: false, failure }` when the next node should be tried.
+   * error, sentToken }` for a 4xx, or `{ ok: false, failure }` when the next node should be
+   * tried.
    */
   async function attempt(node, path, { method, body, signal: outerSignal }) {
     const controller = new AbortController();
@@ -170,7 +195,12 @@ export function createClusterClient({
     const onOuterAbort = () => controller.abort();
     outerSignal?.addEventListener?.('abort', onOuterAbort);
     try {
-      const init = { method, signal: controller.signal, headers: { Accept: 'application/json' } };
+      const sentToken = auth?.token() ?? null;
+      const init = {
+        method,
+        signal: controller.signal,
+        headers: { Accept: 'application/json', ...authHeaders(sentToken) },
+      };
       if (body !== undefined) {
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(body);
@@ -196,6 +226,7 @@ export function createClusterClient({
         return {
           ok: false,
           final: true,
+          sentToken,
           error: new ClusterError(message, { kind: 'http', status: response.status, node }),
         };
       }
@@ -208,6 +239,21 @@ export function createClusterClient({
   }
 
   /**
+   * `attempt`, sent again after each 401 once the auth gate has a token to try (every node
+   * of a cluster reads the same auth file, so the same node is asked again).
+   */
+  async function attemptAuthorized(node, path, options) {
+    for (;;) {
+      const result = await attempt(node, path, options);
+      if (!(auth && result.final && result.error.status === 401)) return result;
+      await unlessAborted(
+        auth.unauthorized({ sentToken: result.sentToken, message: result.error.message, node }),
+        options.signal,
+      );
+    }
+  }
+
+  /**
    * Sends one request with failover; resolves to `{ data, node }` or rejects with a
    * `ClusterError`. `signal` lets the caller abandon the whole request.
    */
@@ -215,7 +261,7 @@ export function createClusterClient({
     const failures = [];
     for (const node of order()) {
       if (signal?.aborted) throw new DOMException('request aborted', 'AbortError');
-      const result = await attempt(node, path, { method, body, signal });
+      const result = await attemptAuthorized(node, path, { method, body, signal });
       if (result.ok) {
         preferred = node;
         const data = result.data;
@@ -246,7 +292,7 @@ export function createClusterClient({
   async function requestNode(node, path, { method = 'GET', body, signal } = {}) {
     const base = normalizeNode(node);
     if (!base) throw new ClusterError(`not a node address: ${node}`, { kind: 'unavailable' });
-    const result = await attempt(base, path, { method, body, signal });
+    const result = await attemptAuthorized(base, path, { method, body, signal });
     if (result.ok) return { data: result.data, node: base };
     if (result.final) throw result.error;
     throw new ClusterError(`${base} ${describeFailure(result.failure)}`, {

@@ -2,6 +2,7 @@ import { describe, it, expect, vi } from 'vitest';
 import {
   createClusterClient, defaultNodes, normalizeNode, uniqueNodes, wsUrlFor, ClusterError,
 } from './clusterClient.js';
+import { createAuthGate, createTokenStore } from './auth.js';
 
 const A = 'http://localhost:8080';
 const B = 'http://localhost:8081';
@@ -201,5 +202,126 @@ describe('failover', () => {
     expect((await client.status(B)).data.node_id).toBe('sirius');
     expect(calls.map((c) => c.node)).toEqual([A, B]);
     expect(client.lastGoodNode()).toBe(A);
+  });
+});
+
+describe('access token', () => {
+  /** A node with auth on: 200 for `good` (or a token in `roles` with enough role), else 401. */
+  function authNode({ tokens = { good: 'admin' }, need = 'read' } = {}) {
+    const rank = { read: 0, write: 1, admin: 2 };
+    return (url, init) => {
+      const header = init.headers.Authorization ?? '';
+      const token = header.startsWith('Bearer ') ? header.slice(7) : null;
+      if (token === null) return json(401, { error: 'missing credential' });
+      if (!(token in tokens)) return json(401, { error: 'invalid token' });
+      if (rank[tokens[token]] < rank[need]) return json(403, { error: `this needs the ${need} role; token has ${tokens[token]}` });
+      return json(200, { devices: ['sensor_1'] });
+    };
+  }
+
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it('sends the stored token as a Bearer header on every request', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: json(200, {}) });
+    const store = createTokenStore(null);
+    store.set('good');
+    const client = createClusterClient({ nodes: [A], fetchImpl, auth: createAuthGate(store) });
+    await client.devices();
+    await client.query({});
+    await client.status(A);
+    expect(calls.map((c) => c.init.headers.Authorization)).toEqual(['Bearer good', 'Bearer good', 'Bearer good']);
+  });
+
+  it('sends no Authorization header without a token', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: json(200, {}) });
+    const client = createClusterClient({ nodes: [A], fetchImpl, auth: createAuthGate(createTokenStore(null)) });
+    await client.devices();
+    expect(calls[0].init.headers).not.toHaveProperty('Authorization');
+  });
+
+  it('on a 401 waits for the prompt, then retries the same node with the token', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: authNode(), [B]: json(200, { devices: ['other'] }) });
+    const gate = createAuthGate(createTokenStore(null));
+    const client = createClusterClient({ nodes: [A, B], fetchImpl, auth: gate });
+    const pending = client.devices();
+    await settle();
+    expect(gate.prompt()).toMatchObject({ reason: 'required', message: 'missing credential', node: A });
+    gate.submit('good');
+    await expect(pending).resolves.toEqual({ data: { devices: ['sensor_1'] }, node: A });
+    expect(calls.map((c) => c.node)).toEqual([A, A]);
+    expect(calls[1].init.headers.Authorization).toBe('Bearer good');
+  });
+
+  it('a wrong token gets "refused" and the prompt again; the right one then goes through', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: authNode() });
+    const gate = createAuthGate(createTokenStore(null));
+    const client = createClusterClient({ nodes: [A], fetchImpl, auth: gate });
+    const pending = client.devices();
+    await settle();
+    gate.submit('wrong');
+    await settle();
+    expect(gate.prompt()).toMatchObject({ reason: 'refused', message: 'invalid token' });
+    expect(gate.token()).toBeNull();
+    gate.submit('good');
+    await expect(pending).resolves.toMatchObject({ node: A });
+    expect(calls.map((c) => c.init.headers.Authorization)).toEqual([undefined, 'Bearer wrong', 'Bearer good']);
+  });
+
+  it('a stored token that gets a 401 is forgotten and the prompt says refused', async () => {
+    const { fetchImpl } = mockFetch({ [A]: authNode() });
+    const store = createTokenStore(null);
+    store.set('revoked');
+    const gate = createAuthGate(store);
+    const client = createClusterClient({ nodes: [A], fetchImpl, auth: gate });
+    client.devices();
+    await settle();
+    expect(store.get()).toBeNull();
+    expect(gate.prompt()?.reason).toBe('refused');
+  });
+
+  it('many requests refused at once share one prompt and all retry', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: authNode() });
+    const gate = createAuthGate(createTokenStore(null));
+    let prompts = 0;
+    gate.subscribe(() => { if (gate.prompt()) prompts += 1; });
+    const client = createClusterClient({ nodes: [A], fetchImpl, auth: gate });
+    const all = Promise.all([client.devices(), client.metrics('sensor_1'), client.status(A)]);
+    await settle();
+    expect(prompts).toBe(1);
+    gate.submit('good');
+    await expect(all).resolves.toHaveLength(3);
+    expect(calls.filter((c) => c.init.headers.Authorization === 'Bearer good')).toHaveLength(3);
+  });
+
+  it('a 403 is not a prompt: it fails with the server\'s text naming the role', async () => {
+    const { fetchImpl, calls } = mockFetch({ [A]: authNode({ tokens: { reader: 'read' }, need: 'admin' }) });
+    const store = createTokenStore(null);
+    store.set('reader');
+    const gate = createAuthGate(store);
+    const client = createClusterClient({ nodes: [A, B], fetchImpl, auth: gate });
+    const err = await client.deleteSeries('sensor_1', 'temperature').catch((e) => e);
+    expect(err).toBeInstanceOf(ClusterError);
+    expect(err.status).toBe(403);
+    expect(err.message).toBe('this needs the admin role; token has read');
+    expect(gate.prompt()).toBeNull();
+    expect(store.get()).toBe('reader');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('a request abandoned while the prompt is open rejects with AbortError', async () => {
+    const { fetchImpl } = mockFetch({ [A]: authNode() });
+    const gate = createAuthGate(createTokenStore(null));
+    const client = createClusterClient({ nodes: [A], fetchImpl, auth: gate });
+    const controller = new AbortController();
+    const pending = client.devices({ signal: controller.signal });
+    await settle();
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('without an auth gate a 401 is an ordinary 4xx', async () => {
+    const { fetchImpl } = mockFetch({ [A]: authNode() });
+    const client = createClusterClient({ nodes: [A], fetchImpl });
+    await expect(client.devices()).rejects.toMatchObject({ status: 401, message: 'missing credential' });
   });
 });

@@ -5,6 +5,11 @@
 // every URL has failed in a row, or after an open connection drops, the next URL is tried
 // after `retryMs` (3 s), so a restarting cluster is not hammered. Each text frame carries one
 // reading `{device_id, metric_name, timestamp, value}`; an array of readings is accepted too.
+//
+// A node with auth on takes the token as `?token=` on the URL (browsers cannot set headers on
+// a websocket). It is added at every connection attempt, so a token entered while the socket
+// waits is used by the next attempt; the URLs reported to `onStatus` never show it.
+import { withToken } from './auth.js';
 
 /** Delay before the next node is tried after a drop. */
 export const RETRY_MS = 3000;
@@ -31,10 +36,12 @@ export function parseReadings(text) {
 /**
  * Opens the live stream. Callbacks: `onStatus({ state, url, attempt, retryInMs })` where
  * state is 'connecting' | 'open' | 'waiting' | 'stopped'; `onReadings(readings)` per frame.
- * Returns `{ stop() }`. Timer and WebSocket implementations are injectable for tests.
+ * `token()` gives the access token to put on the URL (null: none). Returns `{ stop() }`.
+ * Timer and WebSocket implementations are injectable for tests.
  */
 export function connectLive({
   urls,
+  token = () => null,
   WebSocketImpl = globalThis.WebSocket,
   retryMs = RETRY_MS,
   setTimer = (fn, ms) => setTimeout(fn, ms),
@@ -66,7 +73,7 @@ export function connectLive({
     let opened = false;
     let ws;
     try {
-      ws = new WebSocketImpl(url);
+      ws = new WebSocketImpl(withToken(url, token()));
     } catch {
       // A malformed URL fails like a refused connection.
       ws = null;

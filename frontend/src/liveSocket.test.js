@@ -4,7 +4,7 @@ import { connectLive, parseReadings } from './liveSocket.js';
 const URLS = ['ws://localhost:8080/ws', 'ws://localhost:8081/ws', 'ws://localhost:8082/ws'];
 
 /** A scripted world: fake sockets the test opens/closes, and a manual timer queue. */
-function harness() {
+function harness({ token } = {}) {
   const sockets = [];
   const timers = [];
   class FakeSocket {
@@ -23,6 +23,7 @@ function harness() {
   const conn = connectLive({
     urls: URLS,
     WebSocketImpl: FakeSocket,
+    ...(token ? { token } : {}),
     setTimer: (fn, ms) => { timers.push({ fn, ms }); return timers.length; },
     clearTimer: () => { timers.length = 0; },
     onStatus: (s) => statuses.push(s),
@@ -100,6 +101,25 @@ describe('connectLive', () => {
     h.sockets[0].drop();
     expect(h.sockets).toHaveLength(1);
     expect(h.timers).toHaveLength(0);
+  });
+});
+
+describe('connectLive with an access token', () => {
+  it('puts the token on the URL but never in the reported status', () => {
+    const h = harness({ token: () => 'a b&c' });
+    expect(h.sockets[0].url).toBe('ws://localhost:8080/ws?token=a%20b%26c');
+    h.sockets[0].open();
+    expect(h.statuses.at(-1)).toMatchObject({ state: 'open', url: URLS[0] });
+    expect(JSON.stringify(h.statuses)).not.toContain('token');
+  });
+
+  it('uses the token current at each attempt', () => {
+    let token = null;
+    const h = harness({ token: () => token });
+    expect(h.sockets[0].url).toBe(URLS[0]);
+    token = 'fresh';
+    h.sockets[0].drop();
+    expect(h.sockets[1].url).toBe(`${URLS[1]}?token=fresh`);
   });
 });
 

@@ -2,6 +2,7 @@
 // last 100 readings and a small chart per metric. Readings land in a plain store; the page
 // redraws from a snapshot twice a second, so a fast stream does not re-render per message.
 // Pause freezes the feed and charts (the counters keep going); Resume catches up at once.
+// A new access token (`token`, from the token prompt) reconnects at once with it.
 import { useEffect, useRef, useState } from 'react';
 import TimeChart from '../components/TimeChart.jsx';
 import { connectLive, RETRY_MS } from '../liveSocket.js';
@@ -25,7 +26,7 @@ function statusText(status) {
   }
 }
 
-export default function LiveTab({ client, active }) {
+export default function LiveTab({ client, token = null, active }) {
   const storeRef = useRef(null);
   if (storeRef.current === null) storeRef.current = createLiveStore();
   const [status, setStatus] = useState({ state: 'idle' });
@@ -40,11 +41,12 @@ export default function LiveTab({ client, active }) {
     if (!enabled) return undefined;
     const connection = connectLive({
       urls: client.wsUrls(),
+      token: () => token,
       onStatus: setStatus,
       onReadings: (readings) => storeRef.current.add(readings, Date.now()),
     });
     return () => connection.stop();
-  }, [client, enabled]);
+  }, [client, enabled, token]);
 
   useEffect(() => {
     let lastVersion = -1;
