@@ -103,7 +103,7 @@ pub struct ServerArgs {
     /// credentials asked (warned about on a non-loopback address). Reloaded on SIGHUP.
     #[arg(long = "auth_file")]
     pub auth_file: Option<PathBuf>,
-    /// Comma-separated origins (scheme://host[:port]) whose web pages may call this node;
+    /// Comma-separated origins (`scheme://host[:port]`) whose web pages may call this node;
     /// the node's own dashboard and the cluster members' are always allowed.
     #[arg(long = "cors_origins", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
