@@ -278,6 +278,7 @@ pub(crate) mod test_node {
                 gossip_interval: std::time::Duration::from_millis(500),
                 auth_file: None,
                 cors: Default::default(),
+                tls: None,
             };
             adjust(&mut config);
             TestNode {
