@@ -154,6 +154,25 @@ fn https_write_then_query_and_plain_http_is_refused() {
     );
     assert_eq!(status, 200, "query: {body}");
     assert!(body.contains("\"count\":1"), "query answer: {body}");
+    // The websocket upgrade goes through tiny_http's upgrade, so it works over TLS (wss).
+    let (status, body) = curl(
+        dir.path(),
+        &format!("{base}/ws"),
+        &[
+            "--http1.1",
+            "-m",
+            "2",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ],
+    );
+    assert_eq!(status, 101, "wss upgrade: {body}");
     let (status, _) = curl(dir.path(), &format!("http://127.0.0.1:{port}/health"), &[]);
     assert_ne!(status, 200, "plain HTTP to the TLS port must not be served");
     let _ = child.kill();
