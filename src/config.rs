@@ -112,6 +112,12 @@ pub struct ServerArgs {
     /// ones are refused. Omitted: peers are not authenticated (a warning at start-up).
     #[arg(long = "cluster_secret_file")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// PEM certificate chain for HTTPS on the API and `/ws`; needs `--tls_key`.
+    #[arg(long = "tls_cert")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `--tls_cert`; needs `--tls_cert`.
+    #[arg(long = "tls_key")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -154,6 +160,15 @@ pub struct Config {
     pub cors: OriginPolicy,
     /// The secret read from `--cluster_secret_file`.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Certificate and key (PEM files) to serve HTTPS with; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of this node's HTTPS identity.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl ServerArgs {
@@ -220,6 +235,31 @@ impl ServerArgs {
                 "must be longer than --suspect_timeout_ms",
             ));
         }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "tls_key",
+                    "required when --tls_cert is given",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    "tls_cert",
+                    "required when --tls_key is given",
+                ));
+            }
+        };
+        if tls.is_some() && !self.seeds.is_empty() {
+            // Node-to-node calls (src/query/peer.rs) are plain HTTP: a TLS node's peers
+            // could not reach it, so refuse rather than form a cluster that half works.
+            return Err(Error::invalid(
+                "tls_cert",
+                "HTTPS is for single nodes for now: peer calls do not speak TLS yet, \
+                 so --tls_cert cannot be combined with --seeds",
+            ));
+        }
         let cors = OriginPolicy::new(&self.cors_origins)
             .map_err(|reason| Error::invalid("cors_origins", reason))?;
         let cluster_secret = self
@@ -262,6 +302,7 @@ impl ServerArgs {
             auth_file: self.auth_file,
             cors,
             cluster_secret,
+            tls,
         })
     }
 }
@@ -296,6 +337,31 @@ mod tests {
         assert_eq!(c.seeds, vec!["localhost:9000", "localhost:9001"]);
         assert_eq!(c.broker, "tcp://localhost:1883");
         assert!(c.data_dir.ends_with("node_a"));
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_no_seeds() {
+        let field = |extra: &[&str]| match args(extra).into_config() {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(field(&["--tls_cert=c.pem"]), "tls_key");
+        assert_eq!(field(&["--tls_key=k.pem"]), "tls_cert");
+        assert_eq!(
+            field(&[
+                "--tls_cert=c.pem",
+                "--tls_key=k.pem",
+                "--seeds=localhost:9000"
+            ]),
+            "tls_cert"
+        );
+        let c = args(&["--tls_cert=c.pem", "--tls_key=k.pem"])
+            .into_config()
+            .unwrap();
+        assert!(c
+            .tls
+            .is_some_and(|t| t.cert.ends_with("c.pem") && t.key.ends_with("k.pem")));
+        assert!(args(&[]).into_config().unwrap().tls.is_none());
     }
 
     #[test]

@@ -73,7 +73,21 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             path.display()
         );
     }
-    let http = tiny_http::Server::http(config.http_addr).map_err(|e| {
+    let http = match &config.tls {
+        None => tiny_http::Server::http(config.http_addr),
+        Some(tls) => {
+            let certificate = std::fs::read(&tls.cert).map_err(|e| Error::io(&tls.cert, e))?;
+            let private_key = std::fs::read(&tls.key).map_err(|e| Error::io(&tls.key, e))?;
+            tiny_http::Server::https(
+                config.http_addr,
+                tiny_http::SslConfig {
+                    certificate,
+                    private_key,
+                },
+            )
+        }
+    }
+    .map_err(|e| {
         Error::invalid(
             "port",
             format!("cannot listen on {}: {e}", config.http_addr),
@@ -89,9 +103,14 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
     node.hints.load_existing()?;
     warn_if_open(&node);
     log_info!(
-        "{} ({}) serving http://{} , gossip {} , broker {}",
+        "{} ({}) serving {}://{} , gossip {} , broker {}",
         node.config.node_id,
         node.config.mode.as_str(),
+        if node.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         node.config.http_addr,
         node.config.gossip_addr,
         node.config.broker

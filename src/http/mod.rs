@@ -335,6 +335,7 @@ pub(crate) mod test_node {
                 auth_file: None,
                 cors: Default::default(),
                 cluster_secret: None,
+                tls: None,
             };
             adjust(&mut config);
             TestNode {

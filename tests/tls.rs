@@ -1,0 +1,196 @@
+//! HTTPS on the API (issue 11, `--tls_cert`/`--tls_key`): a real `minitrue-server` with a
+//! certificate the test makes with the `openssl` CLI, spoken to with `curl --cacert`.
+//! Skipped, with a message, when `openssl` or `curl` is not installed.
+
+mod common;
+
+use common::{free_port, TempDir};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// A CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it (`cert.pem`, `key.pem`).
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=minitrue test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+}
+
+/// `curl` with the test CA; returns (HTTP status, body), status 0 if no answer.
+fn curl(dir: &Path, url: &str, extra: &[&str]) -> (u16, String) {
+    let ca = dir.join("ca.pem");
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", "--cacert"])
+        .arg(&ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn spawn_server(dir: &Path, port: u16, extra: &[String]) -> std::process::Child {
+    let log = std::fs::File::create(dir.join(format!("server-{port}.log"))).expect("log");
+    Command::new(env!("CARGO_BIN_EXE_minitrue-server"))
+        .arg("--node_id=tls1")
+        .arg(format!("--port={port}"))
+        .arg(format!("--tcp_port={}", free_port()))
+        .arg(format!("--data_dir={}", dir.join("data").display()))
+        .arg("--bind=127.0.0.1")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn minitrue-server")
+}
+
+#[test]
+fn https_write_then_query_and_plain_http_is_refused() {
+    if !have("openssl") || !have("curl") {
+        eprintln!("skipped: openssl or curl not installed");
+        return;
+    }
+    let dir = TempDir::new("tls-https");
+    make_certificates(dir.path());
+    let port = free_port();
+    let mut child = spawn_server(
+        dir.path(),
+        port,
+        &[
+            format!("--tls_cert={}", dir.path().join("cert.pem").display()),
+            format!("--tls_key={}", dir.path().join("key.pem").display()),
+        ],
+    );
+    let base = format!("https://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while curl(dir.path(), &format!("{base}/health"), &[]).0 != 200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "no HTTPS /health in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = curl(
+        dir.path(),
+        &format!("{base}/write?precision=s"),
+        &[
+            "--data-binary",
+            "temperature,device_id=tls_1 value=21.5 1000",
+        ],
+    );
+    assert!((200..300).contains(&status), "write: {status} {body}");
+    let query = r#"{"device_id":"tls_1","metric_name":"temperature","operation":"count","start_time":0,"end_time":0}"#;
+    let (status, body) = curl(
+        dir.path(),
+        &format!("{base}/query"),
+        &["-H", "Content-Type: application/json", "--data", query],
+    );
+    assert_eq!(status, 200, "query: {body}");
+    assert!(body.contains("\"count\":1"), "query answer: {body}");
+    // The websocket upgrade goes through tiny_http's upgrade, so it works over TLS (wss).
+    let (status, body) = curl(
+        dir.path(),
+        &format!("{base}/ws"),
+        &[
+            "--http1.1",
+            "-m",
+            "2",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ],
+    );
+    assert_eq!(status, 101, "wss upgrade: {body}");
+    let (status, _) = curl(dir.path(), &format!("http://127.0.0.1:{port}/health"), &[]);
+    assert_ne!(status, 200, "plain HTTP to the TLS port must not be served");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn tls_cert_without_key_is_refused_naming_the_flag() {
+    let dir = TempDir::new("tls-half");
+    let out = Command::new(env!("CARGO_BIN_EXE_minitrue-server"))
+        .arg("--node_id=tls2")
+        .arg(format!("--port={}", free_port()))
+        .arg(format!("--tcp_port={}", free_port()))
+        .arg(format!("--data_dir={}", dir.path().display()))
+        .arg("--tls_cert=/nonexistent/cert.pem")
+        .output()
+        .expect("run minitrue-server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tls_key"), "stderr: {stderr}");
+}
