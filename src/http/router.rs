@@ -270,12 +270,13 @@ fn audit_delete(request: &ApiRequest<'_>, caller: &Caller, answer: &Result<Reply
         .remote
         .map_or_else(|| "unknown address".to_string(), |a| a.to_string());
     log_info!(
-        "audit: delete by {} from {remote}{}: {body} -> {status}",
+        // Quoted: a body's newlines or escapes cannot forge log lines.
+        "audit: delete by {} from {remote}{}: {body:?} -> {status}",
         caller.describe(),
         if request.query.is_empty() {
             String::new()
         } else {
-            format!(" (?{})", request.query)
+            format!(" (?{:?})", request.query)
         }
     );
 }
