@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser } from './browser.mjs';
+import { launchBrowser, screenshots } from './browser.mjs';
 import { OUTPUT_DIR, api, startNode, waitFor } from './cluster.mjs';
 
 const sha256 = (text) => createHash('sha256').update(text).digest('hex');
@@ -65,15 +65,7 @@ describe('dashboard with token auth (one node, headless Chromium)', () => {
   const apiRequests = []; // { path, authorization } of every API request the page sent
   const sockets = []; // URLs of the websockets the page opened
 
-  const shot = (name) => page?.screenshot({ path: path.join(OUTPUT_DIR, `auth-${name}.png`), fullPage: true })
-    .catch((err) => console.log(`# screenshot ${name} failed: ${err.message}`));
-  const withShot = (name, body) => async () => {
-    try {
-      await body();
-    } finally {
-      await shot(name);
-    }
-  };
+  const { shot, withShot } = screenshots(() => page, OUTPUT_DIR, 'auth-');
   const byTestId = (id) => page.getByTestId(id);
   const tokenField = () => page.getByLabel('Access token');
 

@@ -41,3 +41,21 @@ export async function launchBrowser() {
     },
   };
 }
+
+/**
+ * Screenshot helpers for a test file: `shot(name)` saves `dir/<prefix><name>.png` of the
+ * page `getPage()` returns (if any); `withShot(name, body)` wraps a test body so the
+ * screenshot is taken whether it passes or fails.
+ */
+export function screenshots(getPage, dir, prefix = '') {
+  const shot = (name) => getPage()?.screenshot({ path: path.join(dir, `${prefix}${name}.png`), fullPage: true })
+    .catch((err) => console.log(`# screenshot ${name} failed: ${err.message}`));
+  const withShot = (name, body) => async () => {
+    try {
+      await body();
+    } finally {
+      await shot(name);
+    }
+  };
+  return { shot, withShot };
+}

@@ -81,6 +81,26 @@ function installExitHook() {
   }
 }
 
+/**
+ * Spawns `file args` in `cwd` with `env` added to ours, stdout and stderr to `logFile`;
+ * the process is killed when the test run exits. `exited` resolves to `{ code, signal }`.
+ */
+function spawnLogged(file, args, { cwd, env = {}, logFile }) {
+  const log = openSync(logFile, 'w');
+  const child = spawn(file, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  livePids.add(child.pid);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    livePids.delete(child.pid);
+    resolve({ code, signal });
+  }));
+  return { child, exited };
+}
+
 function requireBinary(name) {
   const file = path.join(BIN_DIR, name);
   if (!existsSync(file)) {
@@ -161,18 +181,10 @@ export async function startCluster({ devices = 3, interval = 0.2 } = {}) {
   const procs = new Map(); // name -> { child, exited: Promise }
 
   function launch(name, file, args, env = {}) {
-    const log = openSync(path.join(logDir, `${name}.log`), 'w');
-    const child = spawn(file, args, {
-      cwd: dataDir, // never the repo: a node must find the dashboard through the env var
-      env: { ...process.env, ...env },
-      stdio: ['ignore', log, log],
+    // cwd: never the repo: a node must find the dashboard through the env var.
+    const { child, exited } = spawnLogged(file, args, {
+      cwd: dataDir, env, logFile: path.join(logDir, `${name}.log`),
     });
-    closeSync(log);
-    livePids.add(child.pid);
-    const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      livePids.delete(child.pid);
-      resolve({ code, signal });
-    }));
     procs.set(name, { child, exited, args });
     return child;
   }
@@ -265,22 +277,11 @@ export async function startNode({ nodeId = 'solo', args = [] } = {}) {
   const logDir = path.join(OUTPUT_DIR, 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `${nodeId}.log`);
-  const log = openSync(logFile, 'w');
-  const child = spawn(server, [
+  const { child, exited } = spawnLogged(server, [
     '--mode=all', '--node_id', nodeId, '--port', String(port), '--tcp_port', String(tcpPort),
     '--bind', '127.0.0.1', '--data_dir', dataDir, '--broker', 'tcp://127.0.0.1:1',
     '--log_level', 'info', ...args,
-  ], {
-    cwd: dataDir,
-    env: { ...process.env, MINITRUE_FRONTEND_DIR: DIST_DIR },
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
-  livePids.add(child.pid);
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    livePids.delete(child.pid);
-    resolve({ code, signal });
-  }));
+  ], { cwd: dataDir, env: { MINITRUE_FRONTEND_DIR: DIST_DIR }, logFile });
 
   const handle = {
     port,

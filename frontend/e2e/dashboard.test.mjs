@@ -7,9 +7,8 @@
 // Every test saves a screenshot to test-output/e2e/ at the repo root.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser } from './browser.mjs';
+import { launchBrowser, screenshots } from './browser.mjs';
 import { NODES, OUTPUT_DIR, api, nodeById, nodeByPort, startCluster, waitFor } from './cluster.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -46,17 +45,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
   const consoleErrors = [];
   let lastQueryNode = null; // node id named in the result card by the last query test
 
-  const shot = (name) => page?.screenshot({ path: path.join(OUTPUT_DIR, `${name}.png`), fullPage: true })
-    .catch((err) => console.log(`# screenshot ${name} failed: ${err.message}`));
-
-  /** Runs the body; saves the screenshot whether it passes or fails. */
-  const withShot = (name, body) => async () => {
-    try {
-      await body();
-    } finally {
-      await shot(name);
-    }
-  };
+  const { shot, withShot } = screenshots(() => page, OUTPUT_DIR);
 
   const tab = (name) => page.getByRole('tab', { name, exact: true });
   const byTestId = (id) => page.getByTestId(id);

@@ -108,7 +108,7 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
                 from_peer: false,
             };
             match router::admit_live(node, &live) {
-                Ok(_) => node.hub.accept(request),
+                Ok(()) => node.hub.accept(request),
                 Err(reply) => respond(request, reply),
             }
             continue;
@@ -118,17 +118,12 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
             Some(length) if length > limit => Err(ApiError::too_large(limit)),
             _ => read_body(request.as_reader(), limit),
         };
-        let body = body.and_then(|body| check_peer_signature(node, &request, &url, path, body));
+        let body = body.and_then(|body| {
+            let from_peer = peer_signed(node, method.as_str(), &url, path, &headers, &body)?;
+            Ok((body, from_peer))
+        });
         let reply = match body {
-            Ok(body) => {
-                // Only asked when credentials matter: a signed peer call passes as admin.
-                let from_peer = node.tokens.is_some()
-                    && node.trust.is_signed_by_cluster(&signed_request(
-                        &request,
-                        method.as_str(),
-                        &url,
-                        &body,
-                    ));
+            Ok((body, from_peer)) => {
                 let request = router::ApiRequest {
                     method: &method,
                     path,
@@ -154,48 +149,36 @@ pub fn http_serve(node: &Node, server: &tiny_http::Server) {
     }
 }
 
-/// With a cluster secret, an `/internal/*` request must be signed by a peer (see
-/// [`secret`](crate::cluster::secret)): otherwise 401, counted in `/status`.
-fn check_peer_signature(
+/// Whether a peer signed this request with the cluster secret, checked once. An
+/// `/internal/*` request must be signed when the node has a secret (401 otherwise, counted
+/// in `/status`); elsewhere a signature matters only when tokens are asked, where it lets
+/// a peer's call pass as admin.
+fn peer_signed(
     node: &Node,
-    request: &tiny_http::Request,
+    method: &str,
     url: &str,
     path: &str,
-    body: Vec<u8>,
-) -> Result<Vec<u8>, ApiError> {
-    if !path.starts_with("/internal/") {
-        return Ok(body);
-    }
-    let method = request.method().as_str();
-    node.trust
-        .check_request(&signed_request(request, method, url, &body), unix_now_ms())
-        .map(|()| body)
-        .map_err(|refusal| ApiError::new(401, format!("{path} is for cluster peers: {refusal}")))
-}
-
-/// `request` (with `method`, `url` and the `body` read from it) as
-/// [`ClusterTrust`](crate::cluster::secret::ClusterTrust) checks it: e.g.
-/// `node.trust.is_signed_by_cluster(&signed_request(..))` tells a trusted peer.
-pub fn signed_request<'a>(
-    request: &'a tiny_http::Request,
-    method: &'a str,
-    url: &'a str,
-    body: &'a [u8],
-) -> SignedRequest<'a> {
-    let header = |name: &'static str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str())
-    };
-    SignedRequest {
+    headers: &router::Headers,
+    body: &[u8],
+) -> Result<bool, ApiError> {
+    let signed = SignedRequest {
         method,
         path_and_query: url,
-        timestamp: header(TIMESTAMP_HEADER),
-        signature: header(SIGNATURE_HEADER),
+        timestamp: headers.get(TIMESTAMP_HEADER),
+        signature: headers.get(SIGNATURE_HEADER),
         body,
+    };
+    if path.starts_with("/internal/") {
+        node.trust
+            .check_request(&signed, unix_now_ms())
+            .map_err(|refusal| {
+                ApiError::new(401, format!("{path} is for cluster peers: {refusal}"))
+            })?;
+        return Ok(node.trust.secret().is_some());
     }
+    Ok(node.tokens.is_some()
+        && signed.signature.is_some()
+        && node.trust.is_signed_by_cluster(&signed))
 }
 
 /// The body limit of the endpoint at `path`.

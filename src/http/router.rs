@@ -120,9 +120,11 @@ pub fn route(node: &Node, frontend: &Frontend, request: &ApiRequest<'_>) -> Repl
 
 /// Whether `GET /ws` may open the live stream: the same origin and credential checks as
 /// the API. `Err` is the answer to send instead of the upgrade.
-pub fn admit_live(node: &Node, request: &ApiRequest<'_>) -> Result<Caller, Reply> {
+pub fn admit_live(node: &Node, request: &ApiRequest<'_>) -> Result<(), Reply> {
     let verdict = judge_origin(node, request);
-    admit(node, request, READ, true, &verdict).map_err(ApiError::into_reply)
+    admit(node, request, READ, true, &verdict)
+        .map(|_| ())
+        .map_err(ApiError::into_reply)
 }
 
 fn judge_origin(node: &Node, request: &ApiRequest<'_>) -> OriginVerdict {
