@@ -10,10 +10,13 @@
 //! Every broker process is killed by its PID when its test ends, also on failure
 //! ([`BrokerProcess`] does it on drop).
 
+#[path = "common/ports.rs"]
+mod ports;
+use ports::free_port;
 use std::collections::HashSet;
 use std::env;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -138,11 +141,6 @@ impl BrokerProcess {
     }
 }
 
-/// A port nobody listens on now (the kernel's pick, released at once).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-    listener.local_addr().expect("local address").port()
-}
 
 /// Debian installs `mosquitto` in /usr/sbin, which a non-root PATH may lack.
 fn find_mosquitto() -> Option<PathBuf> {

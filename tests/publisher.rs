@@ -5,12 +5,15 @@
 //! Without Mosquitto (or socat, for the serial test) a test prints why and passes: CI
 //! installs both (`.ci/run`).
 
+#[path = "common/ports.rs"]
+mod ports;
+use ports::free_port;
 use minitrue::ingest::payload::parse_mqtt_payload;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,12 +64,6 @@ fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
 
 /// A Mosquitto broker on a free loopback port.
 struct Broker {

@@ -5,6 +5,8 @@
 //! The script always uses the local slots (HTTP 8080-8082, gossip 9000-9002); the test
 //! fails with a clear message when something else holds them.
 
+#[path = "common/ports.rs"]
+mod ports;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -92,10 +94,7 @@ fn run_cluster_starts_three_nodes_with_data_flowing_and_stops_cleanly() {
         .to_path_buf();
     let run_dir = std::env::temp_dir().join(format!("minitrue-run-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
-    let broker_port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let broker_port = ports::free_port();
     let mut script = Script(
         Command::new("bash")
             .arg(root.join("run_cluster.sh"))
