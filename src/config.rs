@@ -90,6 +90,10 @@ pub struct ServerArgs {
     /// HTTP worker threads.
     #[arg(long = "http_workers", default_value_t = 8)]
     pub http_workers: usize,
+    /// Most open HTTP connections; above it the longest-waiting idle one is closed. 0: half
+    /// of the file descriptors the process may open, between 64 and 10000.
+    #[arg(long = "max_connections", default_value_t = 0)]
+    pub max_connections: usize,
     /// Milliseconds without news of a member before it is suspected.
     #[arg(long = "suspect_timeout_ms", default_value_t = 3000)]
     pub suspect_timeout_ms: u64,
@@ -148,6 +152,8 @@ pub struct Config {
     pub retention: Option<Duration>,
     pub replication: usize,
     pub http_workers: usize,
+    /// Most open HTTP connections (resolved from 0 at start, see `--max_connections`).
+    pub max_connections: usize,
     /// Silence after which a member is suspected.
     pub suspect_timeout: Duration,
     /// Silence after which a member is declared dead (longer than `suspect_timeout`).
@@ -296,6 +302,10 @@ impl ServerArgs {
                 .then(|| Duration::from_secs(self.retention_hours * 3600)),
             replication: self.replication,
             http_workers: self.http_workers,
+            max_connections: match self.max_connections {
+                0 => crate::http::listener::default_max_connections(),
+                n => n,
+            },
             suspect_timeout: Duration::from_millis(self.suspect_timeout_ms),
             dead_timeout: Duration::from_millis(self.dead_timeout_ms),
             gossip_interval: Duration::from_millis(self.gossip_interval_ms),

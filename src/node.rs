@@ -10,9 +10,11 @@ use crate::cluster::secret::{unix_now_ms, ClusterTrust};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::auth::TokenTable;
+use crate::http::listener::HttpStats;
 use crate::ingest::stats::IngestStats;
 use crate::live::Hub;
 use crate::storage::Engine;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub struct Node {
@@ -32,6 +34,8 @@ pub struct Node {
     pub trust: ClusterTrust,
     /// This node's incarnation on disk, raised with every refutation.
     pub incarnation: IncarnationStore,
+    /// The HTTP connection layer's counters (shared with its listener).
+    pub http: Arc<HttpStats>,
 }
 
 impl Node {
@@ -66,6 +70,7 @@ impl Node {
             started: Instant::now(),
             ingest: IngestStats::default(),
             hub: Hub::new(),
+            http: Arc::default(),
         })
     }
 }

@@ -2,15 +2,15 @@
 //! `std::thread::scope` and waits for SIGINT/SIGTERM. This is the only place that spawns
 //! the long-lived threads.
 //!
-//! Roles: `http-N` (tiny_http workers), `ws-broadcast` (live hub fan-out), `mqtt-receive`
+//! Roles: `http-listen` (accepts connections and reads request heads, see
+//! [`crate::http::listener`]), `http-N` (workers that answer complete requests), `ws-broadcast` (live hub fan-out), `mqtt-receive`
 //! (ingestion, unless `--mode=query`), `wal-flush` (flush/compaction/retention every
 //! second), `hint-handoff` (hints to owners that came back), `repair` (anti-entropy),
 //! `gossip-listen` (answers peers' member tables) and `gossip-round` (heartbeat, failure
 //! detection and exchanges every `--gossip_interval_ms`; the gossip roles run their
 //! short-lived per-connection threads in the same scope). Shutdown: the signal handler
 //! drops the only `shutdown_tx`; every loop that selects on `shutdown_rx` ends,
-//! `gossip-round` first announces the leave to every known peer (within 300 ms), the HTTP
-//! workers are released with `unblock()`, and the engine flushes and fsyncs before `run`
+//! `gossip-round` first announces the leave to every known peer (within 300 ms), and the engine flushes and fsyncs before `run`
 //! returns.
 
 use crate::cluster::gossip::{gossip_listen, gossip_round, seed_addrs};
@@ -18,6 +18,8 @@ use crate::cluster::repair::repair_round;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::http_serve;
+use crate::http::listener::HttpListener;
+use crate::http::stream::tls_config;
 use crate::ingest::mqtt::mqtt_receive;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
@@ -73,26 +75,10 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             path.display()
         );
     }
-    let http = match &config.tls {
-        None => tiny_http::Server::http(config.http_addr),
-        Some(tls) => {
-            let certificate = std::fs::read(&tls.cert).map_err(|e| Error::io(&tls.cert, e))?;
-            let private_key = std::fs::read(&tls.key).map_err(|e| Error::io(&tls.key, e))?;
-            tiny_http::Server::https(
-                config.http_addr,
-                tiny_http::SslConfig {
-                    certificate,
-                    private_key,
-                },
-            )
-        }
-    }
-    .map_err(|e| {
-        Error::invalid(
-            "port",
-            format!("cannot listen on {}: {e}", config.http_addr),
-        )
-    })?;
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => Some(tls_config(&files.cert, &files.key)?),
+    };
     let gossip = TcpListener::bind(config.gossip_addr).map_err(|e| {
         Error::invalid(
             "tcp_port",
@@ -100,6 +86,19 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         )
     })?;
     let node = Node::new(config, engine)?;
+    let http = HttpListener::bind(
+        node.config.http_addr,
+        tls,
+        node.config.http_workers,
+        node.config.max_connections,
+        node.http.clone(),
+    )
+    .map_err(|e| {
+        Error::invalid(
+            "port",
+            format!("cannot listen on {}: {e}", node.config.http_addr),
+        )
+    })?;
     node.hints.load_existing()?;
     warn_if_open(&node);
     log_info!(
@@ -135,8 +134,13 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         let shutdown_rx = &shutdown_rx;
         let http = &http;
         let gossip = &gossip;
+        spawn_role(scope, "http-listen".into(), move || {
+            http.listen(shutdown_rx)
+        })?;
         for i in 0..node.config.http_workers {
-            spawn_role(scope, format!("http-{i}"), move || http_serve(node, http))?;
+            spawn_role(scope, format!("http-{i}"), move || {
+                http_serve(node, http, shutdown_rx)
+            })?;
         }
         spawn_role(scope, "ws-broadcast".into(), move || {
             node.hub.ws_broadcast(shutdown_rx)
@@ -175,9 +179,6 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         // Wait for the signal: `recv` fails once the handler drops the sender.
         let _ = shutdown_rx.recv();
         log_info!("{}: shutting down", node.config.node_id);
-        for _ in 0..node.config.http_workers {
-            http.unblock();
-        }
         Ok(())
     })?;
     node.hints.close()?;

@@ -320,6 +320,8 @@ struct StatusAnswer<'a> {
     auth: AuthAnswer,
     /// Whether peers must sign with the cluster secret, and what was refused for not doing so.
     cluster_auth: ClusterAuthAnswer,
+    /// The connection layer: open connections, the cap, and what was refused or closed.
+    http: &'a crate::http::listener::HttpStats,
 }
 
 #[derive(Serialize)]
@@ -413,6 +415,7 @@ pub fn status(node: &Node) -> Answer {
                 refused_frames: node.trust.refused_frames(),
                 refused_requests: node.trust.refused_requests(),
             },
+            http: &node.http,
         },
     ))
 }

@@ -1,4 +1,4 @@
-//! The node's HTTP API, dashboard and websocket entry, served by tiny_http workers.
+//! The node's HTTP API, dashboard and websocket entry, served by the `http-N` workers.
 //!
 //! A request goes: [`http_serve`] (one per `http-N` thread) reads it with a body limit
 //! (16 MiB for `/write`, 64 KiB for the JSON endpoints, never more), hands `GET /ws` to the
@@ -15,17 +15,24 @@ pub mod cors;
 pub mod errors;
 pub mod handlers;
 pub mod json;
+pub mod listener;
 pub mod router;
 pub mod static_files;
+pub mod stream;
+pub mod wire;
 
 use crate::cluster::secret::{unix_now_ms, SignedRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::node::Node;
 use crate::{log_debug, log_error};
+use crossbeam_channel::{select, Receiver};
 use errors::ApiError;
+use listener::{Conn, HttpListener, Ready};
 use serde::Serialize;
 use static_files::Frontend;
-use std::io::Read;
-use tiny_http::{Header, Method};
+use std::io::Write;
+use std::time::{Duration, Instant};
+use wire::Head;
+pub use wire::Method;
 
 /// Largest accepted `/write` body: a large Telegraf batch.
 pub const MAX_WRITE_BODY: usize = 16 * 1024 * 1024;
@@ -83,70 +90,123 @@ impl Reply {
     }
 }
 
-/// One HTTP worker's body: serves requests until `server.unblock()`.
-pub fn http_serve(node: &Node, server: &tiny_http::Server) {
+/// One HTTP worker's body: serves complete requests from the listen loop until
+/// `shutdown_rx` disconnects.
+pub fn http_serve(node: &Node, http: &HttpListener, shutdown_rx: &Receiver<()>) {
     let frontend = Frontend::from_env();
-    while let Ok(mut request) = server.recv() {
-        let url = request.url().to_string();
-        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-        let method = request.method().clone();
-        let headers = router::Headers::new(
-            request
-                .headers()
-                .iter()
-                .map(|h| (h.field.as_str().to_string(), h.value.to_string())),
-        );
-        let remote = request.remote_addr().copied();
-        if method == Method::Get && path == "/ws" {
-            let live = router::ApiRequest {
-                method: &method,
+    loop {
+        select! {
+            recv(shutdown_rx) -> _ => return,
+            recv(http.requests()) -> ready => match ready {
+                Ok(ready) => serve_request(node, &frontend, http, ready),
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Reads one request's body, answers it, and gives the connection back when it stays open.
+fn serve_request(node: &Node, frontend: &Frontend, http: &HttpListener, ready: Ready) {
+    let Ready { mut conn, head } = ready;
+    let url = head.target.as_str();
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let method = &head.method;
+    let headers = router::Headers::new(head.headers.iter().cloned());
+    let remote = Some(conn.peer);
+    if *method == Method::Get && path == "/ws" {
+        let live = router::ApiRequest {
+            method,
+            path,
+            query,
+            headers: &headers,
+            body: &[],
+            remote,
+            from_peer: false,
+        };
+        match router::admit_live(node, &live) {
+            Ok(()) => node
+                .hub
+                .accept(method, &headers, conn.peer, conn.into_stream()),
+            Err(reply) => {
+                let _ = respond(&mut conn, method, reply, false);
+            }
+        }
+        return;
+    }
+    conn.set_read_deadline(Instant::now() + listener::BODY_TIMEOUT);
+    let body = read_request_body(&mut conn, &head, path);
+    let body_read = body.is_ok();
+    let body = body.and_then(|body| {
+        let from_peer = peer_signed(node, method.as_str(), url, path, &headers, &body)?;
+        Ok((body, from_peer))
+    });
+    let reply = match body {
+        Ok((body, from_peer)) => {
+            let request = router::ApiRequest {
+                method,
                 path,
                 query,
                 headers: &headers,
-                body: &[],
+                body: &body,
                 remote,
-                from_peer: false,
+                from_peer,
             };
-            match router::admit_live(node, &live) {
-                Ok(()) => node.hub.accept(request),
-                Err(reply) => respond(request, reply),
-            }
-            continue;
+            // A handler bug must cost one request, not a worker thread.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                router::route(node, frontend, &request)
+            }))
+            .unwrap_or_else(|_| {
+                log_error!("{method} {path}: handler panicked");
+                Reply::error(500, "internal error")
+            })
         }
-        let limit = body_limit(path);
-        let body = match request.body_length() {
-            Some(length) if length > limit => Err(ApiError::too_large(limit)),
-            _ => read_body(request.as_reader(), limit),
-        };
-        let body = body.and_then(|body| {
-            let from_peer = peer_signed(node, method.as_str(), &url, path, &headers, &body)?;
-            Ok((body, from_peer))
-        });
-        let reply = match body {
-            Ok((body, from_peer)) => {
-                let request = router::ApiRequest {
-                    method: &method,
-                    path,
-                    query,
-                    headers: &headers,
-                    body: &body,
-                    remote,
-                    from_peer,
-                };
-                // A handler bug must cost one request, not a worker thread.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    router::route(node, &frontend, &request)
-                }))
-                .unwrap_or_else(|_| {
-                    log_error!("{method} {path}: handler panicked");
-                    Reply::error(500, "internal error")
-                })
-            }
-            Err(e) => e.into_reply(),
-        };
-        log_debug!("{method} {url} -> {}", reply.status);
-        respond(request, reply);
+        Err(e) => e.into_reply(),
+    };
+    log_debug!("{method} {url} -> {}", reply.status);
+    // A body left unread (refused before or while reading) would be taken for the next
+    // request: such connections close.
+    let keep_alive = body_read && head.keep_alive();
+    let answered = respond(&mut conn, method, reply, keep_alive).is_ok();
+    if answered && keep_alive {
+        http.keep_alive(conn);
+    } else if answered && !body_read {
+        linger(conn);
     }
+}
+
+/// How long a connection whose body was refused unread is drained before it closes.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Closes a connection whose client may still be sending a refused body. Closing with
+/// unread bytes makes the kernel send a reset, which can destroy the answer before the
+/// client reads it; so, as nginx's lingering close does, the write side is shut and
+/// input is discarded for at most [`LINGER`] first.
+fn linger(mut conn: Conn) {
+    let _ = conn.stream().tcp().shutdown(std::net::Shutdown::Write);
+    conn.set_read_deadline(Instant::now() + LINGER);
+    let _ = std::io::copy(&mut conn, &mut std::io::sink());
+}
+
+/// The body of `head`'s request, within the endpoint's limit; answers `100 Continue`
+/// first when the client waits for it.
+fn read_request_body(conn: &mut Conn, head: &Head, path: &str) -> Result<Vec<u8>, ApiError> {
+    let limit = body_limit(path);
+    let framing = head.framing().map_err(wire_error)?;
+    if matches!(framing, wire::Framing::Length(n) if n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    if head.expects_continue() {
+        let stream = conn.stream();
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .and_then(|()| stream.flush())
+            .map_err(|e| ApiError::bad_request(format!("cannot answer 100 Continue: {e}")))?;
+    }
+    wire::read_body(conn, framing, limit).map_err(wire_error)
+}
+
+fn wire_error(e: wire::WireError) -> ApiError {
+    ApiError::new(e.status, e.message)
 }
 
 /// Whether a peer signed this request with the cluster secret, checked once. An
@@ -190,31 +250,25 @@ pub fn body_limit(path: &str) -> usize {
     }
 }
 
-/// Reads at most `limit` bytes; a longer body is refused (413) without buffering it.
-pub fn read_body(reader: &mut dyn Read, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(cap)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?;
-    if body.len() > limit {
-        return Err(ApiError::too_large(limit));
-    }
-    Ok(body)
-}
-
-fn respond(request: tiny_http::Request, reply: Reply) {
-    let headers = std::iter::once(("Content-Type", reply.content_type.to_string()))
-        .chain(reply.headers)
-        .filter_map(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok());
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    for header in headers {
-        response.add_header(header);
-    }
-    if let Err(e) = request.respond(response) {
-        log_debug!("client went away before the answer: {e}");
-    }
+/// Writes `reply` on the connection.
+fn respond(
+    conn: &mut Conn,
+    method: &Method,
+    reply: Reply,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let headers: Vec<(&str, &str)> = std::iter::once(("Content-Type", reply.content_type))
+        .chain(reply.headers.iter().map(|(n, v)| (*n, v.as_str())))
+        .collect();
+    wire::write_response(
+        conn.stream(),
+        reply.status,
+        &headers,
+        &reply.body,
+        keep_alive,
+        *method == Method::Head,
+    )
+    .inspect_err(|e| log_debug!("client went away before the answer: {e}"))
 }
 
 /// Decodes `%XX` escapes and `+` (as a space, in query strings only when `plus` is set).
@@ -312,6 +366,7 @@ pub(crate) mod test_node {
                 retention: None,
                 replication: 1,
                 http_workers: 1,
+                max_connections: 64,
                 suspect_timeout: std::time::Duration::from_secs(3),
                 dead_timeout: std::time::Duration::from_secs(10),
                 gossip_interval: std::time::Duration::from_millis(500),
@@ -338,13 +393,6 @@ pub(crate) mod test_node {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn body_over_the_limit_is_refused() {
-        let body = [b'x'; 11];
-        assert_eq!(read_body(&mut &body[..], 11).unwrap().len(), 11);
-        assert_eq!(read_body(&mut &body[..], 10).unwrap_err().status, 413);
-    }
 
     #[test]
     fn write_endpoints_get_the_large_limit() {

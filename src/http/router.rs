@@ -8,11 +8,11 @@ use super::auth::{self, Caller, Role};
 use super::cors::OriginVerdict;
 use super::errors::ApiError;
 use super::static_files::Frontend;
+use super::wire::Method;
 use super::{handlers, Reply};
 use crate::log_info;
 use crate::node::Node;
 use std::net::SocketAddr;
-use tiny_http::Method;
 
 /// A request's headers, names compared case-insensitively.
 #[derive(Clone, Debug, Default)]

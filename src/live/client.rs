@@ -1,15 +1,16 @@
 //! One connected client's writer: the `ws-client-N` thread that moves frames from the
 //! client's bounded queue onto its websocket.
 //!
-//! The upgraded tiny_http connection is a single `Read + Write` object with no read timeout,
-//! so a thread blocked reading it could not also write. The writer therefore only writes:
+//! The upgraded connection is a single `Read + Write` object, so a thread blocked reading
+//! it could not also write. The writer therefore only writes:
 //! frames the client sends (pings, close) are never read and stay in the kernel buffer until
 //! the connection ends. A client that goes away is noticed by the next write failing; so that
 //! this also happens on a quiet stream, the writer sends an unsolicited pong (RFC 6455 §5.5.3,
 //! a one-way heartbeat that needs no answer) after [`HubConfig::keepalive`] without frames.
 //!
-//! A write to a client that stopped reading blocks once the kernel buffers fill; only this
-//! thread waits, holding no lock, and the hub meanwhile drops and then evicts the client.
+//! A write to a client that stopped reading blocks once the kernel buffers fill, for at most
+//! the socket's write timeout ([`crate::http::listener::WRITE_TIMEOUT`]); only this thread
+//! waits, holding no lock, and the hub meanwhile drops and then evicts the client.
 //!
 //! [`HubConfig::keepalive`]: super::HubConfig::keepalive
 

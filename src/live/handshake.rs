@@ -1,15 +1,17 @@
-//! The websocket opening handshake (RFC 6455 §4.2) on top of tiny_http: checks the request's
+//! The websocket opening handshake (RFC 6455 §4.2) on a parsed HTTP request: checks its
 //! headers, answers `101 Switching Protocols` with the derived `Sec-WebSocket-Accept`, and
 //! turns the connection into a server-side [`WebSocket`]. A request that is not a valid
 //! upgrade gets a JSON error (`{"error": "..."}`) and no socket.
 
-use tiny_http::{Header, Method, ReadWrite, Request, Response};
+use crate::http::router::Headers;
+use crate::http::stream::Stream;
+use crate::http::wire::{self, Method};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
 /// The upgraded connection of one client.
-pub type Socket = WebSocket<Box<dyn ReadWrite + Send>>;
+pub type Socket = WebSocket<Stream>;
 
 /// The only protocol version RFC 6455 defines.
 const WEBSOCKET_VERSION: &str = "13";
@@ -31,19 +33,14 @@ impl Refusal {
 }
 
 /// Checks an upgrade request and returns the `Sec-WebSocket-Accept` value to answer with.
-pub fn check(method: &Method, headers: &[Header]) -> Result<String, Refusal> {
+pub fn check(method: &Method, headers: &Headers) -> Result<String, Refusal> {
     if *method != Method::Get {
         return Err(Refusal {
             status: 405,
             message: "the live stream is opened with GET /ws".into(),
         });
     }
-    let header = |name: &'static str| {
-        headers
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().trim())
-    };
+    let header = |name: &'static str| headers.get(name).map(str::trim);
     let has_token = |name: &'static str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -90,38 +87,56 @@ fn is_valid_key(key: &str) -> bool {
         && &bytes[22..] == b"=="
 }
 
-/// Answers `request`: `101` and the upgraded socket, or the refusal as a JSON error.
-pub fn upgrade(request: Request) -> Option<Socket> {
-    match check(request.method(), request.headers()) {
+/// Answers the request on `stream`: `101` and the upgraded socket, or the refusal as a
+/// JSON error.
+pub fn upgrade(method: &Method, headers: &Headers, mut stream: Stream) -> Option<Socket> {
+    match check(method, headers) {
         Ok(accept) => {
-            let response =
-                Response::empty(101).with_header(header("Sec-WebSocket-Accept", &accept));
-            let stream = request.upgrade("websocket", response);
-            Some(WebSocket::from_raw_socket(stream, Role::Server, None))
+            let answer = [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", accept.as_str()),
+            ];
+            let written = write_upgrade(&mut stream, &answer);
+            written
+                .ok()
+                .map(|()| WebSocket::from_raw_socket(stream, Role::Server, None))
         }
         Err(refusal) => {
-            let mut response = json_error(refusal.status, &refusal.message);
+            let mut extra = Vec::new();
             if refusal.status == 426 {
-                response.add_header(header("Sec-WebSocket-Version", WEBSOCKET_VERSION));
+                extra.push(("Sec-WebSocket-Version", WEBSOCKET_VERSION));
             }
             // The client may already be gone; there is nobody left to tell.
-            let _ = request.respond(response);
+            let _ = json_error(&mut stream, refusal.status, &refusal.message, &extra);
             None
         }
     }
 }
 
-/// A `{"error": message}` response with `status`.
-pub fn json_error(status: u16, message: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    let body = serde_json::json!({ "error": message }).to_string();
-    Response::from_data(body.into_bytes())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
+/// `101 Switching Protocols` with `headers` (no body, no length).
+fn write_upgrade(stream: &mut Stream, headers: &[(&str, &str)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.flush()
 }
 
-fn header(name: &str, value: &str) -> Header {
-    // Header names here are constants and values are base64 or fixed ASCII.
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+/// Answers `{"error": message}` with `status` and closes.
+pub fn json_error(
+    stream: &mut Stream,
+    status: u16,
+    message: &str,
+    extra: &[(&str, &str)],
+) -> std::io::Result<()> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend_from_slice(extra);
+    wire::write_response(stream, status, &headers, body.as_bytes(), false, false)
 }
 
 #[cfg(test)]
@@ -130,8 +145,8 @@ mod tests {
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<Header> {
-        pairs.iter().map(|(n, v)| header(n, v)).collect()
+    fn headers(pairs: &[(&str, &str)]) -> Headers {
+        Headers::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
     }
 
     fn upgrade_headers() -> Vec<(&'static str, &'static str)> {

@@ -34,11 +34,15 @@ pub mod message;
 #[cfg(test)]
 mod tests;
 
+use crate::http::router::Headers;
+use crate::http::stream::Stream;
+use crate::http::wire::Method;
 use crate::storage::Point;
 use crate::{log_error, log_info};
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 use fanout::{ClientLink, Fanout, LinkState};
 use serde::Serialize;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -168,16 +172,12 @@ impl Hub {
     /// Completes the websocket handshake for `GET /ws` and adds the client, starting its
     /// writer thread `ws-client-N`. A bad upgrade request gets a 4xx JSON error; after
     /// shutdown, 503.
-    pub fn accept(&self, request: tiny_http::Request) {
+    pub fn accept(&self, method: &Method, headers: &Headers, peer: SocketAddr, mut stream: Stream) {
         if self.stopped.load(Ordering::Relaxed) {
-            let response = handshake::json_error(503, "the live stream is shut down");
-            let _ = request.respond(response);
+            let _ = handshake::json_error(&mut stream, 503, "the live stream is shut down", &[]);
             return;
         }
-        let peer = request
-            .remote_addr()
-            .map_or_else(|| "unknown peer".to_owned(), |a| a.to_string());
-        let Some(socket) = handshake::upgrade(request) else {
+        let Some(socket) = handshake::upgrade(method, headers, stream) else {
             return;
         };
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);

@@ -1,8 +1,9 @@
-//! End-to-end tests of the live stream over real sockets: a tiny_http server on a free
-//! loopback port routes `GET /ws` to [`Hub::accept`], `ws_broadcast` runs on its own thread,
+//! End-to-end tests of the live stream over real sockets: the node's HTTP listener on a
+//! free loopback port hands `GET /ws` to [`Hub::accept`], `ws_broadcast` runs on its own thread,
 //! and real tungstenite clients connect. Every wait polls against a deadline.
 
 use super::*;
+use crate::http::listener::{HttpListener, Ready};
 use crate::storage::{SeriesKey, Timestamp};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +17,6 @@ type Client = tungstenite::WebSocket<TcpStream>;
 struct LiveServer {
     hub: Arc<Hub>,
     port: u16,
-    http: Arc<tiny_http::Server>,
     shutdown_tx: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -24,18 +24,31 @@ struct LiveServer {
 impl LiveServer {
     fn start(config: HubConfig) -> LiveServer {
         let hub = Arc::new(Hub::with_config(config));
-        let http = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = http.server_addr().to_ip().unwrap().port();
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let http = Arc::new(HttpListener::bind(addr, None, 1, 64, Arc::default()).unwrap());
+        let port = http.local_addr().unwrap().port();
         let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
         let mut threads = Vec::new();
         {
-            let (hub, http) = (hub.clone(), http.clone());
-            threads.push(thread::spawn(move || {
-                for request in http.incoming_requests() {
-                    if request.url() == "/ws" {
-                        hub.accept(request);
-                    } else {
-                        let _ = request.respond(tiny_http::Response::empty(404));
+            let (http, shutdown_rx) = (http.clone(), shutdown_rx.clone());
+            threads.push(thread::spawn(move || http.listen(&shutdown_rx)));
+        }
+        {
+            let (hub, http, shutdown_rx) = (hub.clone(), http.clone(), shutdown_rx.clone());
+            threads.push(thread::spawn(move || loop {
+                select! {
+                    recv(shutdown_rx) -> _ => return,
+                    recv(http.requests()) -> ready => {
+                        let Ok(Ready { conn, head }) = ready else { return };
+                        let headers = Headers::new(head.headers.iter().cloned());
+                        if head.target == "/ws" {
+                            hub.accept(&head.method, &headers, conn.peer, conn.into_stream());
+                        } else {
+                            let mut stream = conn.into_stream();
+                            let _ = crate::http::wire::write_response(
+                                &mut stream, 404, &[], b"", false, false,
+                            );
+                        }
                     }
                 }
             }));
@@ -47,7 +60,6 @@ impl LiveServer {
         LiveServer {
             hub,
             port,
-            http,
             shutdown_tx: Some(shutdown_tx),
             threads,
         }
@@ -74,7 +86,6 @@ impl LiveServer {
 
     fn shutdown(&mut self) {
         self.shutdown_tx.take();
-        self.http.unblock();
         for t in self.threads.drain(..) {
             t.join().unwrap();
         }

@@ -1,7 +1,7 @@
 //! A minimal blocking HTTP/1.1 client for node-to-node calls: one request per connection,
 //! connect/read/write timeouts, a bounded response. Peers are our own nodes, so this needs
-//! no redirects or chunked uploads — only what our server answers (tiny_http:
-//! `Content-Length` or chunked bodies). It is the only client of node-to-node HTTP
+//! no redirects or chunked uploads — only what our server answers (`Content-Length`
+//! bodies, see `http::wire`). It is the only client of node-to-node HTTP
 //! (coordinator fan-out, routed writes, handoff, repair), so with a cluster secret every
 //! such request is signed here (see [`secret`](crate::cluster::secret)).
 

@@ -97,6 +97,8 @@ pub struct Server {
     pub node_id: String,
     args: Vec<String>,
     envs: Vec<(String, PathBuf)>,
+    /// A command (and its arguments) that runs the binary, such as `prlimit ... --`.
+    wrapper: Vec<String>,
     data_dir: PathBuf,
     starts: usize,
     log: PathBuf,
@@ -129,6 +131,18 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &Path)],
     ) -> Server {
+        Server::start_wrapped(node_id, data_dir, extra, env, &[])
+    }
+
+    /// Like [`Server::start_with_env`], run by `wrapper` (a command that execs the binary
+    /// path and arguments appended to it, so the PID stays the server's).
+    pub fn start_wrapped(
+        node_id: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+        wrapper: &[&str],
+    ) -> Server {
         let port = free_port();
         let tcp_port = free_port();
         let mut args = vec![
@@ -153,6 +167,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_path_buf()))
                 .collect(),
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
             data_dir: data_dir.to_path_buf(),
             starts: 0,
             log: PathBuf::new(),
@@ -187,6 +202,7 @@ impl Server {
             node_id: node_id.to_string(),
             args,
             envs: Vec::new(),
+            wrapper: Vec::new(),
             data_dir: data_dir.to_path_buf(),
             starts: 0,
             log: PathBuf::new(),
@@ -227,7 +243,16 @@ impl Server {
             self.node_id, self.port, self.starts
         ));
         let stderr = std::fs::File::create(&self.log).expect("create server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_minitrue-server"))
+        let binary = env!("CARGO_BIN_EXE_minitrue-server");
+        let mut command = match self.wrapper.split_first() {
+            None => Command::new(binary),
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+        };
+        let child = command
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
