@@ -141,7 +141,6 @@ impl BrokerProcess {
     }
 }
 
-
 /// Debian installs `mosquitto` in /usr/sbin, which a non-root PATH may lack.
 fn find_mosquitto() -> Option<PathBuf> {
     let path = env::var_os("PATH").unwrap_or_default();

@@ -7,8 +7,8 @@
 
 #[path = "common/ports.rs"]
 mod ports;
-use ports::free_port;
 use minitrue::ingest::payload::parse_mqtt_payload;
+use ports::free_port;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +63,6 @@ fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
-
 
 /// A Mosquitto broker on a free loopback port.
 struct Broker {
