@@ -29,13 +29,13 @@
 //! - Towards each client at most 100 QoS 1 messages are unacknowledged at once (a rumqttd
 //!   constant), which bounds the delivery rate to one subscriber by its round trip.
 
-use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use rumqttd::{ConnectionSettings, RouterConfig, ServerSettings};
+use tracing_subscriber::filter::LevelFilter;
 
-use crate::{Error, Result};
+use crate::{log, Error, Result};
 
 /// Where the broker listens unless told otherwise: loopback, the MQTT port.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
@@ -184,19 +184,88 @@ pub fn serve(config: &BrokerConfig) -> Result<()> {
     }
 }
 
-/// Sends rumqttd's log (and ours) to standard error, filtered by `level`: a level such as
-/// `warn` or a `tracing` directive list such as `rumqttd=debug`. Note that rumqttd 0.20 logs
-/// two spurious ERRORs ("router-drop", "no-connection id N is already gone") whenever a
-/// client sends DISCONNECT: the packet and the closed socket each end the connection.
-pub fn init_logging(level: &str) -> Result<()> {
+/// Sends rumqttd's log (and ours) to standard error in MiniTrue's line format
+/// ([`crate::log`], text or JSON), filtered by `level`: a level such as `warn` or a
+/// `tracing` directive list such as `rumqttd=debug`.
+///
+/// rumqttd 0.20 logs an ERROR for every client that disconnects cleanly: `router-drop
+/// error=Recv(Disconnected)` (the router drops the link on DISCONNECT, and the link then
+/// finds its channel closed), sometimes followed by `no-connection id N is already gone`
+/// (the packet and the closed socket each end the connection). Those are lowered to debug
+/// (`broker_level`); any other ERROR stays one.
+pub fn init_logging(level: &str, format: log::Format) -> Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| Error::invalid("log level", format!("{level:?}: {e}")))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+    // The filter decides what reaches the layer; our own level only has to let through the
+    // most verbose level it passes, so that a lowered line is still filtered like others.
+    log::set_level(match filter.max_level_hint() {
+        Some(LevelFilter::TRACE | LevelFilter::DEBUG) => log::Level::Debug,
+        Some(LevelFilter::INFO) => log::Level::Info,
+        Some(LevelFilter::WARN) => log::Level::Warn,
+        _ => log::Level::Error,
+    });
+    log::set_format(format);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(LogLines)
         .try_init()
         .map_err(|e| Error::invalid("log level", format!("cannot install logger: {e}")))
+}
+
+/// A `tracing` layer writing each event as one [`crate::log`] line: `target: message
+/// field=value ...`.
+struct LogLines;
+
+impl<S: tracing_core::Subscriber> tracing_subscriber::Layer<S> for LogLines {
+    fn on_event(
+        &self,
+        event: &tracing_core::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut text = EventText::default();
+        event.record(&mut text);
+        let meta = event.metadata();
+        let level = broker_level(*meta.level(), &text.message, &text.fields);
+        log::write(
+            level,
+            format_args!("{}: {}{}", meta.target(), text.message, text.fields),
+        );
+    }
+}
+
+/// An event's message and its other fields as ` name=value` pairs.
+#[derive(Default)]
+struct EventText {
+    message: String,
+    fields: String,
+}
+
+impl tracing_core::field::Visit for EventText {
+    fn record_debug(&mut self, field: &tracing_core::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.fields
+                .push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+/// The level a rumqttd event is logged at: its own, except the ERRORs rumqttd raises for a
+/// clean client disconnect, which are debug. `fields` is the ` name=value` text of the
+/// event's other fields.
+fn broker_level(level: tracing_core::Level, message: &str, fields: &str) -> log::Level {
+    let clean_disconnect = (message == "router-drop" && fields == " error=Recv(Disconnected)")
+        || (message.starts_with("no-connection id ") && message.ends_with(" is already gone"));
+    match level {
+        _ if clean_disconnect => log::Level::Debug,
+        tracing_core::Level::ERROR => log::Level::Error,
+        tracing_core::Level::WARN => log::Level::Warn,
+        tracing_core::Level::INFO => log::Level::Info,
+        _ => log::Level::Debug,
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +305,40 @@ mod tests {
             assert!(
                 (count - 2) * size < queued,
                 "{queued}: one segment too many"
+            );
+        }
+    }
+
+    #[test]
+    fn clean_disconnect_errors_are_debug_and_other_errors_stay() {
+        use tracing_core::Level as T;
+        for (level, message, fields, want) in [
+            (
+                T::ERROR,
+                "router-drop",
+                " error=Recv(Disconnected)",
+                log::Level::Debug,
+            ),
+            (
+                T::ERROR,
+                "no-connection id 7 is already gone",
+                "",
+                log::Level::Debug,
+            ),
+            (
+                T::ERROR,
+                "router-drop",
+                " error=Send(SendError { .. })",
+                log::Level::Error,
+            ),
+            (T::ERROR, "disconnected", " error=Io(x)", log::Level::Error),
+            (T::INFO, "accept", "", log::Level::Info),
+            (T::TRACE, "x", "", log::Level::Debug),
+        ] {
+            assert_eq!(
+                broker_level(level, message, fields),
+                want,
+                "{message}{fields}"
             );
         }
     }

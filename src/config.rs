@@ -81,6 +81,10 @@ pub struct ServerArgs {
     /// error | warn | info | debug
     #[arg(long = "log_level", default_value = "info")]
     pub log_level: String,
+    /// Log lines on stderr: text (`TIME LEVEL [THREAD] MESSAGE`) or json (one object per
+    /// line: ts, level, thread, msg).
+    #[arg(long = "log_format", value_enum, default_value = "text")]
+    pub log_format: crate::log::Format,
     /// Drop data older than this many hours (0: keep forever).
     #[arg(long = "retention_hours", default_value_t = 0)]
     pub retention_hours: u64,

@@ -22,9 +22,11 @@
 //!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
 //! - [`publisher`] is the device side: a fleet simulator, an Arduino serial bridge, CSV
 //!   replay and a load generator, all publishing JSON readings over MQTT (QoS 1).
-//! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr.
+//! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr
+//!   (text or JSON), dated by [`civil`].
 
 pub mod broker;
+pub mod civil;
 pub mod cluster;
 pub mod config;
 pub mod error;

@@ -27,22 +27,26 @@ struct Flags {
     max_connections: usize,
 
     /// Log filter for standard error: off, error, warn, info, debug, trace, or directives
-    /// such as "rumqttd=debug". rumqttd 0.20 logs an ERROR ("router-drop", "already gone")
-    /// for every client that disconnects cleanly; "off" silences it.
-    #[arg(long, default_value = "warn")]
+    /// such as "rumqttd=debug". A client's clean disconnect is logged at debug.
+    #[arg(long, alias = "log_level", default_value = "warn")]
     log_level: String,
+
+    /// Log lines: text (`TIME LEVEL [THREAD] MESSAGE`) or json (one object per line: ts,
+    /// level, thread, msg), as minitrue-server's `--log_format`.
+    #[arg(long, alias = "log_format", value_enum, default_value = "text")]
+    log_format: minitrue::log::Format,
 }
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("error: {e}");
+        minitrue::log_error!("{e}");
         exit(1);
     }
 }
 
 fn run() -> minitrue::Result<()> {
     let flags = Flags::parse();
-    broker::init_logging(&flags.log_level)?;
+    broker::init_logging(&flags.log_level, flags.log_format)?;
     let config = BrokerConfig {
         listen: flags.listen,
         max_connections: flags.max_connections,

@@ -3,7 +3,7 @@
 //! non-zero on an error or if the broker did not acknowledge every publish.
 
 use clap::Parser;
-use minitrue::log::{set_level, Level};
+use minitrue::log::{set_format, set_level, Level};
 use minitrue::publisher::{self, PublisherArgs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ fn main() {
         Ok(true) => {}
         Ok(false) => std::process::exit(2),
         Err(e) => {
-            eprintln!("error: {e}");
+            minitrue::log_error!("{e}");
             std::process::exit(1);
         }
     }
@@ -26,6 +26,7 @@ fn run() -> minitrue::Result<bool> {
         minitrue::Error::invalid("log_level", "must be error, warn, info or debug")
     })?;
     set_level(level);
+    set_format(args.log_format);
     let config = args.into_config()?;
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = Arc::clone(&stop);
@@ -40,9 +41,10 @@ fn run() -> minitrue::Result<bool> {
     println!("{}", summary.detail);
     println!("{summary}");
     if !summary.delivery.complete() {
-        eprintln!(
-            "error: the broker acknowledged {} of {} publishes",
-            summary.delivery.acked, summary.delivery.sent
+        minitrue::log_error!(
+            "the broker acknowledged {} of {} publishes",
+            summary.delivery.acked,
+            summary.delivery.sent
         );
         return Ok(false);
     }

@@ -2,11 +2,11 @@
 
 use clap::Parser;
 use minitrue::config::ServerArgs;
-use minitrue::log::{set_level, Level};
+use minitrue::log::{set_format, set_level, Level};
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("error: {e}");
+        minitrue::log_error!("{e}");
         std::process::exit(1);
     }
 }
@@ -17,6 +17,7 @@ fn run() -> minitrue::Result<()> {
         minitrue::Error::invalid("log_level", "must be error, warn, info or debug")
     })?;
     set_level(level);
+    set_format(args.log_format);
     let config = args.into_config()?;
     minitrue::server::run(config)
 }

@@ -386,7 +386,7 @@ fn fetch_range(node: &Node, peer: &Owner, key: &SeriesKey, start: Timestamp) -> 
         "device_id": key.device_id(),
         "metric_name": key.metric_name(),
         "start_time": start.as_unix_seconds(),
-        "end_time": Timestamp(start.0 + DIGEST_BUCKET_MILLIS - 1).as_unix_seconds(),
+        "end_time": Timestamp(start.0.saturating_add(DIGEST_BUCKET_MILLIS - 1)).as_unix_seconds(),
         "limit": 1_000_000,
     })
     .to_string();

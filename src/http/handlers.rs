@@ -839,6 +839,26 @@ mod tests {
     }
 
     #[test]
+    fn hostile_range_and_step_answer_400_or_empty_never_panic() {
+        let t = TestNode::new("query_hostile");
+        seed(&t.node);
+        let extremes = [i64::MIN, i64::MIN + 1, -1, 1, i64::MAX - 1, i64::MAX];
+        for &start in &extremes {
+            for &end in &extremes {
+                for step in ["", r#","step":9223372036854775807"#, r#","step":1"#] {
+                    let body = format!(
+                        r#"{{"device_id":"s1","metric_name":"temperature","operation":"sum","start_time":{start},"end_time":{end}{step}}}"#
+                    );
+                    match query(&t.node, "", body.as_bytes()) {
+                        Ok(reply) => assert_eq!(reply.status, 200, "{body}"),
+                        Err(e) => assert_eq!(e.status, 400, "{body}: {}", e.message),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn samples_carry_timestamps_and_respect_limit() {
         let t = TestNode::new("samples");
         seed(&t.node);

@@ -87,6 +87,10 @@ pub struct PublisherArgs {
     /// error | warn | info | debug
     #[arg(long = "log_level", default_value = "info")]
     pub log_level: String,
+
+    /// Log lines on stderr: text or json (as minitrue-server's `--log_format`).
+    #[arg(long = "log_format", value_enum, default_value = "text")]
+    pub log_format: crate::log::Format,
 }
 
 /// How often the simulator publishes.

@@ -3,6 +3,7 @@
 //! whether the broker keeps up (acked close behind sent).
 
 use crate::error::Result;
+use crate::log_info;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ pub fn generate_load(
         if now >= next_progress && now < end {
             let d = publisher.delivery();
             let elapsed = now.duration_since(start).as_secs_f64();
-            eprintln!(
+            log_info!(
                 "progress: sent={} acked={} elapsed={elapsed:.1}s rate={:.0}/s",
                 d.sent,
                 d.acked,

@@ -324,7 +324,7 @@ impl Engine {
         }
         let mut buckets: Vec<DigestBucket> = Vec::new();
         for (ts, value) in self.samples(key, TimeRange::ALL, usize::MAX)? {
-            let start = Timestamp(ts.0.div_euclid(bucket_millis) * bucket_millis);
+            let start = ts.bucket_start(bucket_millis);
             let hash = point_hash(ts, value);
             match buckets.last_mut() {
                 Some(b) if b.start == start => {

@@ -60,6 +60,14 @@ impl Timestamp {
     pub fn millis(self) -> i64 {
         self.0
     }
+
+    /// The start of the epoch-aligned bucket of `width` milliseconds (> 0) holding this
+    /// timestamp: `floor(ts / width) * width`, saturating at `i64::MIN` where that start is
+    /// not representable, so no timestamp and width can overflow.
+    pub fn bucket_start(self, width: i64) -> Timestamp {
+        debug_assert!(width > 0, "bucket width must be positive");
+        Timestamp(self.0.saturating_sub(self.0.rem_euclid(width.max(1))))
+    }
 }
 
 /// The name of one series: `device_id|metric_name`. Neither part may be empty or contain `|`
@@ -274,6 +282,21 @@ pub struct Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_start_floors_and_never_overflows() {
+        assert_eq!(Timestamp(25).bucket_start(10), Timestamp(20));
+        assert_eq!(Timestamp(-5).bucket_start(10), Timestamp(-10));
+        assert_eq!(Timestamp(i64::MIN).bucket_start(7), Timestamp(i64::MIN));
+        assert_eq!(Timestamp(i64::MIN + 1).bucket_start(3), Timestamp(i64::MIN));
+        assert_eq!(
+            Timestamp(i64::MIN + 1).bucket_start(i64::MAX),
+            Timestamp(i64::MIN + 1)
+        );
+        let top = Timestamp(i64::MAX).bucket_start(i64::MAX);
+        assert_eq!(top, Timestamp(i64::MAX));
+        assert_eq!(Timestamp(i64::MAX - 1).bucket_start(i64::MAX), Timestamp(0));
+    }
 
     #[test]
     fn series_key_round_trips_through_joined_form() {

@@ -258,7 +258,7 @@ impl Series {
             return Err(Error::invalid("step", "must be positive"));
         }
         let mut buckets: Vec<Bucket> = Vec::new();
-        let bucket_of = |ts: Timestamp| Timestamp(ts.0.div_euclid(step_millis) * step_millis);
+        let bucket_of = |ts: Timestamp| ts.bucket_start(step_millis);
         let mut add = |start: Timestamp, aggregate: &Aggregate| -> Result<()> {
             match buckets.last_mut() {
                 Some(last) if last.start == start => last.aggregate.merge(aggregate),
