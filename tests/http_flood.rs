@@ -211,3 +211,32 @@ fn keep_alive_pipelining_and_chunked_bodies_work_and_bad_heads_are_refused() {
     assert!(garbage.contains("{\"error\":"), "{garbage}");
     assert!(server.is_running());
 }
+
+#[test]
+fn out_of_descriptors_the_oldest_waiting_connection_makes_room() {
+    let has_prlimit = std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !has_prlimit {
+        eprintln!("prlimit missing: skipping the descriptor-exhaustion flood");
+        return;
+    }
+    let dir = TempDir::new("flood-fds");
+    // 256 descriptors and a cap above them: `accept` itself runs out (EMFILE).
+    let server = Server::start_wrapped(
+        "polaris",
+        dir.path(),
+        &["--max_connections=5000"],
+        &[],
+        &["prlimit", "--nofile=256:256", "--"],
+    );
+    let held = flood(server.port, 400, 0);
+    fresh_client_is_served(&server, Duration::from_secs(1), 1);
+    let http = &server.status()["http"];
+    assert!(http["accept_errors"].as_u64().unwrap() >= 1, "{http}");
+    assert!(http["evicted"].as_u64().unwrap() >= 1, "{http}");
+    drop(held);
+    fresh_client_is_served(&server, Duration::from_secs(1), 2);
+    assert!(server.is_running());
+}
