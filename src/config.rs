@@ -98,6 +98,9 @@ pub struct ServerArgs {
     /// of the file descriptors the process may open, between 64 and 10000.
     #[arg(long = "max_connections", default_value_t = 0)]
     pub max_connections: usize,
+    /// Seconds a reading's timestamp may lie ahead of this node's clock (MQTT, /write).
+    #[arg(long = "max_future_s", default_value_t = 172_800)]
+    pub max_future_s: u64,
     /// Milliseconds without news of a member before it is suspected.
     #[arg(long = "suspect_timeout_ms", default_value_t = 3000)]
     pub suspect_timeout_ms: u64,
@@ -158,6 +161,8 @@ pub struct Config {
     pub http_workers: usize,
     /// Most open HTTP connections (resolved from 0 at start, see `--max_connections`).
     pub max_connections: usize,
+    /// How far ahead of the clock an ingested timestamp may be (`--max_future_s`).
+    pub max_future: Duration,
     /// Silence after which a member is suspected.
     pub suspect_timeout: Duration,
     /// Silence after which a member is declared dead (longer than `suspect_timeout`).
@@ -310,6 +315,7 @@ impl ServerArgs {
                 0 => crate::http::listener::default_max_connections(),
                 n => n,
             },
+            max_future: Duration::from_secs(self.max_future_s),
             suspect_timeout: Duration::from_millis(self.suspect_timeout_ms),
             dead_timeout: Duration::from_millis(self.dead_timeout_ms),
             gossip_interval: Duration::from_millis(self.gossip_interval_ms),

@@ -57,6 +57,12 @@ impl InternalWrite {
         self.points
             .into_iter()
             .map(|(device, metric, ts, value)| {
+                if let Some(why) = crate::ingest::timestamp::calendar_error(ts) {
+                    return Err(Error::invalid(
+                        "points",
+                        format!("{device}/{metric}: {why}"),
+                    ));
+                }
                 Ok(Point {
                     series: crate::storage::SeriesKey::new(&device, &metric)?,
                     timestamp: crate::storage::Timestamp(ts),

@@ -78,6 +78,8 @@ pub struct RepairReport {
 pub struct Tombstones {
     path: PathBuf,
     entries: Mutex<BTreeMap<SeriesKey, i64>>,
+    /// Orders filtered writes against deletes, see [`Tombstones::write_gate`].
+    gate: std::sync::RwLock<()>,
 }
 
 impl Tombstones {
@@ -99,7 +101,21 @@ impl Tombstones {
         Ok(Tombstones {
             path,
             entries: Mutex::new(entries),
+            gate: std::sync::RwLock::new(()),
         })
+    }
+
+    /// Held (shared) by a write from its [`Tombstones::drop_shadowed`] until its points are
+    /// stored. Without it a delete could land between the check and the write, and the
+    /// write would bring the deleted series back (seen in tests/cluster.rs: an MQTT backlog
+    /// redelivered to a restarted node while the delete ran).
+    pub fn write_gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held (exclusively) by a delete while it drops the series and records the tombstone.
+    pub fn delete_gate(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SeriesKey, i64>> {
@@ -242,6 +258,7 @@ pub fn repair_round(node: &Node) -> RepairReport {
                 continue;
             };
             if !node.tombstones.contains(&key) {
+                let _gate = node.tombstones.delete_gate();
                 match node
                     .engine
                     .delete_series(&key)

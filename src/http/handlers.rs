@@ -12,7 +12,7 @@ use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
 use crate::cluster::Owner;
-use crate::ingest::line_protocol::{parse_line_protocol, Precision};
+use crate::ingest::line_protocol::{parse_line_protocol_within, Precision};
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
@@ -214,8 +214,12 @@ pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
     if !answers_locally(node, query)? {
         return coordinate_delete(node, &key, body);
     }
-    let deleted = node.engine.delete_series(&key)?;
-    node.tombstones.record(&key, now().0)?;
+    let deleted = {
+        let _gate = node.tombstones.delete_gate();
+        let deleted = node.engine.delete_series(&key)?;
+        node.tombstones.record(&key, now().0)?;
+        deleted
+    };
     Ok(Reply::json(
         200,
         &DeleteAnswer {
@@ -428,7 +432,7 @@ pub fn write(node: &Node, query: &str, body: &[u8]) -> Answer {
     };
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::bad_request(format!("invalid body: not UTF-8 ({e})")))?;
-    let points = parse_line_protocol(text, precision, now())?;
+    let points = parse_line_protocol_within(text, precision, now(), node.config.max_future)?;
     store_everywhere(node, &points)?;
     node.hub.publish(&points);
     node.ingest.count_accepted(points.len() as u64);
@@ -442,6 +446,7 @@ pub fn internal_write(node: &Node, body: &[u8]) -> Answer {
         .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
     let mut points = request.into_points()?;
     // A hint or hand-over of a series deleted since must not bring it back.
+    let _gate = node.tombstones.write_gate();
     node.tombstones.drop_shadowed(&mut points);
     node.engine.write(&points)?;
     Ok(Reply::new(204, "text/plain", Vec::new()))

@@ -367,6 +367,7 @@ pub(crate) mod test_node {
                 replication: 1,
                 http_workers: 1,
                 max_connections: 64,
+                max_future: crate::ingest::timestamp::DEFAULT_MAX_FUTURE,
                 suspect_timeout: std::time::Duration::from_secs(3),
                 dead_timeout: std::time::Duration::from_secs(10),
                 gossip_interval: std::time::Duration::from_millis(500),

@@ -42,20 +42,18 @@
 //! returned points (one `String` each, their series key) it allocates only for names that
 //! contain escapes.
 
+use super::timestamp::{rule_error, DEFAULT_MAX_FUTURE};
 use crate::error::{Error, Result};
 use crate::storage::{Point, SeriesKey, Timestamp};
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 /// The tag whose value is a point's device id.
 pub const DEVICE_TAG: &str = "device_id";
 
 /// The field whose metric is named after the measurement alone.
 pub const VALUE_FIELD: &str = "value";
-
-/// Largest accepted timestamp magnitude in milliseconds: 2^53, the same bound as
-/// [`Timestamp::from_unix_seconds`], so every timestamp converts exactly to seconds.
-const MAX_ABS_MILLIS: i64 = 1 << 53;
 
 /// The unit of the timestamps in a line protocol body (InfluxDB's `precision` parameter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -110,6 +108,17 @@ impl Precision {
 /// order, one point each). Lines without a timestamp are stamped `now`. Any bad line fails
 /// the whole body.
 pub fn parse_line_protocol(body: &str, precision: Precision, now: Timestamp) -> Result<Vec<Point>> {
+    parse_line_protocol_within(body, precision, now, DEFAULT_MAX_FUTURE)
+}
+
+/// [`parse_line_protocol`] refusing timestamps more than `max_future` ahead of `now` (and
+/// outside 1970..2262, see [`super::timestamp`]), naming the line.
+pub fn parse_line_protocol_within(
+    body: &str,
+    precision: Precision,
+    now: Timestamp,
+    max_future: Duration,
+) -> Result<Vec<Point>> {
     // One point per line is the common case (Telegraf writes one field per line for most
     // inputs); a multi-field line only grows the vector once more.
     let lines = body.bytes().filter(|&b| b == b'\n').count() + 1;
@@ -120,7 +129,7 @@ pub fn parse_line_protocol(body: &str, precision: Precision, now: Timestamp) -> 
             number: index + 1,
             text: text.strip_suffix('\r').unwrap_or(text),
         };
-        line.parse(precision, now, &mut metric, &mut points)?;
+        line.parse(precision, (now, max_future), &mut metric, &mut points)?;
     }
     Ok(points)
 }
@@ -136,7 +145,7 @@ impl<'a> Line<'a> {
     fn parse(
         &self,
         precision: Precision,
-        now: Timestamp,
+        (now, max_future): (Timestamp, Duration),
         metric: &mut String,
         points: &mut Vec<Point>,
     ) -> Result<()> {
@@ -285,15 +294,18 @@ impl<'a> Line<'a> {
                 format!("timestamp {token:?} is not an integer"),
             )
         })?;
-        let millis = precision
-            .to_millis(raw)
-            .filter(|ms| ms.abs() <= MAX_ABS_MILLIS)
-            .ok_or_else(|| {
-                self.error(
-                    timestamp_start,
-                    format!("timestamp {token:?} is out of range for precision {precision:?}"),
-                )
-            })?;
+        let millis = precision.to_millis(raw).ok_or_else(|| {
+            self.error(
+                timestamp_start,
+                format!("timestamp {token:?} is out of range for precision {precision:?}"),
+            )
+        })?;
+        if let Some(why) = rule_error(millis, now, max_future) {
+            return Err(self.error(
+                timestamp_start,
+                format!("{why} (read {token:?} as precision {precision:?})"),
+            ));
+        }
         for point in &mut points[first_point..] {
             point.timestamp = Timestamp(millis);
         }
@@ -485,8 +497,6 @@ mod tests {
             (Precision::S, "1710000000", 1_710_000_000_000),
             (Precision::M, "28500000", 1_710_000_000_000),
             (Precision::H, "475000", 1_710_000_000_000),
-            (Precision::Ns, "-1", -1),
-            (Precision::Us, "-1001", -2),
         ];
         for (precision, text, millis) in cases {
             let points =
@@ -531,10 +541,47 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("out of range"), "{e}");
+        // Seconds sent with precision=ms would land in the year 285,000: refused.
         let e = parse_line_protocol("m,device_id=d value=1 9007199254740993", Precision::Ms, NOW)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("out of range"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("after 2262-04-11"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn timestamps_before_1970_or_too_far_ahead_are_refused_naming_the_line() {
+        for (body, precision, needle) in [
+            ("m,device_id=d value=1 -1", Precision::Ns, "before 1970"),
+            (
+                "m,device_id=d value=1 0\nm,device_id=d value=1 -1001",
+                Precision::Us,
+                "line 2",
+            ),
+            (
+                "m,device_id=d value=1 1720000000000",
+                Precision::S,
+                "after 2262",
+            ),
+        ] {
+            let e = parse_line_protocol(body, precision, NOW)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{body}: {e}");
+        }
+        let day_ms = 86_400_000;
+        let soon = format!("m,device_id=d value=1 {}", NOW.0 + day_ms);
+        assert!(parse_line_protocol(&soon, Precision::Ms, NOW).is_ok());
+        let late = format!("m,device_id=d value=1 {}", NOW.0 + 3 * day_ms);
+        let e = parse_line_protocol(&late, Precision::Ms, NOW)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ahead of this node's clock"), "{e}");
+        let within =
+            parse_line_protocol_within(&late, Precision::Ms, NOW, Duration::from_secs(4 * 86_400));
+        assert!(within.is_ok(), "a wider --max_future_s takes it");
     }
 
     #[test]
@@ -775,7 +822,8 @@ mod tests {
                 ),
                 1..4,
             ),
-            proptest::option::of((0i64..7_258_118_400_000, 0i64..1_000_000)),
+            // Up to the test's clock: later ones are refused (see `timestamp`).
+            proptest::option::of((0i64..NOW.0, 0i64..1_000_000)),
         )
             .prop_map(|(measurement, device, extra_tag, fields, time)| LineCase {
                 measurement,

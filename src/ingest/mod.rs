@@ -25,8 +25,9 @@ pub mod mqtt;
 pub mod payload;
 pub mod route;
 pub mod stats;
+pub mod timestamp;
 
-pub use line_protocol::{parse_line_protocol, Precision};
+pub use line_protocol::{parse_line_protocol, parse_line_protocol_within, Precision};
 pub use payload::{
     parse_mqtt_payload, parse_mqtt_payload_at, PayloadError, RejectReason, MAX_PAYLOAD_BYTES,
 };

@@ -29,6 +29,7 @@
 use crate::ingest::payload::{parse_mqtt_payload, PayloadError};
 use crate::ingest::route::store_share;
 use crate::ingest::stats::BrokerState;
+use crate::ingest::timestamp::rule_error;
 use crate::node::Node;
 use crate::storage::Point;
 use crate::{log_debug, log_error, log_info, log_warn};
@@ -414,8 +415,16 @@ impl<'a> MqttReceiver<'a> {
         let batch = std::mem::take(&mut self.batch);
         self.batch_started = None;
         let mut points: Vec<Point> = Vec::with_capacity(batch.len());
+        let received = crate::ingest::payload::now();
+        let max_future = self.node.config.max_future;
         for publish in &batch {
-            match parse_mqtt_payload(&publish.topic, &publish.payload) {
+            let checked = parse_mqtt_payload(&publish.topic, &publish.payload).and_then(|point| {
+                match rule_error(point.timestamp.0, received, max_future) {
+                    None => Ok(point),
+                    Some(why) => Err(PayloadError::too_far_ahead(why)),
+                }
+            });
+            match checked {
                 Ok(point) => points.push(point),
                 Err(e) => self.reject(&publish.topic, &e),
             }

@@ -120,6 +120,11 @@ impl PayloadError {
             detail: detail.into(),
         }
     }
+
+    /// A parsed reading whose timestamp breaks the node's `--max_future_s` bound.
+    pub fn too_far_ahead(detail: String) -> PayloadError {
+        PayloadError::new(RejectReason::BadTimestamp, format!("timestamp: {detail}"))
+    }
 }
 
 impl fmt::Display for PayloadError {
@@ -375,7 +380,8 @@ fn series_key(
     })
 }
 
-fn now() -> Timestamp {
+/// The wall clock as a [`Timestamp`] (the time of receipt of a reading).
+pub fn now() -> Timestamp {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

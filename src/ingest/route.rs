@@ -27,6 +27,7 @@ use std::thread;
 /// Stores this node's share of `points` (owned readings and hints). Ok once durable.
 pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
     let mut points = points.to_vec();
+    let _gate = node.tombstones.write_gate();
     node.tombstones.drop_shadowed(&mut points);
     let share = local_share(&node.cluster, points);
     node.engine.write(&share.owned)?;
@@ -42,7 +43,10 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
     node.tombstones.drop_shadowed(&mut points);
     let points = points.as_slice();
     if node.cluster.is_single() {
-        return node.engine.write(points);
+        let _gate = node.tombstones.write_gate();
+        let mut points = points.to_vec();
+        node.tombstones.drop_shadowed(&mut points);
+        return node.engine.write(&points);
     }
     let mut local = Vec::new();
     // Per remote owner: its address (None when not alive) and its readings.
@@ -62,7 +66,13 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
         }
     }
     let failed: Vec<(String, Vec<Point>)> = thread::scope(|scope| {
-        let local_write = scope.spawn(|| node.engine.write(&local));
+        let local_write = scope.spawn(|| {
+            // Checked again under the gate: a delete may have come since the first check.
+            let _gate = node.tombstones.write_gate();
+            let mut local = local;
+            node.tombstones.drop_shadowed(&mut local);
+            node.engine.write(&local)
+        });
         let sends: Vec<_> = remote
             .into_iter()
             .map(|(owner, (address, owned))| {
