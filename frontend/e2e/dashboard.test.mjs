@@ -173,7 +173,8 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     assert.ok(box && box.width > 100 && box.height > 100, `canvas size ${JSON.stringify(box)}`);
 
     // The series stroke (PALETTE[0], #2563eb) is really on the canvas: count its pixels.
-    const stroke = await canvas.evaluate((c) => {
+    // Fresh data may give only a few buckets at first: the line grows as readings arrive.
+    const countStroke = () => canvas.evaluate((c) => {
       const { data } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
       let n = 0;
       for (let i = 0; i < data.length; i += 4) {
@@ -181,6 +182,11 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
       }
       return n;
     });
+    let stroke = await countStroke();
+    for (let tries = 0; stroke <= 20 && tries < 20; tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      stroke = await countStroke();
+    }
     assert.ok(stroke > 20, `series pixels on the canvas: ${stroke}`);
 
     // The legend names the series; hovering the plot shows a number for it.
