@@ -39,15 +39,15 @@ pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
 
 /// Makes `points` durable on their owners (or as hints for them). Ok once all are.
 pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
-    let mut points = points.to_vec();
-    node.tombstones.drop_shadowed(&mut points);
-    let points = points.as_slice();
     if node.cluster.is_single() {
         let _gate = node.tombstones.write_gate();
         let mut points = points.to_vec();
         node.tombstones.drop_shadowed(&mut points);
         return node.engine.write(&points);
     }
+    let mut points = points.to_vec();
+    node.tombstones.drop_shadowed(&mut points);
+    let points = points.as_slice();
     let mut local = Vec::new();
     // Per remote owner: its address (None when not alive) and its readings.
     let mut remote: BTreeMap<String, (Option<String>, Vec<Point>)> = BTreeMap::new();
