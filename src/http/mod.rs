@@ -310,6 +310,7 @@ pub(crate) mod test_node {
                 seeds: Vec::new(),
                 log_level: "error".into(),
                 retention: None,
+                strict_wal: false,
                 replication: 1,
                 http_workers: 1,
                 suspect_timeout: std::time::Duration::from_secs(3),
