@@ -88,6 +88,11 @@ pub struct ServerArgs {
     /// Drop data older than this many hours (0: keep forever).
     #[arg(long = "retention_hours", default_value_t = 0)]
     pub retention_hours: u64,
+    /// Refuse to start when a write-ahead log record in the middle of a file is corrupt.
+    /// Without it the node starts with the good records and copies the file to
+    /// DATA_DIR/NODE_ID/quarantine/ (a torn tail after a crash is truncated either way).
+    #[arg(long = "strict_wal")]
+    pub strict_wal: bool,
     /// How many nodes hold each series (primary + replicas).
     #[arg(long, default_value_t = 2)]
     pub replication: usize,
@@ -157,6 +162,8 @@ pub struct Config {
     pub seeds: Vec<String>,
     pub log_level: String,
     pub retention: Option<Duration>,
+    /// Refuse to open a store whose WAL has a corrupt record mid-file (`--strict_wal`).
+    pub strict_wal: bool,
     pub replication: usize,
     pub http_workers: usize,
     /// Most open HTTP connections (resolved from 0 at start, see `--max_connections`).
@@ -309,6 +316,7 @@ impl ServerArgs {
             log_level: self.log_level,
             retention: (self.retention_hours > 0)
                 .then(|| Duration::from_secs(self.retention_hours * 3600)),
+            strict_wal: self.strict_wal,
             replication: self.replication,
             http_workers: self.http_workers,
             max_connections: match self.max_connections {

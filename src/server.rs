@@ -52,6 +52,7 @@ pub fn run(config: Config) -> Result<()> {
 pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
     let engine_config = EngineConfig {
         retention: config.retention,
+        strict_wal: config.strict_wal,
         ..EngineConfig::default()
     };
     let (engine, report) = Engine::open(&config.data_dir, engine_config)?;
@@ -75,6 +76,16 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             "WAL {}: corrupt record skipped at offset {offset}: {reason}",
             path.display()
         );
+    }
+    for file in &report.quarantined {
+        log_error!(
+            "quarantined {} (started without it): {}",
+            file.file.display(),
+            file.reason
+        );
+    }
+    if let Some(e) = &report.quarantine_flush_error {
+        log_warn!("flush after quarantining a WAL file failed (retried every flush): {e}");
     }
     let tls = match &config.tls {
         None => None,
@@ -309,14 +320,27 @@ where
 }
 
 /// The `wal-flush` thread: flushes, compacts and applies retention when due.
+/// Also says once when writes start failing (the WAL stopped) and once when they work again.
 fn wal_flush(node: &Node, shutdown_rx: &Receiver<()>) {
     let ticker = tick(MAINTENANCE_TICK);
+    let mut failing = false;
     loop {
         select! {
             recv(shutdown_rx) -> _ => return,
             recv(ticker) -> _ => {
                 if let Err(e) = node.engine.maintain() {
                     log_error!("maintenance of {}: {e}", node.config.data_dir.display());
+                }
+                match (failing, node.engine.write_failure()) {
+                    (false, Some(reason)) => {
+                        failing = true;
+                        log_error!("writes failing, /health degraded: {reason}");
+                    }
+                    (true, None) => {
+                        failing = false;
+                        log_info!("writes work again: the write-ahead log restarted in a new file");
+                    }
+                    _ => {}
                 }
             }
         }

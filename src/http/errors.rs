@@ -1,6 +1,8 @@
 //! The API's error value: an HTTP status and a message, answered as `{"error": "..."}`.
-//! Crate errors map onto it: bad input is the client's fault (400), everything else is the
-//! node's (500, logged with its context).
+//! Crate errors map onto it: bad input is the client's fault (400); a full disk is 507
+//! (Insufficient Storage) and any other failed I/O 503 (the node cannot take writes now, try
+//! again or another node); everything else is the node's (500). The node's errors are logged
+//! with their context, and the message names the reason.
 
 use super::Reply;
 use crate::error::Error;
@@ -52,6 +54,18 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         match e {
             Error::InvalidInput { .. } => ApiError::bad_request(e.to_string()),
+            Error::Io { ref source, .. } => {
+                log_error!("request failed: {e}");
+                let full = matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                );
+                if full {
+                    ApiError::new(507, format!("insufficient storage: {e}"))
+                } else {
+                    ApiError::unavailable(format!("storage unavailable: {e}"))
+                }
+            }
             other => {
                 log_error!("request failed: {other}");
                 ApiError::new(500, format!("internal error: {other}"))
@@ -72,10 +86,21 @@ mod tests {
     }
 
     #[test]
-    fn storage_failure_is_an_internal_error() {
-        let io = std::io::Error::other("disk on fire");
-        let e = ApiError::from(Error::io("data/x.wal", io));
-        assert_eq!(e.status, 500);
+    fn full_disk_is_507_and_other_io_failures_503_naming_the_file() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let e = ApiError::from(Error::io("data/x.wal", full));
+        assert_eq!(e.status, 507);
         assert!(e.message.contains("data/x.wal"), "{}", e.message);
+        let eio = std::io::Error::from_raw_os_error(5);
+        let e = ApiError::from(Error::io("data/x.wal", eio));
+        assert_eq!(e.status, 503);
+        assert!(e.message.contains("data/x.wal"), "{}", e.message);
+    }
+
+    #[test]
+    fn corrupt_data_is_an_internal_error() {
+        let e = ApiError::from(Error::corrupt("data/x.seg", 4096, "checksum mismatch"));
+        assert_eq!(e.status, 500);
+        assert!(e.message.contains("offset 4096"), "{}", e.message);
     }
 }

@@ -18,6 +18,7 @@ use crate::ingest::stats::BrokerState;
 use crate::node::Node;
 use crate::query::coordinator::{fan_out, Forward, PEER_TIMEOUT};
 use crate::query::peer::PeerResponse;
+use crate::storage::quarantine::Quarantined;
 use crate::storage::{AggregateOp, SeriesKey, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -278,18 +279,27 @@ pub fn metrics(node: &Node, query: &str) -> Answer {
     ))
 }
 
-/// `GET /health`: cheap liveness.
+/// `GET /health`: cheap liveness. 503 `degraded` with the reason while writes fail (the
+/// write-ahead log cannot write, e.g. a full disk), `ok` again once they work.
 pub fn health(node: &Node) -> Answer {
     #[derive(Serialize)]
     struct Health<'a> {
         status: &'static str,
         node_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     }
+    let reason = node.engine.write_failure();
+    let (code, status) = match reason {
+        None => (200, "ok"),
+        Some(_) => (503, "degraded"),
+    };
     Ok(Reply::json(
-        200,
+        code,
         &Health {
-            status: "ok",
+            status,
             node_id: &node.config.node_id,
+            reason,
         },
     ))
 }
@@ -309,6 +319,10 @@ struct StatusAnswer<'a> {
     wal_bytes: u64,
     memory_bytes: u64,
     points_written: u64,
+    /// Why writes fail, while they do (`null` when they work).
+    write_error: Option<String>,
+    /// Files set aside because they failed their checks, with the reason.
+    quarantined: &'a [Quarantined],
     ingest_accepted: u64,
     /// Accepted readings per second, averaged over the node's uptime.
     ingest_rate: f64,
@@ -398,6 +412,8 @@ pub fn status(node: &Node) -> Answer {
             wal_bytes: stats.wal_bytes,
             memory_bytes: stats.memory_bytes,
             points_written: stats.points_written,
+            write_error: node.engine.write_failure(),
+            quarantined: node.engine.quarantined(),
             ingest_accepted: accepted,
             ingest_rate: if uptime > 0.0 {
                 accepted as f64 / uptime

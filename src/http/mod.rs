@@ -364,6 +364,7 @@ pub(crate) mod test_node {
                 seeds: Vec::new(),
                 log_level: "error".into(),
                 retention: None,
+                strict_wal: false,
                 replication: 1,
                 http_workers: 1,
                 max_connections: 64,

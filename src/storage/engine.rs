@@ -1,8 +1,17 @@
 //! The storage engine: the one type the rest of the crate uses to store and read points.
 //!
 //! Write path: [`Engine::write`] groups a batch by series, appends it to the WAL as one
-//! record, applies it to the [`SeriesMap`], then waits for the WAL's group commit. When it
-//! returns `Ok`, every point of the batch is fsynced; callers acknowledge after it.
+//! record, waits for the WAL's group commit, and only then applies it to the [`SeriesMap`].
+//! When it returns `Ok`, every point of the batch is fsynced; callers acknowledge after it.
+//! When it fails (a full disk, an I/O error) nothing of the batch is in memory or will
+//! replay, and the WAL restarts in a new file on the next write or [`Engine::maintain`]
+//! once the disk takes writes again ([`Engine::write_failure`] says why meanwhile).
+//!
+//! Open sets corrupt files aside in the [`quarantine`] rather than refusing to start: a
+//! segment whose header, chunk, index or trailer fails its check is moved there (the node
+//! starts without it; in a cluster repair refills it from the replicas), and a WAL file with a
+//! corrupt record in the middle is copied there after its good records are replayed (unless
+//! [`EngineConfig::strict_wal`]).
 //!
 //! Flush ([`Engine::flush`]): under the exclusive side of the *flush gate* (writers hold the
 //! shared side from WAL append to memory apply, so the two always agree) the WAL is rotated
@@ -21,6 +30,7 @@
 use crate::error::{Error, Result};
 use crate::storage::chunk::{EncodedChunk, CHUNK_CAPACITY};
 use crate::storage::codec::DecodeError;
+use crate::storage::quarantine::{self, Quarantined, QUARANTINE_DIR};
 use crate::storage::segment::{self, SegmentContents, SegmentSeries};
 use crate::storage::series::{self, merge_points, SealedChunk, Series, SeriesMap, SeriesSnapshot};
 use crate::storage::wal::{self, ReplayReport, Wal, WalEntry, WalEntryRef};
@@ -48,9 +58,10 @@ const SEGMENT_SUFFIX: &str = ".seg";
 pub struct EngineConfig {
     /// Drop whole chunks whose newest point is older than this (none: keep forever).
     pub retention: Option<Duration>,
-    /// Skip corrupt WAL records in the middle of a file (reported) instead of refusing to
-    /// open. Torn tails are always truncated and reported.
-    pub skip_corrupt_wal: bool,
+    /// Refuse to open when a WAL record in the middle of a file is corrupt, instead of
+    /// replaying the good records and copying the file to the quarantine. Torn tails are
+    /// always truncated and reported.
+    pub strict_wal: bool,
     pub flush_interval: Duration,
     pub flush_wal_bytes: u64,
     pub compact_segments: usize,
@@ -60,7 +71,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             retention: None,
-            skip_corrupt_wal: false,
+            strict_wal: false,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             flush_wal_bytes: DEFAULT_FLUSH_WAL_BYTES,
             compact_segments: DEFAULT_COMPACT_SEGMENTS,
@@ -77,6 +88,11 @@ pub struct OpenReport {
     pub wal: ReplayReport,
     /// WAL files already covered by a segment and removed without replay.
     pub wal_files_covered: usize,
+    /// Files that failed their checks at this open and were set aside in the quarantine.
+    pub quarantined: Vec<Quarantined>,
+    /// Why the flush after quarantining a WAL file failed, if it did: the original then
+    /// stays in `wal/` (and replays again) until a later flush succeeds.
+    pub quarantine_flush_error: Option<String>,
 }
 
 /// One bucket of a series digest: how many points and a sum of their hashes.
@@ -140,6 +156,8 @@ pub struct Engine {
     /// Set when segments hold data that compaction should remove (deletes, retention).
     compaction_wanted: AtomicBool,
     points_written: AtomicU64,
+    /// Every file in the quarantine (from this open and earlier ones).
+    quarantined: Vec<Quarantined>,
 }
 
 impl Engine {
@@ -151,11 +169,33 @@ impl Engine {
         for d in [dir, &segment_dir, &wal_dir] {
             fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
+        let quarantine_dir = dir.join(QUARANTINE_DIR);
         let mut report = OpenReport::default();
-        let segments = list_segments(&segment_dir)?;
+        let listed = list_segments(&segment_dir)?;
+        // Ids keep growing past a quarantined segment, so that none is ever reused.
+        let newest_listed = listed.last().copied().unwrap_or(0);
+        let mut segments = Vec::new();
+        let mut contents = Vec::new();
+        for id in listed {
+            let path = segment_dir.join(segment_file_name(id));
+            match segment::read_segment(&path) {
+                Ok(c) => {
+                    segments.push(id);
+                    contents.push(c);
+                }
+                Err(e @ Error::Corrupt { .. }) => {
+                    report.quarantined.push(quarantine::move_in(
+                        &quarantine_dir,
+                        &path,
+                        &e.to_string(),
+                    )?);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         report.segments = segments.len();
         let cutoff = retention_cutoff(config.retention);
-        let merged = load_segments(&segment_dir, &segments, cutoff)?;
+        let merged = merge_segments(&segment_dir, contents, cutoff)?;
         let series = SeriesMap::default();
         for (key, chunks) in merged.series {
             let loaded = Series::from_chunks(chunks)
@@ -163,12 +203,14 @@ impl Engine {
             series.insert(key, loaded);
         }
 
+        // WAL files the good segments cover go; those only a quarantined segment covered
+        // (normally already removed) replay, which can only bring data back.
         let newest_segment = segments.last().copied().unwrap_or(0);
         report.wal_files_covered = remove_covered_wal_files(&wal_dir, newest_segment)?;
         let mut replay_error = None;
         // Deletes replayed from the WAL still need their tombstone in the next segment.
         let mut replayed_deletes = Vec::new();
-        report.wal = wal::replay(&wal_dir, config.skip_corrupt_wal, &mut |entry| {
+        report.wal = wal::replay(&wal_dir, !config.strict_wal, &mut |entry| {
             if replay_error.is_some() {
                 return;
             }
@@ -182,7 +224,24 @@ impl Engine {
         if let Some(e) = replay_error {
             return Err(e);
         }
-        let wal = Wal::open_from(&wal_dir, newest_segment + 1)?;
+        let mut corrupt_wal: BTreeMap<&Path, Vec<String>> = BTreeMap::new();
+        for (path, offset, reason) in &report.wal.skipped {
+            corrupt_wal
+                .entry(path)
+                .or_default()
+                .push(format!("offset {offset}: {reason}"));
+        }
+        for (path, reasons) in corrupt_wal {
+            let reason = format!(
+                "{}: corrupt, skipped (the good records were replayed): {}",
+                path.display(),
+                reasons.join("; ")
+            );
+            report
+                .quarantined
+                .push(quarantine::copy_in(&quarantine_dir, path, &reason)?);
+        }
+        let wal = Wal::open_from(&wal_dir, newest_listed.max(newest_segment) + 1)?;
         let engine = Engine {
             dir: dir.to_path_buf(),
             config,
@@ -196,7 +255,15 @@ impl Engine {
             compaction_wanted: AtomicBool::new(!replayed_deletes.is_empty()),
             tombstones: Mutex::new(replayed_deletes),
             points_written: AtomicU64::new(0),
+            quarantined: quarantine::list(&quarantine_dir)?,
         };
+        if !report.wal.skipped.is_empty() {
+            // A segment now holds the good records, and the flush removes the corrupt
+            // originals from `wal/`: they cannot replay twice or be mistaken for new.
+            if let Err(e) = engine.flush() {
+                report.quarantine_flush_error = Some(e.to_string());
+            }
+        }
         if let Some(cutoff) = cutoff {
             engine.drop_expired(cutoff);
         }
@@ -229,18 +296,20 @@ impl Engine {
             .iter()
             .map(|(series, points)| WalEntryRef::Points { series, points })
             .collect();
-        let seq = {
+        {
+            // Memory takes the batch only once the WAL holds it durably: a batch whose write
+            // failed is never visible. The shared gate spans both, so a flush's snapshot
+            // holds exactly what the WAL files before its cut hold.
             let _gate = read_gate(&self.flush_gate);
             let seq = self.wal.append(&entries)?;
+            self.wal.wait_durable(seq)?;
             for (key, points) in groups {
                 let handle = self.series.get_or_create(key);
                 series::lock(&handle)
                     .insert(points)
                     .map_err(|e| memory_corrupt(key, e))?;
             }
-            seq
-        };
-        self.wal.wait_durable(seq)?;
+        }
         let count: usize = groups.iter().map(|(_, p)| p.len()).sum();
         self.points_written
             .fetch_add(count as u64, Ordering::Relaxed);
@@ -249,15 +318,15 @@ impl Engine {
 
     /// Deletes every point of `key`, durably. Returns whether the series existed.
     pub fn delete_series(&self, key: &SeriesKey) -> Result<bool> {
-        let (seq, existed) = {
+        let existed = {
             // Exclusive: no write to this series may sit between its WAL append and its
-            // memory apply while the series is removed.
+            // memory apply while the series is removed. Applied only once durable.
             let _gate = write_gate(&self.flush_gate);
             let seq = self.wal.append(&[WalEntryRef::DeleteSeries(key)])?;
+            self.wal.wait_durable(seq)?;
             lock_poisoned(&self.tombstones).push(key.clone());
-            (seq, self.series.remove(key).is_some())
+            self.series.remove(key).is_some()
         };
-        self.wal.wait_durable(seq)?;
         self.compaction_wanted.store(true, Ordering::Relaxed);
         Ok(existed)
     }
@@ -342,7 +411,12 @@ impl Engine {
     }
 
     /// Flushes and compacts when due: call it from a maintenance thread every second or so.
+    /// Also restarts the WAL once the disk takes writes again after a failure; while it
+    /// cannot, nothing else is tried (it would fail the same way).
     pub fn maintain(&self) -> Result<()> {
+        if self.wal.failure().is_some() && self.wal.recover().is_err() {
+            return Ok(());
+        }
         if let Some(cutoff) = retention_cutoff(self.config.retention) {
             self.drop_expired(cutoff);
         }
@@ -480,10 +554,19 @@ impl Engine {
         &self.dir
     }
 
+    /// Why writes fail, while they do: the WAL stopped after a failed write or sync and has
+    /// not yet restarted (see [`Engine::maintain`]).
+    pub fn write_failure(&self) -> Option<String> {
+        self.wal.failure()
+    }
+
+    /// Every file in the store's quarantine, with the reason it is there.
+    pub fn quarantined(&self) -> &[Quarantined] {
+        &self.quarantined
+    }
+
     fn segment_path(&self, id: u64) -> PathBuf {
-        self.dir
-            .join(SEGMENT_DIR)
-            .join(format!("{id:016}{SEGMENT_SUFFIX}"))
+        self.dir.join(SEGMENT_DIR).join(segment_file_name(id))
     }
 
     fn drop_expired(&self, cutoff: Timestamp) {
@@ -534,12 +617,23 @@ struct MergedSegments {
 /// Reads `ids` (oldest first) and merges them: tombstones clear earlier data, overlapping
 /// chunks merge with the later segment winning, chunks ending before `cutoff` go.
 fn load_segments(dir: &Path, ids: &[u64], cutoff: Option<Timestamp>) -> Result<MergedSegments> {
+    let contents = ids
+        .iter()
+        .map(|&id| segment::read_segment(&dir.join(segment_file_name(id))))
+        .collect::<Result<Vec<_>>>()?;
+    merge_segments(dir, contents, cutoff)
+}
+
+/// Merges segments already read (oldest first), as [`load_segments`] does.
+fn merge_segments(
+    dir: &Path,
+    segments: Vec<SegmentContents>,
+    cutoff: Option<Timestamp>,
+) -> Result<MergedSegments> {
     // Per series: chunks tagged with the order of the segment they came from.
     let mut by_series: BTreeMap<SeriesKey, Vec<(usize, EncodedChunk)>> = BTreeMap::new();
     let mut tombstones = Vec::new();
-    for (order, &id) in ids.iter().enumerate() {
-        let path = dir.join(format!("{id:016}{SEGMENT_SUFFIX}"));
-        let contents = segment::read_segment(&path)?;
+    for (order, contents) in segments.into_iter().enumerate() {
         for key in contents.tombstones {
             by_series.remove(&key);
             if order > 0 {
@@ -636,6 +730,10 @@ fn join_small_chunks(key: &SeriesKey, chunks: Vec<SealedChunk>) -> Result<Vec<En
     }
     flush_carry(&mut carry, &mut out);
     Ok(out)
+}
+
+fn segment_file_name(id: u64) -> String {
+    format!("{id:016}{SEGMENT_SUFFIX}")
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<u64>> {
@@ -809,6 +907,159 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn count(engine: &Engine, s: &SeriesKey) -> u64 {
+        engine.aggregate(s, TimeRange::ALL).unwrap().count
+    }
+
+    fn flip_byte(path: &Path, offset: u64) {
+        let mut data = fs::read(path).unwrap();
+        data[offset as usize] ^= 0x20;
+        fs::write(path, data).unwrap();
+    }
+
+    fn series_points(s: &SeriesKey, from: i64, n: i64) -> Vec<Point> {
+        (from..from + n)
+            .map(|i| point(s, i * 1000, i as f64))
+            .collect()
+    }
+
+    #[test]
+    fn failed_write_is_never_visible_and_writes_resume_once_the_disk_takes_them() {
+        let dir = TempDir::new("disk-full");
+        let s = key("sensor_1", "temperature");
+        let engine = open(&dir.0);
+        engine.write(&series_points(&s, 0, 100)).unwrap();
+        engine.wal.inject_fault(Some(wal::Fault {
+            errno: 28,
+            partial: true,
+        }));
+        match engine.write(&series_points(&s, 100, 100)) {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull)
+            }
+            other => panic!("expected a full disk, got {other:?}"),
+        }
+        assert_eq!(count(&engine, &s), 100, "the failed batch is not visible");
+        assert!(engine.write_failure().is_some());
+        assert!(engine.write(&series_points(&s, 300, 1)).is_err());
+        engine.maintain().unwrap();
+        assert!(engine.write_failure().is_some(), "still full");
+
+        engine.wal.inject_fault(None);
+        engine.maintain().unwrap();
+        assert_eq!(engine.write_failure(), None, "recovered without a write");
+        engine.write(&series_points(&s, 200, 100)).unwrap();
+        assert_eq!(count(&engine, &s), 200);
+        drop(engine);
+
+        let engine = open(&dir.0);
+        assert_eq!(
+            count(&engine, &s),
+            200,
+            "after reopen: exactly the acknowledged"
+        );
+        let samples = engine.samples(&s, TimeRange::ALL, usize::MAX).unwrap();
+        assert!(samples
+            .iter()
+            .all(|(ts, _)| !(100_000..200_000).contains(&ts.0)));
+    }
+
+    /// Writes series `a` into segment 1 and `b` into segment 2; returns segment 2's path.
+    fn two_segments(dir: &Path, a: &SeriesKey, b: &SeriesKey) -> PathBuf {
+        let engine = open(dir);
+        engine.write(&series_points(a, 0, 3000)).unwrap();
+        engine.close().unwrap();
+        let engine = open(dir);
+        engine.write(&series_points(b, 0, 3000)).unwrap();
+        engine.close().unwrap();
+        let mut ids = list_segments(&dir.join(SEGMENT_DIR)).unwrap();
+        assert_eq!(ids.len(), 2);
+        dir.join(SEGMENT_DIR)
+            .join(segment_file_name(ids.pop().unwrap()))
+    }
+
+    #[test]
+    fn segment_failing_a_check_is_quarantined_and_the_rest_opens() {
+        let (a, b) = (key("dev_a", "t"), key("dev_b", "t"));
+        for kind in ["chunk", "index", "trailer"] {
+            let dir = TempDir::new("quarantine-segment");
+            let seg = two_segments(&dir.0, &a, &b);
+            let len = fs::metadata(&seg).unwrap().len();
+            let data = fs::read(&seg).unwrap();
+            let index_offset = u64::from_le_bytes(
+                data[len as usize - 24..len as usize - 16]
+                    .try_into()
+                    .unwrap(),
+            );
+            let offset = match kind {
+                "chunk" => 6 + 3,
+                "index" => index_offset + 5,
+                _ => len - 6,
+            };
+            flip_byte(&seg, offset);
+
+            let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+            assert_eq!(report.quarantined.len(), 1, "{kind}");
+            assert_eq!(engine.quarantined(), &report.quarantined[..]);
+            assert!(!seg.exists(), "{kind}: moved out of segments/");
+            assert!(report.quarantined[0]
+                .file
+                .starts_with(dir.0.join(QUARANTINE_DIR)));
+            assert_eq!(count(&engine, &a), 3000, "{kind}: the rest is exact");
+            assert_eq!(count(&engine, &b), 0, "{kind}");
+            // The store goes on: new data lands in a new segment, never the old id.
+            engine.write(&series_points(&b, 0, 10)).unwrap();
+            engine.close().unwrap();
+            let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+            assert!(report.quarantined.is_empty());
+            assert_eq!(
+                engine.quarantined().len(),
+                1,
+                "still listed after a restart"
+            );
+            assert_eq!((count(&engine, &a), count(&engine, &b)), (3000, 10));
+        }
+    }
+
+    #[test]
+    fn corrupt_wal_record_mid_file_is_quarantined_and_the_good_records_replay() {
+        let dir = TempDir::new("quarantine-wal");
+        let s = key("sensor_1", "temperature");
+        let engine = open(&dir.0);
+        for batch in 0..3 {
+            engine.write(&series_points(&s, batch * 100, 100)).unwrap();
+        }
+        drop(engine); // a crash: everything is in one WAL file
+        let files = wal::list_files(&dir.0.join(WAL_DIR)).unwrap();
+        let (_, wal_file) = files
+            .iter()
+            .find(|(_, p)| fs::metadata(p).unwrap().len() > 100)
+            .unwrap();
+        let data = fs::read(wal_file).unwrap();
+        let first_len = u32::from_le_bytes(data[12..16].try_into().unwrap()) as u64;
+        let second = (wal::FILE_HEADER_LEN + wal::RECORD_HEADER_LEN) as u64 + first_len;
+        flip_byte(wal_file, second + wal::RECORD_HEADER_LEN as u64 + 40);
+
+        let strict = EngineConfig {
+            strict_wal: true,
+            ..EngineConfig::default()
+        };
+        assert!(matches!(
+            Engine::open(&dir.0, strict),
+            Err(Error::Corrupt { .. })
+        ));
+        let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+        assert_eq!(count(&engine, &s), 200, "batches 1 and 3");
+        assert_eq!(report.quarantined.len(), 1);
+        assert_eq!(report.quarantine_flush_error, None);
+        assert!(!wal_file.exists(), "a segment holds the good records now");
+        drop(engine);
+        let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+        assert!(report.wal.skipped.is_empty(), "not replayed twice");
+        assert_eq!(count(&engine, &s), 200);
+        assert_eq!(engine.quarantined().len(), 1);
     }
 
     #[test]

@@ -15,11 +15,13 @@
 //!   fsynced (group commit). Periodically the engine writes the chunks that changed to an
 //!   immutable **segment** file ([`segment`]), fsyncs it, and only then removes the WAL files
 //!   it covers. Segments are later compacted into one.
+//! - Files that fail their checks on open are set aside in the [`quarantine`].
 //! - The [`engine`] ties these together and is the only type the rest of the crate uses.
 
 pub mod chunk;
 pub mod codec;
 pub mod engine;
+pub mod quarantine;
 pub mod segment;
 pub mod series;
 pub mod wal;

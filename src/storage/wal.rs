@@ -42,8 +42,16 @@
 //! that finds no sync running becomes the leader, takes the whole pending buffer, writes and
 //! fdatasyncs it with the lock released, then wakes everyone; waiters that arrive meanwhile
 //! sleep and are usually covered by the leader's sync or the next one. Many concurrent writers
-//! thus share one fsync. A failed write or sync poisons the log: every waiter not yet durable
-//! gets the error, and appends are refused, since the file's state is unknown.
+//! thus share one fsync.
+//!
+//! # Write failures
+//!
+//! A failed write or sync (a full disk, an I/O error) stops the log: every record not yet
+//! durable fails with the error (its caller must not apply or acknowledge it), and the file's
+//! state is unknown. The next [`Wal::append`] (or [`Wal::recover`], which a maintenance loop
+//! calls) recovers without a restart: it truncates the failed file back to its last synced
+//! length, so no part of a failed record can replay, and starts a new file. Until that works
+//! (the disk still full), appends fail at once with the cause.
 //!
 //! # Recovery
 //!
@@ -135,14 +143,29 @@ pub struct ReplayReport {
 pub struct Wal {
     dir: PathBuf,
     state: Mutex<State>,
-    /// Signalled whenever a leader finishes a sync or a rotation, successful or not.
+    /// Signalled whenever a leader finishes a sync, a rotation or a recovery, successful or
+    /// not.
     sync_done: Condvar,
     /// Number of fdatasyncs of record data, to see how well group commit batches.
     syncs: AtomicU64,
-    /// Test hook: make the next write-and-sync fail as if the disk had.
+    /// Test hook: the disk fault every write (and file creation) hits until cleared.
     #[cfg(test)]
-    fail_next_sync: std::sync::atomic::AtomicBool,
+    fault: Mutex<Option<Fault>>,
 }
+
+/// A disk fault the tests inject into the log's writes.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fault {
+    /// The errno writes fail with (`libc` numbers: 28 is ENOSPC, 5 is EIO).
+    pub errno: i32,
+    /// Write half of the buffer before failing, as a disk that fills up mid-write does.
+    pub partial: bool,
+}
+
+/// Most ranges of failed records remembered for waiters that have not looked yet. A waiter
+/// that sleeps through this many separate failures would be told its record is durable.
+const MAX_LOST_RANGES: usize = 1024;
 
 struct State {
     /// Encoded records appended but not yet handed to a leader.
@@ -151,20 +174,27 @@ struct State {
     spare: Vec<u8>,
     /// Sequence number of the last append (0 before the first).
     last_seq: u64,
-    /// Every record with a sequence number up to this one is on disk and synced.
+    /// Every record with a sequence number up to this one is on disk and synced, except
+    /// those in `lost`.
     durable_seq: u64,
-    /// A leader (a syncing waiter or `rotate`) owns the active file and is doing I/O.
+    /// A leader (a syncing waiter, `rotate` or a recovery) owns the active file and is doing
+    /// I/O.
     syncing: bool,
-    /// The file records go to; `None` while a leader holds it or once poisoned.
+    /// The file records go to; `None` while a leader holds it or while the log is stopped.
     active: Option<ActiveFile>,
     active_id: u64,
-    /// Bytes on disk of every WAL file in the directory, by id.
+    /// Bytes on disk of every WAL file in the directory, by id (for the file a write failed
+    /// on: its length before that write).
     files: BTreeMap<u64, u64>,
     disk_bytes: u64,
     /// Bytes a leader has taken from `pending` and is writing.
     inflight_bytes: u64,
-    /// Set by the first failed write or sync; the log accepts nothing after it.
-    poison: Option<Poison>,
+    /// Set by a failed write or sync: the log takes no appends until a recovery starts a new
+    /// file.
+    failure: Option<Failure>,
+    /// Sequence ranges (inclusive) whose records failed, oldest first, each with its cause:
+    /// their waiters get the error even after the log recovered.
+    lost: Vec<(u64, u64, Cause)>,
 }
 
 struct ActiveFile {
@@ -180,34 +210,52 @@ struct Batch {
     active: ActiveFile,
 }
 
-/// The failure that poisoned the log, kept to hand a copy to every later caller.
-struct Poison {
+/// Why records failed, kept to hand a copy to every caller that asks.
+#[derive(Clone)]
+struct Cause {
     path: PathBuf,
     kind: io::ErrorKind,
     message: String,
 }
 
-impl Poison {
-    fn new(path: &Path, err: &io::Error) -> Poison {
-        Poison {
+impl Cause {
+    fn new(path: &Path, err: &io::Error) -> Cause {
+        Cause {
             path: path.to_path_buf(),
             kind: err.kind(),
             message: err.to_string(),
         }
     }
 
+    fn from_error(err: &Error) -> Cause {
+        match err {
+            Error::Io { path, source } => Cause::new(path, source),
+            other => Cause {
+                path: PathBuf::new(),
+                kind: io::ErrorKind::Other,
+                message: other.to_string(),
+            },
+        }
+    }
+
     fn error(&self) -> Error {
-        let message = format!(
-            "write-ahead log stopped after a failed write or sync: {}",
-            self.message
-        );
+        let message = format!("write-ahead log write failed: {}", self.message);
         Error::io(&self.path, io::Error::new(self.kind, message))
     }
 }
 
+/// A stopped log: what failed, and the file to cut back before writing again.
+struct Failure {
+    cause: Cause,
+    /// Id of the file the failed write went to. Part of a failed record may be on disk
+    /// there; recovery truncates the file to its last synced length so that it never
+    /// replays.
+    file_id: u64,
+}
+
 impl State {
     /// Hands the pending records and the active file to a leader. Callers check first that no
-    /// sync runs and the log is not poisoned, which is when `active` is present.
+    /// sync runs and the log is not stopped, which is when `active` is present.
     fn start_batch(&mut self) -> Batch {
         self.syncing = true;
         let mut buf = mem::take(&mut self.spare);
@@ -216,7 +264,7 @@ impl State {
         let active = self
             .active
             .take()
-            .expect("the active file is present while no sync runs and the log is not poisoned");
+            .expect("the active file is present while no sync runs and the log is not stopped");
         Batch {
             buf,
             last_seq: self.last_seq,
@@ -236,6 +284,38 @@ impl State {
     fn add_file_bytes(&mut self, id: u64, bytes: u64) {
         *self.files.entry(id).or_default() += bytes;
         self.disk_bytes += bytes;
+    }
+
+    /// Stops the log after a failed write to file `file_id`: every record not yet durable
+    /// (the failed batch and anything appended since) is lost, and its waiters get `cause`.
+    fn fail(&mut self, file_id: u64, cause: Cause) {
+        self.pending.clear();
+        let first = self.durable_seq + 1;
+        let last = self.last_seq;
+        if first <= last {
+            match self.lost.last_mut() {
+                // No record became durable in between: one range.
+                Some((_, end, c)) if *end + 1 == first => {
+                    *end = last;
+                    *c = cause.clone();
+                }
+                _ => self.lost.push((first, last, cause.clone())),
+            }
+            if self.lost.len() > MAX_LOST_RANGES {
+                self.lost.remove(0);
+            }
+        }
+        // Lost records count as settled, so later records can become durable.
+        self.durable_seq = last;
+        self.failure = Some(Failure { cause, file_id });
+    }
+
+    /// The cause, if record `seq` was lost to a failed write.
+    fn lost_cause(&self, seq: u64) -> Option<&Cause> {
+        // Ranges are sorted and disjoint: find the last one starting at or before `seq`.
+        let i = self.lost.partition_point(|(first, _, _)| *first <= seq);
+        let (_, last, cause) = self.lost.get(i.checked_sub(1)?)?;
+        (seq <= *last).then_some(cause)
     }
 }
 
@@ -279,25 +359,24 @@ impl Wal {
                 files,
                 disk_bytes,
                 inflight_bytes: 0,
-                poison: None,
+                failure: None,
+                lost: Vec::new(),
             }),
             sync_done: Condvar::new(),
             syncs: AtomicU64::new(0),
             #[cfg(test)]
-            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+            fault: Mutex::new(None),
         })
     }
 
     /// Encodes `entries` as one record, queues it, and returns its sequence number (from 1,
-    /// per open log; not stored on disk). Does no I/O: call [`Wal::wait_durable`] before
-    /// acknowledging the write (queued records wait in memory until someone does). Fails if
-    /// the batch exceeds [`MAX_RECORD_LEN`] or the log is poisoned.
+    /// per open log; not stored on disk). Does no I/O unless the log is stopped: call
+    /// [`Wal::wait_durable`] before acknowledging the write (queued records wait in memory
+    /// until someone does). Fails if the batch exceeds [`MAX_RECORD_LEN`], or if the log is
+    /// stopped after a failed write and [`Wal::recover`] cannot start a new file yet.
     pub fn append(&self, entries: &[WalEntryRef<'_>]) -> Result<u64> {
         let record = encode_record(entries)?;
-        let mut st = self.lock();
-        if let Some(poison) = &st.poison {
-            return Err(poison.error());
-        }
+        let mut st = self.recover_locked(self.lock())?;
         st.pending.extend_from_slice(&record);
         st.last_seq += 1;
         Ok(st.last_seq)
@@ -308,11 +387,11 @@ impl Wal {
     pub fn wait_durable(&self, seq: u64) -> Result<()> {
         let mut st = self.lock();
         loop {
+            if let Some(cause) = st.lost_cause(seq) {
+                return Err(cause.error());
+            }
             if st.durable_seq >= seq {
                 return Ok(());
-            }
-            if let Some(poison) = &st.poison {
-                return Err(poison.error());
             }
             if seq > st.last_seq {
                 return Err(Error::invalid(
@@ -334,24 +413,86 @@ impl Wal {
         self.wait_durable(last)
     }
 
-    /// Makes everything appended so far durable in the current file, then starts the next file
-    /// and returns its id. Every file with a smaller id is then complete; an append racing with
-    /// this lands wholly in the old file or wholly in the new one.
-    pub fn rotate(&self) -> Result<u64> {
-        let mut st = self.lock();
-        loop {
-            if let Some(poison) = &st.poison {
-                return Err(poison.error());
-            }
-            if !st.syncing {
-                break;
-            }
+    /// Why the log is stopped, if a write or sync failed and no recovery succeeded since.
+    pub fn failure(&self) -> Option<String> {
+        self.lock()
+            .failure
+            .as_ref()
+            .map(|f| f.cause.error().to_string())
+    }
+
+    /// If the log is stopped after a failed write, cuts the file that failed back to its
+    /// last synced length and starts a new file, so appends work again. Appends call this
+    /// themselves; a maintenance loop calls it to notice early that the disk takes writes
+    /// again. Does nothing on a healthy log.
+    pub fn recover(&self) -> Result<()> {
+        self.recover_locked(self.lock()).map(drop)
+    }
+
+    /// [`Wal::recover`] on a held lock: returns it once the log is not stopped, with no
+    /// leader running.
+    fn recover_locked<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> Result<MutexGuard<'a, State>> {
+        while st.syncing {
             st = self.wait(st);
         }
+        let Some(failure) = &st.failure else {
+            return Ok(st);
+        };
+        let failed_id = failure.file_id;
+        let good_len = st.files.get(&failed_id).copied();
         let new_id = st
             .active_id
             .checked_add(1)
             .ok_or_else(|| Error::invalid("wal file id", "no id left after the current file"))?;
+        // Own the log while doing I/O without the lock.
+        st.syncing = true;
+        drop(st);
+        let cut_back = match good_len {
+            Some(len) => truncate_file(&file_path(&self.dir, failed_id), len),
+            None => Ok(()),
+        };
+        let outcome = cut_back
+            .and_then(|()| self.create_file(new_id))
+            .and_then(|next| match sync_dir(&self.dir) {
+                Ok(()) => Ok(next),
+                Err(e) => {
+                    let _ = fs::remove_file(&next.path);
+                    Err(e)
+                }
+            });
+        let mut st = self.lock();
+        st.syncing = false;
+        self.sync_done.notify_all();
+        match outcome {
+            Ok(next) => {
+                st.failure = None;
+                st.add_file_bytes(next.id, FILE_HEADER_LEN as u64);
+                st.active_id = next.id;
+                st.active = Some(next);
+                Ok(st)
+            }
+            Err(e) => {
+                if let Some(failure) = &mut st.failure {
+                    failure.cause = Cause::from_error(&e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes everything appended so far durable in the current file, then starts the next file
+    /// and returns its id. Every file with a smaller id is then complete; an append racing with
+    /// this lands wholly in the old file or wholly in the new one.
+    pub fn rotate(&self) -> Result<u64> {
+        let st = self.recover_locked(self.lock())?;
+        let new_id = st
+            .active_id
+            .checked_add(1)
+            .ok_or_else(|| Error::invalid("wal file id", "no id left after the current file"))?;
+        let mut st = st;
         let Batch {
             buf,
             last_seq,
@@ -366,7 +507,7 @@ impl Wal {
         };
         // The next file is created only once the old one is complete.
         let outcome = flushed.map(|()| {
-            let next = create_file(&self.dir, new_id)?;
+            let next = self.create_file(new_id)?;
             if let Err(e) = sync_dir(&self.dir) {
                 // The new file's name may not be durable: abandon it and keep the old file.
                 let _ = fs::remove_file(&next.path);
@@ -378,7 +519,7 @@ impl Wal {
         let mut st = self.lock();
         let result = match outcome {
             Err(e) => {
-                st.poison = Some(Poison::new(&active.path, &e));
+                st.fail(active.id, Cause::new(&active.path, &e));
                 Err(Error::io(&active.path, e))
             }
             Ok(created) => {
@@ -501,7 +642,7 @@ impl Wal {
                 st.add_file_bytes(active.id, buf.len() as u64);
                 st.active = Some(active);
             }
-            Err(e) => st.poison = Some(Poison::new(&active.path, &e)),
+            Err(e) => st.fail(active.id, Cause::new(&active.path, &e)),
         }
         st.finish_batch(buf);
         self.sync_done.notify_all();
@@ -510,13 +651,33 @@ impl Wal {
 
     fn write_and_sync(&self, file: &mut File, buf: &[u8]) -> io::Result<()> {
         #[cfg(test)]
-        if self.fail_next_sync.swap(false, Ordering::Relaxed) {
-            return Err(io::Error::other("injected write failure"));
+        if let Some(fault) = *self.fault.lock().unwrap_or_else(PoisonError::into_inner) {
+            if fault.partial {
+                file.write_all(&buf[..buf.len() / 2])?;
+            }
+            return Err(io::Error::from_raw_os_error(fault.errno));
         }
         file.write_all(buf)?;
         file.sync_data()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Creates file `id` of this log (see [`create_file`]), through the test's fault.
+    fn create_file(&self, id: u64) -> Result<ActiveFile> {
+        #[cfg(test)]
+        if let Some(fault) = *self.fault.lock().unwrap_or_else(PoisonError::into_inner) {
+            let path = file_path(&self.dir, id);
+            return Err(Error::io(path, io::Error::from_raw_os_error(fault.errno)));
+        }
+        create_file(&self.dir, id)
+    }
+
+    /// Test hook: every later write and file creation fails with `fault` until it is set
+    /// to `None` (the disk was freed).
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
     }
 }
 
@@ -1383,46 +1544,116 @@ mod tests {
         assert_eq!(wal.size_bytes(), on_disk);
     }
 
-    #[test]
-    fn failed_sync_fails_every_waiter_and_poisons_the_log() {
-        let dir = TempDir::new("poison");
-        let wal = Wal::open(dir.path()).unwrap();
-        let durable = append_durable(&wal, &[points("dev|n", &[(1, 1.0)])]);
-        let seqs: Vec<u64> = (0..4)
-            .map(|i| {
-                let pts = [(Timestamp(i), 0.0)];
-                let series = key("dev|n");
-                let entry = WalEntryRef::Points {
-                    series: &series,
-                    points: &pts,
-                };
-                wal.append(&[entry]).unwrap()
+    fn append_one(wal: &Wal, ts: i64) -> Result<u64> {
+        let pts = [(Timestamp(ts), 0.0)];
+        let series = key("dev|n");
+        wal.append(&[WalEntryRef::Points {
+            series: &series,
+            points: &pts,
+        }])
+    }
+
+    fn replayed_timestamps(dir: &Path) -> Vec<i64> {
+        let (entries, report) = replay_all(dir, false).unwrap();
+        assert!(report.skipped.is_empty(), "{report:?}");
+        entries
+            .iter()
+            .map(|e| match e {
+                WalEntry::Points { points, .. } => points[0].0 .0,
+                other => panic!("unexpected {other:?}"),
             })
-            .collect();
-        wal.fail_next_sync.store(true, Ordering::Relaxed);
+            .collect()
+    }
 
-        let wal_ref = &wal;
-        thread::scope(|s| {
-            let waiters: Vec<_> = seqs
-                .iter()
-                .map(|&seq| s.spawn(move || wal_ref.wait_durable(seq)))
-                .collect();
-            for waiter in waiters {
-                let err = waiter.join().unwrap().unwrap_err();
-                assert!(matches!(err, Error::Io { .. }), "{err}");
-            }
-        });
-        wal.wait_durable(durable).unwrap();
-        assert!(wal.append(&[]).is_err());
-        assert!(wal.rotate().is_err());
+    const ENOSPC: i32 = 28;
+    const EIO: i32 = 5;
+
+    #[test]
+    fn failed_write_fails_every_waiter_and_the_log_recovers_once_the_disk_takes_writes() {
+        for fault in [
+            Fault {
+                errno: ENOSPC,
+                partial: true,
+            },
+            Fault {
+                errno: EIO,
+                partial: false,
+            },
+        ] {
+            let dir = TempDir::new("fail-recover");
+            let wal = Wal::open(dir.path()).unwrap();
+            let durable = append_durable(&wal, &[points("dev|n", &[(1, 1.0)])]);
+            let seqs: Vec<u64> = (10..14).map(|i| append_one(&wal, i).unwrap()).collect();
+            wal.inject_fault(Some(fault));
+
+            let wal_ref = &wal;
+            thread::scope(|s| {
+                let waiters: Vec<_> = seqs
+                    .iter()
+                    .map(|&seq| s.spawn(move || wal_ref.wait_durable(seq)))
+                    .collect();
+                for waiter in waiters {
+                    match waiter.join().unwrap().unwrap_err() {
+                        Error::Io { source, .. } => assert_eq!(
+                            source.kind(),
+                            io::Error::from_raw_os_error(fault.errno).kind()
+                        ),
+                        other => panic!("expected an I/O error, got {other}"),
+                    }
+                }
+            });
+            wal.wait_durable(durable).unwrap();
+            assert!(wal.failure().is_some());
+            // The disk is still full: appends and rotation fail at once, with the cause.
+            assert!(append_one(&wal, 20).is_err());
+            assert!(wal.rotate().is_err());
+            assert!(wal.recover().is_err());
+
+            wal.inject_fault(None);
+            let seq = append_one(&wal, 30).unwrap();
+            wal.wait_durable(seq).unwrap();
+            assert_eq!(wal.failure(), None);
+            // A waiter that looks only now still learns its record was lost.
+            assert!(wal.wait_durable(seqs[0]).is_err());
+            append_durable(&wal, &[points("dev|n", &[(31, 1.0)])]);
+            drop(wal);
+
+            // Nothing of the failed batch replays (the half-written record was cut off),
+            // and nothing looks corrupt.
+            assert_eq!(replayed_timestamps(dir.path()), [1, 30, 31], "{fault:?}");
+        }
+    }
+
+    #[test]
+    fn recover_on_a_healthy_log_does_nothing() {
+        let dir = TempDir::new("recover-healthy");
+        let wal = Wal::open(dir.path()).unwrap();
+        append_durable(&wal, &[points("dev|n", &[(1, 1.0)])]);
+        wal.recover().unwrap();
+        assert_eq!(wal.current_file_id(), 1);
+        append_durable(&wal, &[points("dev|n", &[(2, 1.0)])]);
         drop(wal);
+        assert_eq!(replayed_timestamps(dir.path()), [1, 2]);
+    }
 
-        let (entries, _) = replay_all(dir.path(), false).unwrap();
-        assert_eq!(
-            entries.len(),
-            1,
-            "only the record synced before the failure"
-        );
+    #[test]
+    fn failed_rotation_flush_recovers_into_a_new_file() {
+        let dir = TempDir::new("rotate-fail");
+        let wal = Wal::open(dir.path()).unwrap();
+        append_durable(&wal, &[points("dev|n", &[(1, 1.0)])]);
+        let lost = append_one(&wal, 2).unwrap();
+        wal.inject_fault(Some(Fault {
+            errno: ENOSPC,
+            partial: true,
+        }));
+        assert!(wal.rotate().is_err());
+        assert!(wal.wait_durable(lost).is_err());
+        wal.inject_fault(None);
+        let next = wal.rotate().unwrap();
+        assert!(next > 2, "a new file after the recovery's new file");
+        append_durable(&wal, &[points("dev|n", &[(3, 1.0)])]);
+        drop(wal);
+        assert_eq!(replayed_timestamps(dir.path()), [1, 3]);
     }
 
     #[test]
