@@ -577,6 +577,20 @@ fn steady_state_counts_are_exact_on_every_node_and_owner(kind: BrokerKind) {
             assert_eq!(v["owners"], serde_json::json!(owned_by), "{v}");
         }
     }
+
+    // Bad input is the client's fault on a coordinator too: 400 naming the field, not a
+    // 503 made of every owner's 400.
+    let body = serde_json::json!({"device_id": device(0), "metric_name": METRIC,
+        "operation": "median"})
+    .to_string();
+    for path in ["/query", "/query-samples"] {
+        let r = cluster.node("polaris").server.post(path, &body);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("operation"));
+    }
 }
 
 #[test]
