@@ -6,6 +6,7 @@
 use crate::cluster::secret::ClusterSecret;
 use crate::error::{Error, Result};
 use crate::http::cors::OriginPolicy;
+use crate::mqtt_link::{BrokerFlags, ClientSecurity};
 use clap::{Parser, ValueEnum};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -61,9 +62,8 @@ pub struct ServerArgs {
     /// Gossip (cluster TCP) port.
     #[arg(long = "tcp_port")]
     pub tcp_port: Option<u16>,
-    /// MQTT broker URL.
-    #[arg(long, default_value = "tcp://localhost:1883")]
-    pub broker: String,
+    #[command(flatten)]
+    pub mqtt: BrokerFlags,
     /// Data directory; the node keeps its files in DATA_DIR/NODE_ID.
     #[arg(long = "data_dir", default_value = "data")]
     pub data_dir: PathBuf,
@@ -158,6 +158,8 @@ pub struct Config {
     /// Host part of the addresses this node advertises to peers.
     pub advertise_host: String,
     pub broker: String,
+    /// `--broker_ca`, `--broker_username` and `--broker_password_file`, read.
+    pub broker_security: ClientSecurity,
     pub data_dir: PathBuf,
     pub seeds: Vec<String>,
     pub log_level: String,
@@ -296,6 +298,7 @@ impl ServerArgs {
                  calls they make to each other (one node alone needs it as well)",
             ));
         }
+        let broker_security = self.mqtt.security()?;
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -310,7 +313,8 @@ impl ServerArgs {
             http_addr: SocketAddr::new(self.bind, port),
             gossip_addr: SocketAddr::new(self.bind, tcp_port),
             advertise_host,
-            broker: self.broker,
+            broker: self.mqtt.broker,
+            broker_security,
             data_dir,
             seeds: self.seeds,
             log_level: self.log_level,
