@@ -236,6 +236,13 @@ pub fn serve(config: &BrokerConfig) -> Result<()> {
         // with them; loading them once here reports a bad file at start instead.
         crate::http::stream::tls_config(&tls.cert, &tls.key)?;
     }
+    if config.credentials.is_some() && !config.listen.ip().is_loopback() {
+        crate::log_warn!(
+            "clients send the password unencrypted to the plain listener {}: bind it to \
+             loopback and give remote clients --tls-listen",
+            config.listen
+        );
+    }
     let mut broker = rumqttd::Broker::new(config.to_rumqttd());
     match broker.start() {
         Ok(()) => Err(Error::Closed(format!(

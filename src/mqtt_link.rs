@@ -50,6 +50,17 @@ impl fmt::Display for BrokerAddr {
     }
 }
 
+impl BrokerAddr {
+    /// Whether the host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
 /// Parses a broker URL (see the module doc). An IPv6 host is written in brackets
 /// (`tcp://[::1]:1883`).
 pub fn parse_broker_url(url: &str) -> std::result::Result<BrokerAddr, String> {
@@ -311,9 +322,10 @@ impl ClientSecurity {
         Ok(())
     }
 
-    /// Whether a password would cross the network unencrypted to `addr`.
+    /// Whether a password would cross a network unencrypted to `addr`: plain TCP to a host
+    /// other than this machine's loopback.
     pub fn password_in_clear(&self, addr: &BrokerAddr) -> bool {
-        self.credentials.is_some() && !addr.tls
+        self.credentials.is_some() && !addr.tls && !addr.is_loopback()
     }
 }
 
@@ -439,6 +451,20 @@ mod tests {
         let printed = format!("{security:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("redacted"), "{printed}");
+    }
+
+    #[test]
+    fn a_password_is_in_clear_over_plain_tcp_off_this_machine_only() {
+        let path = temp_file("clear", b"pw\n");
+        let security = ClientSecurity::from_flags(None, Some("u".into()), Some(&path)).unwrap();
+        let _ = std::fs::remove_file(path);
+        assert!(security.password_in_clear(&addr("broker.example.org", 1883)));
+        assert!(security.password_in_clear(&addr("10.0.0.5", 1883)));
+        for host in ["localhost", "127.0.0.1", "127.1.2.3", "::1"] {
+            assert!(!security.password_in_clear(&addr(host, 1883)), "{host}");
+        }
+        assert!(!security.password_in_clear(&tls_addr("broker.example.org", 8883)));
+        assert!(!ClientSecurity::default().password_in_clear(&addr("10.0.0.5", 1883)));
     }
 
     #[test]
