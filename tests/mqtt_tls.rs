@@ -263,6 +263,21 @@ fn embedded_broker_with_credentials_admits_the_right_password_only() {
         !server.log_text().contains(PASSWORD),
         "the node logged the password"
     );
+
+    // A node with the wrong password is refused too, and says so in /status.
+    let wrong_file = write_file(dir.path(), "wrong-password", "wrong-password\n");
+    let refused = Server::start_with_broker(
+        "mqttauth2",
+        &data_dir(dir.path(), "data-refused"),
+        &broker.url(),
+        &strs(&node_login(&wrong_file)),
+    );
+    common::wait_until(
+        "the refused node to report the broker",
+        SUBSCRIBE_TIMEOUT,
+        || refused.status()["broker_error"].is_string(),
+    );
+    assert_ne!(refused.status()["broker"], "connected");
 }
 
 #[test]

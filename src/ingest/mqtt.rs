@@ -25,6 +25,9 @@
 //! `max_inflight_messages`, 20 by default). Since acks follow an fsync, that limit bounds
 //! throughput on a disk with slow fsync: raise it on the broker (e.g. to 1000) there. On the
 //! development machine (fast fsync) one publisher reached about 50 000 readings/s either way.
+//!
+//! How the broker is reached (URL, TLS, login) is [`crate::mqtt_link`]'s, shared with the
+//! publisher.
 
 use crate::ingest::payload::{parse_mqtt_payload, PayloadError};
 use crate::ingest::route::store_share;

@@ -8,6 +8,9 @@
 //! its unacknowledged and queued publishes when it reconnects into a *new* session; with a
 //! resumed session it resends them. At the end [`MqttPublisher::finish`] waits until every
 //! publish is acknowledged (or a timeout), then disconnects cleanly.
+//!
+//! The broker URL, TLS (`mqtts://`) and the login are [`crate::mqtt_link`]'s, shared with the
+//! node's receive loop.
 
 use crate::error::{Error, Result};
 use crate::mqtt_link::{BrokerAddr, ClientSecurity};
