@@ -35,6 +35,8 @@
 //!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
 //! - [`publisher`] is the device side: a fleet simulator, an Arduino serial bridge, CSV
 //!   replay and a load generator, all publishing JSON readings over MQTT (QoS 1).
+//! - [`mqtt_link`] is how both MQTT clients (a node's receive loop and the publisher) reach
+//!   a broker: the `--broker` URL, TLS (`mqtts://`, `--broker_ca`) and credentials.
 //! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr
 //!   (text or JSON), dated by [`civil`].
 
@@ -47,6 +49,7 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod log;
+pub mod mqtt_link;
 pub mod node;
 pub mod publisher;
 pub mod query;
