@@ -134,6 +134,11 @@ pub struct ServerArgs {
     /// PEM private key matching `--tls_cert`; needs `--tls_cert`.
     #[arg(long = "tls_key")]
     pub tls_key: Option<PathBuf>,
+    /// PEM file of the CA certificates peers' HTTPS certificates must chain to. With
+    /// `--tls_cert`, node-to-node calls then use HTTPS too, so TLS nodes form a cluster:
+    /// every node of it needs all three flags. Required with `--tls_cert` and `--seeds`.
+    #[arg(long = "tls_ca")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -193,6 +198,9 @@ pub struct Config {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The CAs peers' certificates must chain to (`--tls_ca`): with it, calls to peers
+    /// use HTTPS. `None` only on a node with no seeds.
+    pub peer_ca: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -260,7 +268,18 @@ impl ServerArgs {
             ));
         }
         let tls = match (self.tls_cert, self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                peer_ca: self.tls_ca,
+            }),
+            (None, None) if self.tls_ca.is_some() => {
+                return Err(Error::invalid(
+                    "tls_ca",
+                    "needs --tls_cert and --tls_key: peers are called over HTTPS only \
+                     by a node that serves HTTPS itself",
+                ));
+            }
             (None, None) => None,
             (Some(_), None) => {
                 return Err(Error::invalid(
@@ -275,13 +294,12 @@ impl ServerArgs {
                 ));
             }
         };
-        if tls.is_some() && !self.seeds.is_empty() {
-            // Node-to-node calls (src/query/peer.rs) are plain HTTP: a TLS node's peers
-            // could not reach it, so refuse rather than form a cluster that half works.
+        if tls.as_ref().is_some_and(|t| t.peer_ca.is_none()) && !self.seeds.is_empty() {
+            // Peers of a TLS node serve HTTPS too, and this node must know whom to trust.
             return Err(Error::invalid(
-                "tls_cert",
-                "HTTPS is for single nodes for now: peer calls do not speak TLS yet, \
-                 so --tls_cert cannot be combined with --seeds",
+                "tls_ca",
+                "required when --tls_cert is combined with --seeds: the CA file that \
+                 peers' certificates chain to (every node of a TLS cluster needs it)",
             ));
         }
         let cors = OriginPolicy::new(&self.cors_origins)
@@ -378,27 +396,39 @@ mod tests {
     }
 
     #[test]
-    fn tls_needs_both_files_and_no_seeds() {
+    fn tls_needs_both_files_and_a_peer_ca_in_a_cluster() {
         let field = |extra: &[&str]| match args(extra).into_config() {
             Err(Error::InvalidInput { field, .. }) => field,
             other => panic!("expected a refusal, got {other:?}"),
         };
         assert_eq!(field(&["--tls_cert=c.pem"]), "tls_key");
         assert_eq!(field(&["--tls_key=k.pem"]), "tls_cert");
+        assert_eq!(field(&["--tls_ca=ca.pem"]), "tls_ca");
         assert_eq!(
             field(&[
                 "--tls_cert=c.pem",
                 "--tls_key=k.pem",
                 "--seeds=localhost:9000"
             ]),
-            "tls_cert"
+            "tls_ca"
         );
         let c = args(&["--tls_cert=c.pem", "--tls_key=k.pem"])
             .into_config()
             .unwrap();
+        assert!(c.tls.is_some_and(|t| t.cert.ends_with("c.pem")
+            && t.key.ends_with("k.pem")
+            && t.peer_ca.is_none()));
+        let c = args(&[
+            "--tls_cert=c.pem",
+            "--tls_key=k.pem",
+            "--tls_ca=ca.pem",
+            "--seeds=localhost:9000",
+        ])
+        .into_config()
+        .unwrap();
         assert!(c
             .tls
-            .is_some_and(|t| t.cert.ends_with("c.pem") && t.key.ends_with("k.pem")));
+            .is_some_and(|t| t.peer_ca.is_some_and(|ca| ca.ends_with("ca.pem"))));
         assert!(args(&[]).into_config().unwrap().tls.is_none());
     }
 

@@ -175,7 +175,12 @@ pub struct TrustedCa {
 impl TrustedCa {
     /// Loads every certificate of the PEM file at `path`; fails if there is none.
     pub fn load(path: &Path) -> Result<TrustedCa> {
-        let bad = |why: String| Error::invalid("broker_ca", format!("{}: {why}", path.display()));
+        TrustedCa::load_for("broker_ca", path)
+    }
+
+    /// [`TrustedCa::load`] for the flag `flag` (named in the error).
+    pub fn load_for(flag: &str, path: &Path) -> Result<TrustedCa> {
+        let bad = |why: String| Error::invalid(flag, format!("{}: {why}", path.display()));
         let certs = CertificateDer::pem_file_iter(path)
             .map_err(|e| bad(format!("cannot read: {e}")))?
             .collect::<std::result::Result<Vec<_>, _>>()
@@ -192,11 +197,13 @@ impl TrustedCa {
     }
 
     /// A rustls client configuration trusting these CAs, on the ring provider.
-    fn client_config(&self) -> Result<ClientConfig> {
+    pub fn client_config(&self) -> Result<ClientConfig> {
         let provider = Arc::new(rustls23::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::invalid("broker_ca", format!("tls setup: {e}")))?
+            .map_err(|e| {
+                Error::invalid("tls", format!("tls setup for {}: {e}", self.path.display()))
+            })?
             .with_root_certificates(Arc::clone(&self.roots))
             .with_no_client_auth();
         Ok(config)

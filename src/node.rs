@@ -13,6 +13,7 @@ use crate::http::auth::TokenTable;
 use crate::http::listener::HttpStats;
 use crate::ingest::stats::IngestStats;
 use crate::live::Hub;
+use crate::mqtt_link::TrustedCa;
 use crate::storage::Engine;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,7 +41,7 @@ pub struct Node {
 
 impl Node {
     /// Fails if the tombstone or incarnation file is corrupt, the incarnation cannot be
-    /// stored, or the auth file is unreadable or invalid.
+    /// stored, the auth file is unreadable or invalid, or `--tls_ca` holds no CA.
     pub fn new(config: Config, engine: Engine) -> crate::Result<Node> {
         let tokens = config
             .auth_file
@@ -58,9 +59,15 @@ impl Node {
         let cluster = Cluster::with_incarnation(me, current, config.replication);
         let hints = Hints::new(config.data_dir.join("hints"));
         let tombstones = Tombstones::open(config.data_dir.join("tombstones.json"))?;
+        let peer_tls = match config.tls.as_ref().and_then(|t| t.peer_ca.as_deref()) {
+            None => None,
+            Some(ca) => Some(Arc::new(
+                TrustedCa::load_for("tls_ca", ca)?.client_config()?,
+            )),
+        };
         Ok(Node {
             tokens,
-            trust: ClusterTrust::new(config.cluster_secret.clone()),
+            trust: ClusterTrust::with_peer_tls(config.cluster_secret.clone(), peer_tls),
             incarnation,
             tombstones,
             hints,

@@ -127,6 +127,13 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         node.config.broker
     );
 
+    if let Some(ca) = node.config.tls.as_ref().and_then(|t| t.peer_ca.as_ref()) {
+        log_info!(
+            "{}: peers are called over HTTPS, their certificates checked against {}",
+            node.config.node_id,
+            ca.display()
+        );
+    }
     if node.trust.secret().is_some() {
         log_info!(
             "{}: cluster secret set: gossip frames and /internal/* requests are signed and checked",
@@ -237,7 +244,7 @@ fn hint_handoff(node: &Node, shutdown_rx: &Receiver<()>) {
         select! {
             recv(shutdown_rx) -> _ => return,
             recv(ticker) -> _ => {
-                node.hints.hand_off(&node.cluster, node.trust.secret());
+                node.hints.hand_off(&node.cluster, node.trust.link());
             }
         }
     }

@@ -9,10 +9,9 @@
 //! because writes are idempotent.
 
 use crate::cluster::membership::MemberState;
-use crate::cluster::secret::ClusterSecret;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::query::peer;
+use crate::query::peer::{self, PeerLink};
 use crate::storage::{Engine, EngineConfig, Point, TimeRange};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};
@@ -73,17 +72,17 @@ impl InternalWrite {
     }
 }
 
-/// Sends `points` to the node at `http_addr` (signed with `secret`, if any); Ok once that
+/// Sends `points` to the node at `http_addr` (over `link`: signed, HTTPS in a TLS cluster); Ok once that
 /// node has them durably.
 pub fn send_points(
     http_addr: &str,
     points: &[Point],
     timeout: Duration,
-    secret: Option<&ClusterSecret>,
+    link: PeerLink<'_>,
 ) -> Result<()> {
     let body = serde_json::to_vec(&InternalWrite::from_points(points))
         .map_err(|e| Error::peer(http_addr, format!("encode points: {e}")))?;
-    let answer = peer::call(http_addr, "POST", "/internal/write", &body, timeout, secret)?;
+    let answer = peer::call(http_addr, "POST", "/internal/write", &body, timeout, link)?;
     if answer.status == 204 || answer.status == 200 {
         Ok(())
     } else {
@@ -163,9 +162,9 @@ impl Hints {
             .collect()
     }
 
-    /// Hands every hint of every owner that is alive now to it (requests signed with
-    /// `secret`, if any). Returns points handed off.
-    pub fn hand_off(&self, cluster: &Cluster, secret: Option<&ClusterSecret>) -> u64 {
+    /// Hands every hint of every owner that is alive now to it (over `link`). Returns
+    /// points handed off.
+    pub fn hand_off(&self, cluster: &Cluster, link: PeerLink<'_>) -> u64 {
         let membership = cluster.membership();
         let stores = self.snapshot();
         let mut handed = 0;
@@ -177,7 +176,7 @@ impl Hints {
                 continue;
             }
             for series in engine.series() {
-                match hand_off_series(&engine, &member.http_addr, &series, secret) {
+                match hand_off_series(&engine, &member.http_addr, &series, link) {
                     Ok(n) => handed += n,
                     Err(e) => {
                         log_warn!("hinted handoff to {owner}: {e}; kept for the next round");
@@ -209,7 +208,7 @@ fn hand_off_series(
     engine: &Engine,
     http_addr: &str,
     series: &crate::storage::SeriesKey,
-    secret: Option<&ClusterSecret>,
+    link: PeerLink<'_>,
 ) -> Result<u64> {
     let samples = engine.samples(series, TimeRange::ALL, usize::MAX)?;
     for batch in samples.chunks(HANDOFF_BATCH) {
@@ -221,7 +220,7 @@ fn hand_off_series(
                 value,
             })
             .collect();
-        send_points(http_addr, &points, HANDOFF_TIMEOUT, secret)?;
+        send_points(http_addr, &points, HANDOFF_TIMEOUT, link)?;
     }
     // Only after the owner has every point durably.
     engine.delete_series(series)?;

@@ -220,7 +220,7 @@ pub fn repair_round(node: &Node) -> RepairReport {
         path: "/internal/summary",
         body: b"",
         timeout: PEER_TIMEOUT,
-        secret: node.trust.secret(),
+        link: node.trust.link(),
     };
     let local = || match local_summary(node)
         .and_then(|s| serde_json::to_vec(&s).map_err(|e| Error::invalid("summary", e.to_string())))
@@ -385,7 +385,7 @@ fn post_json<T: serde::de::DeserializeOwned>(
         path,
         request.as_bytes(),
         PEER_TIMEOUT,
-        node.trust.secret(),
+        node.trust.link(),
     )?;
     if answer.status != 200 {
         return Err(Error::peer(
@@ -454,7 +454,7 @@ fn hand_over_series(node: &Node, key: &SeriesKey) -> Result<u64> {
                 &owner.http_addr,
                 batch,
                 crate::cluster::handoff::HANDOFF_TIMEOUT,
-                node.trust.secret(),
+                node.trust.link(),
             )?;
         }
     }

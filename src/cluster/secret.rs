@@ -23,6 +23,7 @@
 //! the replay guard and the counts of refused frames and requests shown in `/status`.
 
 use crate::error::{Error, Result};
+use crate::query::peer::PeerLink;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeSet;
@@ -330,20 +331,39 @@ impl ReplayGuard {
     }
 }
 
-/// A node's side of cluster trust: the secret (if any), the gossip replay guard and the
-/// refusal counts shown in `/status`.
-#[derive(Debug)]
+/// A node's side of cluster trust: the secret (if any), the TLS client configuration peers
+/// are called with (in a TLS cluster), the gossip replay guard and the refusal counts shown
+/// in `/status`.
 pub struct ClusterTrust {
     secret: Option<ClusterSecret>,
+    peer_tls: Option<Arc<rustls23::ClientConfig>>,
     replay: Mutex<ReplayGuard>,
     refused_frames: AtomicU64,
     refused_requests: AtomicU64,
 }
 
+impl std::fmt::Debug for ClusterTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTrust")
+            .field("secret", &self.secret)
+            .field("peer_tls", &self.peer_tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ClusterTrust {
     pub fn new(secret: Option<ClusterSecret>) -> ClusterTrust {
+        ClusterTrust::with_peer_tls(secret, None)
+    }
+
+    /// Trust whose peer calls use HTTPS with `peer_tls` (`--tls_ca`), when given.
+    pub fn with_peer_tls(
+        secret: Option<ClusterSecret>,
+        peer_tls: Option<Arc<rustls23::ClientConfig>>,
+    ) -> ClusterTrust {
         ClusterTrust {
             secret,
+            peer_tls,
             replay: Mutex::new(ReplayGuard::new(REPLAY_CAPACITY)),
             refused_frames: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
@@ -353,6 +373,20 @@ impl ClusterTrust {
     /// The secret outgoing frames and requests are signed with.
     pub fn secret(&self) -> Option<&ClusterSecret> {
         self.secret.as_ref()
+    }
+
+    /// How node-to-node requests go out: signed with the secret, over HTTPS in a TLS
+    /// cluster.
+    pub fn link(&self) -> PeerLink<'_> {
+        PeerLink {
+            secret: self.secret.as_ref(),
+            tls: self.peer_tls.as_ref(),
+        }
+    }
+
+    /// Whether peers are called over HTTPS.
+    pub fn peer_tls(&self) -> bool {
+        self.peer_tls.is_some()
     }
 
     /// Checks an incoming gossip frame at `now_ms`: without a secret everything passes

@@ -249,6 +249,8 @@ struct StatusAnswer<'a> {
 #[derive(Serialize)]
 struct ClusterAuthAnswer {
     secret: bool,
+    /// Whether calls to peers use HTTPS (`--tls_ca`).
+    peer_tls: bool,
     /// Gossip frames refused: unsigned, bad MAC, stale, replayed or malformed.
     refused_frames: u64,
     /// `/internal/*` requests refused for a missing, stale or bad signature.
@@ -336,6 +338,7 @@ pub fn status(node: &Node) -> Answer {
             },
             cluster_auth: ClusterAuthAnswer {
                 secret: node.trust.secret().is_some(),
+                peer_tls: node.trust.peer_tls(),
                 refused_frames: node.trust.refused_frames(),
                 refused_requests: node.trust.refused_requests(),
             },
@@ -404,7 +407,7 @@ fn forward<'a>(node: &'a Node, method: &'a str, path: &'a str, body: &'a [u8]) -
         path,
         body,
         timeout: PEER_TIMEOUT,
-        secret: node.trust.secret(),
+        link: node.trust.link(),
     }
 }
 

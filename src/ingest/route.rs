@@ -78,7 +78,7 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
             .map(|(owner, (address, owned))| {
                 scope.spawn(move || match address {
                     Some(address) => {
-                        match send_points(&address, &owned, PEER_TIMEOUT, node.trust.secret()) {
+                        match send_points(&address, &owned, PEER_TIMEOUT, node.trust.link()) {
                             Ok(()) => None,
                             Err(e) => {
                                 log_warn!("write to owner {owner}: {e}; keeping a hint");

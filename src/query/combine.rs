@@ -264,7 +264,7 @@ mod tests {
             path: "/query?local=1",
             body: b"{}",
             timeout: Duration::from_secs(2),
-            secret: None,
+            link: crate::query::peer::PeerLink::default(),
         }
     }
 

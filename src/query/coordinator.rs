@@ -7,10 +7,9 @@
 //! moves requests. The targets are always chosen from this node's own ring and member
 //! table, never from what a peer says.
 
-use crate::cluster::secret::ClusterSecret;
 use crate::cluster::Owner;
 use crate::error::Error;
-use crate::query::peer::{self, PeerResponse};
+use crate::query::peer::{self, PeerLink, PeerResponse};
 use std::thread;
 use std::time::Duration;
 
@@ -25,8 +24,8 @@ pub struct Forward<'a> {
     pub path: &'a str,
     pub body: &'a [u8],
     pub timeout: Duration,
-    /// Signs every forwarded request (`--cluster_secret_file`).
-    pub secret: Option<&'a ClusterSecret>,
+    /// How peers are reached: signed (`--cluster_secret_file`), over HTTPS (`--tls_ca`).
+    pub link: PeerLink<'a>,
 }
 
 /// What one target answered, or why it did not.
@@ -87,7 +86,7 @@ pub fn fan_out_with<'a, T: Send>(
                             forward.path,
                             forward.body,
                             forward.timeout,
-                            forward.secret,
+                            forward.link,
                         )
                     }))
                 }
@@ -152,7 +151,7 @@ mod tests {
             path: "/query?local=1",
             body: b"{}",
             timeout: Duration::from_millis(500),
-            secret: None,
+            link: PeerLink::default(),
         }
     }
 

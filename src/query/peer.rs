@@ -2,13 +2,19 @@
 //! connect/read/write timeouts, a bounded response. Peers are our own nodes, so this needs
 //! no redirects or chunked uploads — only what our server answers (`Content-Length`
 //! bodies, see `http::wire`). It is the only client of node-to-node HTTP
-//! (coordinator fan-out, routed writes, handoff, repair), so with a cluster secret every
-//! such request is signed here (see [`secret`](crate::cluster::secret)).
+//! (coordinator fan-out, routed writes, handoff, repair), so how a node reaches its peers
+//! is decided here once ([`PeerLink`]): with a cluster secret every request is signed (see
+//! [`secret`](crate::cluster::secret)), and in a TLS cluster (`--tls_ca`) every call is
+//! HTTPS, the peer's certificate checked against the cluster's CAs and the address dialled
+//! (IP or host name).
 
 use crate::cluster::secret::{unix_now_ms, ClusterSecret};
 use crate::error::{Error, Result};
+use rustls23::pki_types::ServerName;
+use rustls23::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest response body accepted from a peer.
@@ -21,16 +27,24 @@ pub struct PeerResponse {
     pub body: Vec<u8>,
 }
 
-/// Sends `method path` with `body` (JSON) to `addr` (`host:port`), signed with `secret`
-/// when there is one, and reads the answer, failing with [`Error::Peer`] on any network
-/// problem or a timeout. `path` includes the query string.
+/// How this node talks to its peers: the secret that signs each request (if the cluster
+/// has one) and the TLS client configuration (if the cluster speaks HTTPS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PeerLink<'a> {
+    pub secret: Option<&'a ClusterSecret>,
+    pub tls: Option<&'a Arc<ClientConfig>>,
+}
+
+/// Sends `method path` with `body` (JSON) to `addr` (`host:port`) over `link`, and reads
+/// the answer, failing with [`Error::Peer`] on any network or TLS problem or a timeout.
+/// `path` includes the query string.
 pub fn call(
     addr: &str,
     method: &str,
     path: &str,
     body: &[u8],
     timeout: Duration,
-    secret: Option<&ClusterSecret>,
+    link: PeerLink<'_>,
 ) -> Result<PeerResponse> {
     let fail = |reason: String| Error::peer(addr, reason);
     let socket = addr
@@ -50,7 +64,7 @@ pub fn call(
          Content-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if let Some(secret) = secret {
+    if let Some(secret) = link.secret {
         for (name, value) in secret.sign_request(method, path, body, unix_now_ms()) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -58,10 +72,38 @@ pub fn call(
     head.push_str("\r\n");
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
-    (&stream)
-        .write_all(&request)
-        .map_err(|e| fail(format!("send: {e}")))?;
-    read_response(BufReader::new(&stream)).map_err(fail)
+    match link.tls {
+        None => exchange(stream, &request),
+        Some(tls) => {
+            let name = ServerName::try_from(host_of(addr).to_string())
+                .map_err(|e| fail(format!("no TLS server name in {addr:?}: {e}")))?;
+            let connection = ClientConnection::new(Arc::clone(tls), name)
+                .map_err(|e| fail(format!("tls: {e}")))?;
+            exchange(StreamOwned::new(connection, stream), &request)
+        }
+    }
+    .map_err(fail)
+}
+
+/// Writes `request` and reads the answer on one connection, plain or TLS (the handshake
+/// happens on the first write).
+fn exchange(
+    mut stream: impl Read + Write,
+    request: &[u8],
+) -> std::result::Result<PeerResponse, String> {
+    stream
+        .write_all(request)
+        .and_then(|()| stream.flush())
+        .map_err(|e| format!("send: {e}"))?;
+    read_response(BufReader::new(stream))
+}
+
+/// The host part of `host:port` (`[v6]:port` gives `v6`).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 fn read_response(mut reader: impl BufRead) -> std::result::Result<PeerResponse, String> {
@@ -177,6 +219,13 @@ mod tests {
     }
 
     #[test]
+    fn host_of_strips_the_port_and_brackets() {
+        assert_eq!(host_of("10.0.0.5:8080"), "10.0.0.5");
+        assert_eq!(host_of("node-a.local:8443"), "node-a.local");
+        assert_eq!(host_of("[::1]:8080"), "::1");
+    }
+
+    #[test]
     fn unreachable_peer_is_a_peer_error() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -189,7 +238,7 @@ mod tests {
             "/health",
             b"",
             Duration::from_millis(200),
-            None,
+            PeerLink::default(),
         )
         .unwrap_err();
         assert!(matches!(e, Error::Peer { .. }), "{e}");
