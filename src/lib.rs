@@ -58,5 +58,6 @@ pub mod sighup;
 pub mod storage;
 #[cfg(test)]
 pub(crate) mod test_dir;
+pub mod throttle;
 
 pub use error::{Error, Result};

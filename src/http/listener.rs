@@ -27,6 +27,7 @@
 
 use super::stream::Stream;
 use super::wire::{self, Head};
+use crate::throttle::Throttle;
 use crate::{log_debug, log_warn};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use serde::Serialize;
@@ -35,6 +36,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// `accept` errors (out of descriptors) are logged at most this often.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a connection may take to send a complete request head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -254,8 +258,8 @@ pub struct HttpListener {
     back_rx: Receiver<Conn>,
     wake: Wake,
     stats: Arc<HttpStats>,
-    /// When the last `accept` error was logged, and how many since.
-    accept_log: Mutex<(Option<Instant>, u64)>,
+    /// `accept` errors are logged at most every [`ACCEPT_ERROR_LOG_EVERY`].
+    accept_log: Mutex<Throttle>,
 }
 
 impl HttpListener {
@@ -286,7 +290,7 @@ impl HttpListener {
             back_rx,
             wake: Wake::new()?,
             stats,
-            accept_log: Mutex::new((None, 0)),
+            accept_log: Mutex::new(Throttle::new(ACCEPT_ERROR_LOG_EVERY)),
         })
     }
 
@@ -549,16 +553,17 @@ impl HttpListener {
 
     fn count_accept_error(&self, e: &io::Error) {
         self.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
-        let mut log = self.accept_log.lock().unwrap_or_else(|p| p.into_inner());
-        log.1 += 1;
-        let due = log.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
-        if due {
+        let admitted = self
+            .accept_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(Instant::now());
+        if let Some(held_back) = admitted {
             log_warn!(
                 "http: accept failed ({} times since the last report): {e}; the oldest \
                  waiting connection is closed to make room",
-                log.1
+                held_back + 1
             );
-            *log = (Some(Instant::now()), 0);
         }
     }
 }

@@ -142,6 +142,8 @@ struct Line<'a> {
 
 impl<'a> Line<'a> {
     /// Appends the line's points to `points`; `metric` is scratch space for metric names.
+    /// A line is `measurement[,tag=value...] field=value[,field=value...] [timestamp]`,
+    /// read one section at a time by a [`Cursor`].
     fn parse(
         &self,
         precision: Precision,
@@ -149,65 +151,14 @@ impl<'a> Line<'a> {
         metric: &mut String,
         points: &mut Vec<Point>,
     ) -> Result<()> {
-        let bytes = self.text.as_bytes();
-        let mut end = bytes.len();
-        while end > 0 && matches!(bytes[end - 1], b' ' | b'\t') {
-            end -= 1;
-        }
-        let mut pos = 0;
-        while pos < end && matches!(bytes[pos], b' ' | b'\t') {
-            pos += 1;
-        }
-        if pos == end || bytes[pos] == b'#' {
-            return Ok(());
-        }
-
-        // Measurement. Every slice boundary below is the position of an ASCII delimiter or
-        // the line's end, so slicing never splits a character.
-        let (measurement_end, escaped) = scan(bytes, pos, end, b", ");
-        if measurement_end == pos {
-            return Err(self.error(pos, "missing measurement"));
-        }
-        let measurement = unescape(&self.text[pos..measurement_end], escaped);
-        pos = measurement_end;
-
-        // Tags: only device_id is kept.
-        let mut device: Option<(Cow<'a, str>, usize)> = None;
-        if pos < end && bytes[pos] == b',' {
-            loop {
-                pos += 1;
-                let key_start = pos;
-                let (key_end, key_escaped) = scan(bytes, pos, end, b",= ");
-                if key_end == key_start {
-                    return Err(self.error(key_start, "empty tag key"));
-                }
-                let key = unescape(&self.text[key_start..key_end], key_escaped);
-                if key_end == end || bytes[key_end] != b'=' {
-                    return Err(self.error(key_end, format!("tag {key:?} has no '=value'")));
-                }
-                let value_start = key_end + 1;
-                let (value_end, value_escaped) = scan(bytes, value_start, end, b", ");
-                if value_end == value_start {
-                    return Err(self.error(value_start, format!("tag {key:?} has an empty value")));
-                }
-                if key == DEVICE_TAG {
-                    if device.is_some() {
-                        return Err(self.error(key_start, "duplicate device_id tag"));
-                    }
-                    let value = unescape(&self.text[value_start..value_end], value_escaped);
-                    device = Some((value, value_start));
-                }
-                pos = value_end;
-                if pos == end || bytes[pos] == b' ' {
-                    break;
-                }
-            }
-        }
-        while pos < end && bytes[pos] == b' ' {
-            pos += 1;
-        }
-        if pos == end {
-            return Err(self.error(pos, "missing field set (expected ' field=value')"));
+        let Some(mut cursor) = Cursor::over(self) else {
+            return Ok(()); // blank or a comment
+        };
+        let measurement = cursor.measurement()?;
+        let device = cursor.tags()?;
+        cursor.skip_spaces();
+        if cursor.at_end() {
+            return Err(cursor.error("missing field set (expected ' field=value')"));
         }
         let Some((device, device_column)) = device else {
             return Err(self.error(
@@ -215,99 +166,12 @@ impl<'a> Line<'a> {
                 "missing device_id tag (every point needs ',device_id=...' after the measurement)",
             ));
         };
-
-        // Fields: one point each, stamped once the timestamp is known.
         let first_point = points.len();
-        loop {
-            let key_start = pos;
-            let (key_end, key_escaped) = scan(bytes, pos, end, b",= ");
-            if key_end == key_start {
-                return Err(self.error(key_start, "empty field key"));
+        cursor.fields(&measurement, (&device, device_column), now, metric, points)?;
+        if let Some(millis) = cursor.timestamp(precision, now, max_future)? {
+            for point in &mut points[first_point..] {
+                point.timestamp = Timestamp(millis);
             }
-            let key = unescape(&self.text[key_start..key_end], key_escaped);
-            if key_end == end || bytes[key_end] != b'=' {
-                return Err(self.error(key_end, format!("field {key:?} has no '=value'")));
-            }
-            let value_start = key_end + 1;
-            if value_start < end && bytes[value_start] == b'"' {
-                let reason = match closing_quote(bytes, value_start + 1, end) {
-                    Some(_) => "is a string; only numeric fields can be stored",
-                    None => "has an unterminated string value",
-                };
-                return Err(self.error(value_start, format!("field {key:?} {reason}")));
-            }
-            let (value_end, _) = scan(bytes, value_start, end, b", ");
-            let value = parse_field_value(&self.text[value_start..value_end])
-                .map_err(|reason| self.error(value_start, format!("field {key:?} {reason}")))?;
-
-            let metric_name: &str = if key == VALUE_FIELD {
-                &measurement
-            } else {
-                metric.clear();
-                metric.push_str(&measurement);
-                metric.push('_');
-                metric.push_str(&key);
-                metric.as_str()
-            };
-            let series = SeriesKey::new(&device, metric_name).map_err(|e| match e {
-                Error::InvalidInput { field, reason } if field == "device_id" => self.error(
-                    device_column,
-                    format!("device_id tag {:?} {reason}", device.as_ref()),
-                ),
-                Error::InvalidInput { field, reason } => {
-                    self.error(key_start, format!("{field} {metric_name:?} {reason}"))
-                }
-                other => self.error(key_start, other),
-            })?;
-            points.push(Point {
-                series,
-                timestamp: now,
-                value,
-            });
-
-            pos = value_end;
-            if pos == end || bytes[pos] == b' ' {
-                break;
-            }
-            pos += 1;
-        }
-
-        while pos < end && bytes[pos] == b' ' {
-            pos += 1;
-        }
-        if pos == end {
-            return Ok(());
-        }
-        let timestamp_start = pos;
-        let (timestamp_end, _) = scan(bytes, pos, end, b" ");
-        let token = &self.text[timestamp_start..timestamp_end];
-        let mut rest = timestamp_end;
-        while rest < end && bytes[rest] == b' ' {
-            rest += 1;
-        }
-        if rest != end {
-            return Err(self.error(rest, "unexpected text after the timestamp"));
-        }
-        let raw: i64 = token.parse().map_err(|_| {
-            self.error(
-                timestamp_start,
-                format!("timestamp {token:?} is not an integer"),
-            )
-        })?;
-        let millis = precision.to_millis(raw).ok_or_else(|| {
-            self.error(
-                timestamp_start,
-                format!("timestamp {token:?} is out of range for precision {precision:?}"),
-            )
-        })?;
-        if let Some(why) = rule_error(millis, now, max_future) {
-            return Err(self.error(
-                timestamp_start,
-                format!("{why} (read {token:?} as precision {precision:?})"),
-            ));
-        }
-        for point in &mut points[first_point..] {
-            point.timestamp = Timestamp(millis);
         }
         Ok(())
     }
@@ -317,6 +181,214 @@ impl<'a> Line<'a> {
             format!("line {}", self.number),
             format!("column {}: {reason}", position + 1),
         )
+    }
+}
+
+/// A position in one line, between its leading and trailing blanks. Every slice boundary
+/// it produces is the position of an ASCII delimiter or the line's end, so slicing never
+/// splits a character.
+struct Cursor<'l, 'a> {
+    line: &'l Line<'a>,
+    bytes: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'l, 'a> Cursor<'l, 'a> {
+    /// A cursor over `line` without its blanks; `None` for a blank line or a comment.
+    fn over(line: &'l Line<'a>) -> Option<Cursor<'l, 'a>> {
+        let bytes = line.text.as_bytes();
+        let mut end = bytes.len();
+        while end > 0 && matches!(bytes[end - 1], b' ' | b'\t') {
+            end -= 1;
+        }
+        let mut pos = 0;
+        while pos < end && matches!(bytes[pos], b' ' | b'\t') {
+            pos += 1;
+        }
+        (pos < end && bytes[pos] != b'#').then_some(Cursor {
+            line,
+            bytes,
+            pos,
+            end,
+        })
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.end
+    }
+
+    fn peek(&self) -> Option<u8> {
+        (self.pos < self.end).then(|| self.bytes[self.pos])
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    /// The text up to the next unescaped delimiter, unescaped, and where it ended.
+    fn token(&self, from: usize, delimiters: &[u8]) -> (Cow<'a, str>, usize) {
+        let (to, escaped) = scan(self.bytes, from, self.end, delimiters);
+        (unescape(&self.line.text[from..to], escaped), to)
+    }
+
+    fn error(&self, reason: impl fmt::Display) -> Error {
+        self.line.error(self.pos, reason)
+    }
+
+    fn error_at(&self, position: usize, reason: impl fmt::Display) -> Error {
+        self.line.error(position, reason)
+    }
+
+    /// The measurement, up to the first unescaped `,` or space.
+    fn measurement(&mut self) -> Result<Cow<'a, str>> {
+        let (measurement, end) = self.token(self.pos, b", ");
+        if end == self.pos {
+            return Err(self.error("missing measurement"));
+        }
+        self.pos = end;
+        Ok(measurement)
+    }
+
+    /// The tag set, if any: only `device_id` is kept, with the column of its value.
+    fn tags(&mut self) -> Result<Option<(Cow<'a, str>, usize)>> {
+        let mut device = None;
+        if self.peek() != Some(b',') {
+            return Ok(device);
+        }
+        loop {
+            self.pos += 1;
+            let key_start = self.pos;
+            let (key, key_end) = self.token(key_start, b",= ");
+            if key_end == key_start {
+                return Err(self.error_at(key_start, "empty tag key"));
+            }
+            if key_end == self.end || self.bytes[key_end] != b'=' {
+                return Err(self.error_at(key_end, format!("tag {key:?} has no '=value'")));
+            }
+            let value_start = key_end + 1;
+            let (value, value_end) = self.token(value_start, b", ");
+            if value_end == value_start {
+                return Err(self.error_at(value_start, format!("tag {key:?} has an empty value")));
+            }
+            if key == DEVICE_TAG {
+                if device.is_some() {
+                    return Err(self.error_at(key_start, "duplicate device_id tag"));
+                }
+                device = Some((value, value_start));
+            }
+            self.pos = value_end;
+            if self.at_end() || self.peek() == Some(b' ') {
+                return Ok(device);
+            }
+        }
+    }
+
+    /// The field set: one point per field of `device`, stamped `now` until the timestamp is
+    /// read. `value` is stored as the measurement itself, any other field `f` as
+    /// `measurement_f`.
+    fn fields(
+        &mut self,
+        measurement: &str,
+        (device, device_column): (&str, usize),
+        now: Timestamp,
+        metric: &mut String,
+        points: &mut Vec<Point>,
+    ) -> Result<()> {
+        loop {
+            let key_start = self.pos;
+            let (key, key_end) = self.token(key_start, b",= ");
+            if key_end == key_start {
+                return Err(self.error_at(key_start, "empty field key"));
+            }
+            if key_end == self.end || self.bytes[key_end] != b'=' {
+                return Err(self.error_at(key_end, format!("field {key:?} has no '=value'")));
+            }
+            let value_start = key_end + 1;
+            if value_start < self.end && self.bytes[value_start] == b'"' {
+                let reason = match closing_quote(self.bytes, value_start + 1, self.end) {
+                    Some(_) => "is a string; only numeric fields can be stored",
+                    None => "has an unterminated string value",
+                };
+                return Err(self.error_at(value_start, format!("field {key:?} {reason}")));
+            }
+            let (value_end, _) = scan(self.bytes, value_start, self.end, b", ");
+            let value = parse_field_value(&self.line.text[value_start..value_end])
+                .map_err(|reason| self.error_at(value_start, format!("field {key:?} {reason}")))?;
+
+            let metric_name: &str = if key == VALUE_FIELD {
+                measurement
+            } else {
+                metric.clear();
+                metric.push_str(measurement);
+                metric.push('_');
+                metric.push_str(&key);
+                metric.as_str()
+            };
+            let series = SeriesKey::new(device, metric_name).map_err(|e| match e {
+                Error::InvalidInput { field, reason } if field == "device_id" => {
+                    self.error_at(device_column, format!("device_id tag {device:?} {reason}"))
+                }
+                Error::InvalidInput { field, reason } => {
+                    self.error_at(key_start, format!("{field} {metric_name:?} {reason}"))
+                }
+                other => self.error_at(key_start, other),
+            })?;
+            points.push(Point {
+                series,
+                timestamp: now,
+                value,
+            });
+
+            self.pos = value_end;
+            if self.at_end() || self.peek() == Some(b' ') {
+                return Ok(());
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The timestamp, if the line has one, in milliseconds: an integer in `precision`,
+    /// within the one timestamp rule (see [`rule_error`]), and the last thing on the line.
+    fn timestamp(
+        &mut self,
+        precision: Precision,
+        now: Timestamp,
+        max_future: Duration,
+    ) -> Result<Option<i64>> {
+        self.skip_spaces();
+        if self.at_end() {
+            return Ok(None);
+        }
+        let timestamp_start = self.pos;
+        let (timestamp_end, _) = scan(self.bytes, self.pos, self.end, b" ");
+        let token = &self.line.text[timestamp_start..timestamp_end];
+        self.pos = timestamp_end;
+        self.skip_spaces();
+        if !self.at_end() {
+            return Err(self.error("unexpected text after the timestamp"));
+        }
+        let raw: i64 = token.parse().map_err(|_| {
+            self.error_at(
+                timestamp_start,
+                format!("timestamp {token:?} is not an integer"),
+            )
+        })?;
+        let millis = precision.to_millis(raw).ok_or_else(|| {
+            self.error_at(
+                timestamp_start,
+                format!("timestamp {token:?} is out of range for precision {precision:?}"),
+            )
+        })?;
+        if let Some(why) = rule_error(millis, now, max_future) {
+            return Err(self.error_at(
+                timestamp_start,
+                format!("{why} (read {token:?} as precision {precision:?})"),
+            ));
+        }
+        Ok(Some(millis))
     }
 }
 

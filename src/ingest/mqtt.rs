@@ -36,6 +36,7 @@ use crate::ingest::timestamp::rule_error;
 use crate::mqtt_link::{parse_broker_url, BrokerAddr};
 use crate::node::Node;
 use crate::storage::Point;
+use crate::throttle::{Backoff, Throttle};
 use crate::{log_debug, log_error, log_info, log_warn};
 use crossbeam_channel::{Receiver, RecvTimeoutError as ShutdownTimeout, TryRecvError};
 use rumqttc::{
@@ -88,57 +89,6 @@ pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for the DISCONNECT (and the acks queued before it) to be sent.
 const DISCONNECT_GRACE: Duration = Duration::from_millis(300);
-
-/// Exponential reconnect delay: [`BACKOFF_MIN`], doubling up to [`BACKOFF_MAX`].
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: BACKOFF_MIN }
-    }
-}
-
-impl Backoff {
-    /// The delay before the next attempt; each call doubles the one after.
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        delay
-    }
-
-    /// Called on success: the next failure waits [`BACKOFF_MIN`] again.
-    pub fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-}
-
-/// Lets one line through per [`REJECT_LOG_INTERVAL`] and counts the ones it holds back, so a
-/// misbehaving publisher cannot flood the log while its rejects are still visible.
-#[derive(Debug, Default)]
-pub struct RateLimitedLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimitedLog {
-    /// Whether a line may be written at `now`; if so, returns how many lines were suppressed
-    /// since the last one written (and starts counting again).
-    pub fn allow(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(last) if now.saturating_duration_since(last) < REJECT_LOG_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
 
 /// The MQTT thread's body: runs until `shutdown_rx` disconnects.
 pub fn mqtt_receive(node: &Node, shutdown_rx: &Receiver<()>) {
@@ -200,7 +150,7 @@ struct MqttReceiver<'a> {
     batch_started: Option<Instant>,
     /// Acks that did not fit into rumqttc's request channel, retried after every poll.
     unsent_acks: VecDeque<Publish>,
-    reject_log: RateLimitedLog,
+    reject_log: Throttle,
 }
 
 impl<'a> MqttReceiver<'a> {
@@ -209,11 +159,11 @@ impl<'a> MqttReceiver<'a> {
             node,
             addr,
             options,
-            backoff: Backoff::default(),
+            backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
             batch: Vec::with_capacity(BATCH_MAX_MESSAGES),
             batch_started: None,
             unsent_acks: VecDeque::new(),
-            reject_log: RateLimitedLog::default(),
+            reject_log: Throttle::new(REJECT_LOG_INTERVAL),
         }
     }
 
@@ -402,7 +352,7 @@ impl<'a> MqttReceiver<'a> {
 
     fn reject(&mut self, topic: &str, e: &PayloadError) {
         self.node.ingest.count_rejected(e.reason);
-        if let Some(suppressed) = self.reject_log.allow(Instant::now()) {
+        if let Some(suppressed) = self.reject_log.admit(Instant::now()) {
             log_warn!(
                 "mqtt: dropped a message on {topic:?}: {} ({}); {suppressed} more rejects not logged since the last line",
                 e.detail,
@@ -463,33 +413,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut b = Backoff::default();
+    fn reconnects_back_off_from_100_ms_to_5_s() {
+        let mut b = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let delays: Vec<u64> = (0..9).map(|_| b.next_delay().as_millis() as u64).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next_delay(), BACKOFF_MIN);
-    }
-
-    #[test]
-    fn rate_limited_log_lets_one_line_per_interval_and_counts_the_rest() {
-        let mut log = RateLimitedLog::default();
-        let t0 = Instant::now();
-        assert_eq!(log.allow(t0), Some(0));
-        for i in 1..=5 {
-            assert_eq!(log.allow(t0 + Duration::from_millis(i * 100)), None);
-        }
-        let t1 = t0 + REJECT_LOG_INTERVAL;
-        assert_eq!(log.allow(t1), Some(5));
-        assert_eq!(log.allow(t1 + Duration::from_millis(1)), None);
-        assert_eq!(log.allow(t1 + REJECT_LOG_INTERVAL * 3), Some(1));
-    }
-
-    #[test]
-    fn rate_limited_log_tolerates_time_going_backwards() {
-        let mut log = RateLimitedLog::default();
-        let t0 = Instant::now() + Duration::from_secs(10);
-        assert_eq!(log.allow(t0), Some(0));
-        assert_eq!(log.allow(t0 - Duration::from_secs(5)), None);
     }
 }

@@ -24,8 +24,11 @@
 //!   for every acknowledgement, and reports `sent=N acked=M elapsed=S rate=R/s`; the
 //!   binary exits non-zero if anything went unacknowledged.
 //!
-//! The pure pieces (line parser, CSV parser, signal generator, pacer, report throttle) hold
-//! no sockets and are tested by unit tests; `tests/publisher.rs` runs the binary against
+//! Trouble (a serial port that flaps, a broker that is down, a bad CSV row) is reported at
+//! most once per [`REPORT_EVERY`] per kind, with a count of what was held back
+//! ([`crate::throttle::Throttle`]).
+//!
+//! The pure pieces (line parser, CSV parser, signal generator, pacer) hold no sockets and are tested by unit tests; `tests/publisher.rs` runs the binary against
 //! Mosquitto and a pseudo-terminal.
 
 pub mod config;
@@ -34,12 +37,14 @@ pub mod mqtt;
 pub mod pacing;
 pub mod reading;
 pub mod replay;
-pub mod report;
 pub mod serial;
 pub mod serial_line;
 pub mod simulator;
 
 pub use config::{Mode, PublisherArgs, PublisherConfig};
+
+/// How often one kind of trouble may be reported.
+pub const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 pub use reading::Reading;
 pub use serial_line::parse_serial_line;
 

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::pacing::Until;
 use super::reading::Reading;
-use super::report::ReportThrottle;
+use super::REPORT_EVERY;
+use crate::throttle::Throttle;
 
 /// MQTT keep-alive interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -209,7 +210,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// closing.
 fn mqtt_events(mut connection: Connection, progress: &Progress, broker: &BrokerAddr) {
     let mut backoff = RECONNECT_MIN;
-    let mut trouble = ReportThrottle::default();
+    let mut trouble = Throttle::new(REPORT_EVERY);
     let mut attempts: u64 = 0;
     loop {
         match connection.recv() {

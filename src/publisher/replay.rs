@@ -24,7 +24,8 @@ use std::time::Instant;
 use super::mqtt::MqttPublisher;
 use super::pacing::{Pacer, Until};
 use super::reading::Reading;
-use super::report::ReportThrottle;
+use super::REPORT_EVERY;
+use crate::throttle::Throttle;
 
 /// Which header names hold the four fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,7 +269,7 @@ pub fn replay_csv(
     );
     let mut counts = ReplayCounts::default();
     let mut pacer = Pacer::per_second(rate, Instant::now());
-    let mut trouble = ReportThrottle::default();
+    let mut trouble = Throttle::new(REPORT_EVERY);
     let until = Until::stopped(stop);
     for (index, line) in lines.enumerate() {
         let line_no = index + 2;

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use super::mqtt::MqttPublisher;
 use super::pacing::Until;
 use super::reading::unix_now;
-use super::report::ReportThrottle;
 use super::serial_line::{parse_serial_line, LineSplitter};
+use super::REPORT_EVERY;
+use crate::throttle::{Backoff, Throttle};
 
 /// How long one read waits for bytes before the loop checks its deadline and stop flag.
 const READ_TIMEOUT: Duration = Duration::from_millis(200);
@@ -56,9 +57,9 @@ pub fn bridge_serial(
     let until = Until::stopped_or(stop, settings.duration.map(|d| Instant::now() + d));
     let port_name = settings.port.as_str();
     let mut counts = SerialCounts::default();
-    let mut port_trouble = ReportThrottle::default();
-    let mut line_trouble = ReportThrottle::default();
-    let mut backoff = REOPEN_MIN;
+    let mut port_trouble = Throttle::new(REPORT_EVERY);
+    let mut line_trouble = Throttle::new(REPORT_EVERY);
+    let mut backoff = Backoff::new(REOPEN_MIN, REOPEN_MAX);
     let mut splitter = LineSplitter::default();
     let mut buf = [0u8; 1024];
     let mut first_open = true;
@@ -73,7 +74,8 @@ pub fn bridge_serial(
                 let attempt = counts.failed_opens;
                 port_trouble.warn(|| {
                     format!(
-                        "serial {port_name}: cannot open: {e}; reconnecting in {backoff:?} (attempt {attempt})"
+                        "serial {port_name}: cannot open: {e}; reconnecting in {:?} (attempt {attempt})",
+                        backoff.peek()
                     )
                 });
                 pause(&mut backoff, &until);
@@ -103,7 +105,7 @@ pub fn bridge_serial(
                             Ok(readings) => {
                                 // A working line proves the link: later trouble starts
                                 // from the shortest pause again.
-                                backoff = REOPEN_MIN;
+                                backoff.reset();
                                 let now = unix_now();
                                 for r in readings {
                                     let reading = r.complete(&settings.device_id, now);
@@ -135,17 +137,21 @@ pub fn bridge_serial(
         };
         drop(port);
         if let Some(why) = failure {
-            port_trouble.warn(|| format!("serial {port_name}: {why}; reconnecting in {backoff:?}"));
+            port_trouble.warn(|| {
+                format!(
+                    "serial {port_name}: {why}; reconnecting in {:?}",
+                    backoff.peek()
+                )
+            });
             pause(&mut backoff, &until);
         }
     }
     Ok(counts)
 }
 
-/// Sleeps the current backoff (not past the end of the run) and doubles it.
-fn pause(backoff: &mut Duration, until: &Until<'_>) {
-    until.sleep(*backoff);
-    *backoff = (*backoff * 2).min(REOPEN_MAX);
+/// Sleeps the next backoff delay (not past the end of the run).
+fn pause(backoff: &mut Backoff, until: &Until<'_>) {
+    until.sleep(backoff.next_delay());
 }
 
 /// A line for a report: quoted, and cut short if long.
