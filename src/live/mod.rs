@@ -189,6 +189,12 @@ impl Hub {
             let keepalive = self.config.keepalive;
             move || client::ws_client_write(socket, queue_rx, link, counters, keepalive)
         };
+        // Detached on purpose, not in the server's thread scope: clients come and go for the
+        // node's whole life, and a scoped thread is only reclaimed when the scope ends, so
+        // each connection would leak its handle until shutdown. The thread owns everything
+        // it touches (the socket, its queue, `Arc`s), ends when its queue disconnects
+        // (`stop` drops every sender at shutdown, `fanout` drops a slow client's) or a
+        // write fails, and needs no join: it holds no data that must reach disk.
         if let Err(e) = thread::Builder::new()
             .name(format!("ws-client-{id}"))
             .spawn(writer)

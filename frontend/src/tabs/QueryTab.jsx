@@ -1,13 +1,14 @@
-// Query Data: pick a series and a range, get one aggregate plus a bucketed chart of the
-// range, or delete the series everywhere (behind a typed confirmation).
-import { useCallback, useEffect, useRef, useState } from 'react';
+// Query Data: pick a series and a range (QueryForm), get one aggregate plus a bucketed chart
+// of the range, or delete the series everywhere (DeleteSeriesDialog, behind a typed
+// confirmation). The series lists come from useSeriesLists.
+import { useRef, useState } from 'react';
 import TimeChart from '../components/TimeChart.jsx';
-import Dialog from '../components/Dialog.jsx';
-import { PRESETS, TIME_FORMAT_HINT, format12h, presetRange, validateRange } from '../time12h.js';
+import DeleteSeriesDialog from '../components/DeleteSeriesDialog.jsx';
+import useSeriesLists from '../hooks/useSeriesLists.js';
+import QueryForm from './QueryForm.jsx';
 import { bucketsToColumns, chooseStep, formatStep } from '../bucketStep.js';
 import { axisLabel, formatDurationNs, formatTimestamp, formatValue, unitFor } from '../format.js';
 
-const OPERATIONS = ['avg', 'sum', 'min', 'max', 'count'];
 const MINUTE = 60;
 const DAY = 86400;
 
@@ -41,71 +42,13 @@ async function dataExtent(client, base, start, end, signal) {
 }
 
 export default function QueryTab({ client }) {
-  const [devices, setDevices] = useState([]);
-  const [device, setDevice] = useState('');
-  const [metrics, setMetrics] = useState([]);
-  const [metric, setMetric] = useState('');
-  const [listError, setListError] = useState('');
-  const [operation, setOperation] = useState('avg');
-  const [startText, setStartText] = useState('');
-  const [endText, setEndText] = useState('');
-  const [preset, setPreset] = useState('all');
-  const [formErrors, setFormErrors] = useState({});
+  const lists = useSeriesLists(client);
   const [running, setRunning] = useState(false);
   const [result, setResult] = useState(null);
   const [queryError, setQueryError] = useState('');
   const [chart, setChartState] = useState(null);
-  const [deleteStage, setDeleteStage] = useState(null); // null | 'confirm' | 'working' | 'done'
-  const [confirmText, setConfirmText] = useState('');
-  const [deleteOutcome, setDeleteOutcome] = useState(null);
+  const [deleting, setDeleting] = useState(false);
   const abortRef = useRef(null);
-
-  const loadDevices = useCallback(async () => {
-    setListError('');
-    try {
-      const { data } = await client.devices();
-      const list = Array.isArray(data?.devices) ? [...data.devices].sort() : [];
-      setDevices(list);
-      setDevice((current) => (list.includes(current) ? current : (list[0] ?? '')));
-    } catch (err) {
-      setDevices([]);
-      setListError(`Could not load devices: ${err.message}`);
-    }
-  }, [client]);
-
-  const loadMetrics = useCallback(async (deviceId) => {
-    if (!deviceId) {
-      setMetrics([]);
-      setMetric('');
-      return;
-    }
-    try {
-      const { data } = await client.metrics(deviceId);
-      const list = Array.isArray(data?.metrics) ? [...data.metrics].sort() : [];
-      setMetrics(list);
-      setMetric((current) => (list.includes(current) ? current : (list[0] ?? '')));
-    } catch (err) {
-      setMetrics([]);
-      setMetric('');
-      setListError(`Could not load metrics for ${deviceId}: ${err.message}`);
-    }
-  }, [client]);
-
-  useEffect(() => {
-    loadDevices();
-  }, [loadDevices]);
-
-  useEffect(() => {
-    loadMetrics(device);
-  }, [device, loadMetrics]);
-
-  const applyPreset = (id) => {
-    setPreset(id);
-    setFormErrors({});
-    const { start, end } = presetRange(id, Date.now() / 1000);
-    setStartText(start === 0 ? '' : format12h(start));
-    setEndText(end === 0 ? '' : format12h(end));
-  };
 
   async function runChart(base, start, end, signal) {
     // Every chart state names the series it was asked for: the form may change afterwards.
@@ -145,30 +88,10 @@ export default function QueryTab({ client }) {
     }
   }
 
-  const runQuery = async (event) => {
-    event?.preventDefault();
-    const errors = {};
-    if (!device) errors.device = 'Choose a device.';
-    if (!metric) errors.metric = 'Choose a metric.';
-    // A quick range means "up to now" when the query runs: recompute it here, to the second
-    // (the fields show whole minutes, so taking them back would drop the newest readings).
-    let range;
-    if (preset && preset !== 'all') {
-      const { start, end } = presetRange(preset, Date.now() / 1000);
-      setStartText(format12h(start));
-      setEndText(format12h(end));
-      range = { ok: true, start, end };
-    } else {
-      range = validateRange(startText, endText);
-    }
-    if (!range.ok) Object.assign(errors, range.errors);
-    setFormErrors(errors);
-    if (Object.keys(errors).length > 0) return;
-
+  const runQuery = async (base, range) => {
     abortRef.current?.abort();
     const controller = new AbortController();
     abortRef.current = controller;
-    const base = { device_id: device, metric_name: metric, operation };
     setRunning(true);
     setQueryError('');
     setResult(null);
@@ -178,7 +101,7 @@ export default function QueryTab({ client }) {
         { ...base, start_time: range.start, end_time: range.end },
         { signal: controller.signal },
       );
-      setResult({ ...data, servedBy: node, range });
+      setResult({ ...data, servedBy: node, range, asked: base });
     } catch (err) {
       if (err.name !== 'AbortError') setQueryError(err.message);
     } finally {
@@ -187,134 +110,30 @@ export default function QueryTab({ client }) {
     }
   };
 
-  const series = device && metric ? `${device}/${metric}` : '';
-
-  const confirmDelete = async () => {
-    setDeleteStage('working');
-    try {
-      const { data, node } = await client.deleteSeries(device, metric);
-      setDeleteOutcome({ ok: true, deleted: data?.deleted === true, node: data?.node ?? node, series, data });
-      setResult(null);
-      setChartState(null);
-      await loadDevices();
-      await loadMetrics(device);
-    } catch (err) {
-      setDeleteOutcome({ ok: false, series, message: err.message });
-    }
-    setDeleteStage('done');
+  const afterDelete = async () => {
+    setResult(null);
+    setChartState(null);
+    await lists.reload();
   };
 
-  const closeDelete = () => {
-    setDeleteStage(null);
-    setConfirmText('');
-    setDeleteOutcome(null);
-  };
-
-  const unit = result ? unitFor(result.metric_name ?? metric, result.operation ?? operation) : '';
+  const unit = result ? unitFor(result.metric_name ?? result.asked.metric_name, result.operation ?? result.asked.operation) : '';
 
   return (
     <div className="query-tab">
-      <form className="card query-form" onSubmit={runQuery} noValidate>
-        <h2 className="card-title">Query a series</h2>
-        {listError && (
-          <p className="error" role="alert">
-            {listError}{' '}
-            <button type="button" className="link" onClick={loadDevices}>Retry</button>
-          </p>
-        )}
-        <div className="form-row">
-          <label className="field">
-            <span>Device</span>
-            <select value={device} onChange={(e) => setDevice(e.target.value)} aria-invalid={!!formErrors.device}>
-              {devices.length === 0 && <option value="">No devices</option>}
-              {devices.map((d) => <option key={d} value={d}>{d}</option>)}
-            </select>
-          </label>
-          <label className="field">
-            <span>Metric</span>
-            <select value={metric} onChange={(e) => setMetric(e.target.value)} aria-invalid={!!formErrors.metric}>
-              {metrics.length === 0 && <option value="">No metrics</option>}
-              {metrics.map((m) => <option key={m} value={m}>{m}</option>)}
-            </select>
-          </label>
-          <label className="field">
-            <span>Operation</span>
-            <select value={operation} onChange={(e) => setOperation(e.target.value)}>
-              {OPERATIONS.map((op) => <option key={op} value={op}>{op}</option>)}
-            </select>
-          </label>
-        </div>
-
-        <fieldset className="presets">
-          <legend>Quick range</legend>
-          {PRESETS.map((p) => (
-            <button
-              key={p.id}
-              type="button"
-              className={preset === p.id ? 'chip active' : 'chip'}
-              aria-pressed={preset === p.id}
-              onClick={() => applyPreset(p.id)}
-            >
-              {p.label}
-            </button>
-          ))}
-        </fieldset>
-
-        <div className="form-row">
-          <label className="field">
-            <span>Start</span>
-            <input
-              type="text"
-              value={startText}
-              placeholder={`${TIME_FORMAT_HINT} (empty: from the first reading)`}
-              onChange={(e) => { setStartText(e.target.value); setPreset(null); }}
-              aria-invalid={!!(formErrors.start || formErrors.range)}
-              aria-describedby="time-help"
-            />
-          </label>
-          <label className="field">
-            <span>End</span>
-            <input
-              type="text"
-              value={endText}
-              placeholder={`${TIME_FORMAT_HINT} (empty: up to the latest)`}
-              onChange={(e) => { setEndText(e.target.value); setPreset(null); }}
-              aria-invalid={!!(formErrors.end || formErrors.range)}
-              aria-describedby="time-help"
-            />
-          </label>
-        </div>
-        <p id="time-help" className="hint">
-          Local time, 12-hour clock, e.g. {format12h(Math.floor(Date.now() / 1000))}. 12:00 AM is midnight,
-          12:00 PM is noon. Leave a field empty for an open end.
-        </p>
-        {Object.keys(formErrors).length > 0 && (
-          <ul className="error" role="alert" data-testid="form-errors">
-            {Object.values(formErrors).map((msg) => <li key={msg}>{msg}</li>)}
-          </ul>
-        )}
-
-        <div className="actions">
-          <button type="submit" className="primary" disabled={running}>
-            {running ? 'Running…' : 'Run query'}
-          </button>
-          <button
-            type="button"
-            className="danger"
-            disabled={!series || deleteStage !== null}
-            onClick={() => setDeleteStage('confirm')}
-          >
-            Delete series
-          </button>
-        </div>
-      </form>
+      <QueryForm
+        lists={lists}
+        running={running}
+        deleting={deleting}
+        onRun={runQuery}
+        onDelete={() => setDeleting(true)}
+      />
 
       {queryError && <p className="card error" role="alert" data-testid="query-error">Query failed: {queryError}</p>}
 
       {result && (
         <div className="card result" aria-live="polite">
           <h2 className="card-title">
-            {result.operation ?? operation} of {result.device_id ?? device}/{result.metric_name ?? metric}
+            {result.operation ?? result.asked.operation} of {result.device_id ?? result.asked.device_id}/{result.metric_name ?? result.asked.metric_name}
           </h2>
           <div className="result-grid">
             <div className="stat big">
@@ -365,66 +184,14 @@ export default function QueryTab({ client }) {
         </div>
       )}
 
-      {(deleteStage === 'confirm' || deleteStage === 'working') && (
-        <Dialog
-          open
-          tone="danger"
-          title={`Delete ${series}?`}
-          onClose={deleteStage === 'working' ? undefined : closeDelete}
-          actions={(
-            <>
-              <button type="button" onClick={closeDelete} disabled={deleteStage === 'working'}>Cancel</button>
-              <button
-                type="button"
-                className="danger"
-                disabled={confirmText.trim() !== series || deleteStage === 'working'}
-                onClick={confirmDelete}
-              >
-                {deleteStage === 'working' ? 'Deleting…' : 'Delete permanently'}
-              </button>
-            </>
-          )}
-        >
-          <p>
-            This removes <strong>every reading</strong> of <code>{series}</code> from the whole cluster.
-            It cannot be undone.
-          </p>
-          <label className="field">
-            <span>Type <code>{series}</code> to confirm</span>
-            <input
-              type="text"
-              value={confirmText}
-              autoFocus
-              autoComplete="off"
-              aria-label="Confirm series name"
-              onChange={(e) => setConfirmText(e.target.value)}
-            />
-          </label>
-        </Dialog>
-      )}
-
-      {deleteStage === 'done' && deleteOutcome && (
-        <Dialog
-          open
-          tone={deleteOutcome.ok ? 'success' : 'danger'}
-          title={deleteOutcome.ok ? 'Series deleted' : 'Delete failed'}
-          onClose={closeDelete}
-          actions={<button type="button" className="primary" onClick={closeDelete} autoFocus>Close</button>}
-        >
-          {deleteOutcome.ok && deleteOutcome.deleted && (
-            <p data-testid="delete-outcome">All data for <code>{deleteOutcome.series}</code> was deleted (node {deleteOutcome.node}).</p>
-          )}
-          {deleteOutcome.ok && !deleteOutcome.deleted && (
-            <p data-testid="delete-outcome">
-              Nothing to delete: the cluster holds no data for <code>{deleteOutcome.series}</code> (node {deleteOutcome.node}).
-            </p>
-          )}
-          {!deleteOutcome.ok && (
-            <p data-testid="delete-outcome" className="error">
-              <code>{deleteOutcome.series}</code> was not deleted: {deleteOutcome.message}
-            </p>
-          )}
-        </Dialog>
+      {deleting && (
+        <DeleteSeriesDialog
+          client={client}
+          device={lists.device}
+          metric={lists.metric}
+          onClose={() => setDeleting(false)}
+          onDeleted={afterDelete}
+        />
       )}
     </div>
   );
