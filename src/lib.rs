@@ -11,7 +11,7 @@
 //!   flush tick ──▶ storage::segment (immutable columnar files) ──▶ old WAL files removed
 //!
 //!   POST /query ──▶ http::handlers (parse once) ──▶ query::combine::fullest_replica
-//!        ──▶ query::coordinator (parallel, per-peer timeout) ──▶ owners' /query?local=1
+//!        ──▶ cluster::fan_out (parallel, per-peer timeout) ──▶ owners' /query?local=1
 //!        ──▶ query::read ──▶ storage::Engine::{aggregate, samples, downsample}
 //! ```
 //!
@@ -21,11 +21,11 @@
 //! - [`ingest`] turns MQTT JSON payloads and InfluxDB line protocol into validated
 //!   [`storage::Point`]s and routes each to its owners.
 //! - [`cluster`] is membership (gossip, incarnations, the signed frames of
-//!   [`cluster::secret`]), placement (the CRC32 ring), hinted handoff and anti-entropy
-//!   repair with tombstones.
-//! - [`query`] answers reads from the local store ([`query::read`]) and coordinates them
-//!   across owners ([`query::coordinator`], [`query::combine`], the peer client
-//!   [`query::peer`]).
+//!   [`cluster::secret`]), placement (the CRC32 ring), hinted handoff, anti-entropy repair
+//!   with tombstones, and the node-to-node transport ([`cluster::peer`], the parallel
+//!   [`cluster::fan_out`]).
+//! - [`query`] answers reads from the local store ([`query::read`]) and combines the
+//!   owners' answers ([`query::combine`]); it depends on `cluster`, never the reverse.
 //! - [`server`] starts a node: one named thread per role (HTTP listener and workers, MQTT
 //!   receive loop, websocket broadcaster, flusher, gossip, hand-off, repair) sharing a
 //!   [`node::Node`]; [`config`] turns flags into its configuration; [`http`] and [`live`]

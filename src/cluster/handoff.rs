@@ -9,9 +9,9 @@
 //! because writes are idempotent.
 
 use crate::cluster::membership::MemberState;
+use crate::cluster::peer::{self, PeerLink};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::query::peer::{self, PeerLink};
 use crate::storage::{Engine, EngineConfig, Point, TimeRange};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};

@@ -14,12 +14,18 @@
 //! - [`secret`]: the cluster secret (`--cluster_secret_file`) that signs gossip frames and
 //!   node-to-node requests, and the checks (MAC, freshness, replay) on what arrives.
 //! - [`repair`]: anti-entropy between owners, rebalancing after ring changes, tombstones.
+//! - [`peer`]: the blocking HTTP client every node-to-node call goes through (signed with
+//!   the secret, HTTPS in a TLS cluster), and [`fan_out`]: one request to several nodes in
+//!   parallel (scoped threads, per-peer timeouts), used by repair and by query
+//!   coordination.
 //! - [`Cluster`] joins them: the owners of a series under the current membership.
 
+pub mod fan_out;
 pub mod gossip;
 pub mod handoff;
 pub mod incarnation;
 pub mod membership;
+pub mod peer;
 pub mod placement;
 pub mod repair;
 pub mod ring;

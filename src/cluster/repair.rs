@@ -19,12 +19,12 @@
 //! learn them through repair; a node away longer than that may bring a deleted series back
 //! (Cassandra's gc_grace trade-off).
 
+use crate::cluster::fan_out::{fan_out, Forward, PEER_TIMEOUT};
 use crate::cluster::handoff::send_points;
+use crate::cluster::peer::{self, PeerResponse};
 use crate::cluster::Owner;
 use crate::error::{Error, Result};
 use crate::node::Node;
-use crate::query::coordinator::{fan_out, Forward, PEER_TIMEOUT};
-use crate::query::peer::{self, PeerResponse};
 use crate::storage::{DigestBucket, Point, SeriesKey, TimeRange, Timestamp};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};

@@ -22,8 +22,8 @@
 //! [`ClusterTrust`] is what a [`Node`](crate::node::Node) holds: the secret if there is one,
 //! the replay guard and the counts of refused frames and requests shown in `/status`.
 
+use crate::cluster::peer::PeerLink;
 use crate::error::{Error, Result};
-use crate::query::peer::PeerLink;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeSet;

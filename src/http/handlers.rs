@@ -8,6 +8,7 @@
 use super::errors::ApiError;
 use super::json::Fields;
 use super::Reply;
+use crate::cluster::fan_out::{Forward, PEER_TIMEOUT};
 use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
@@ -16,7 +17,6 @@ use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
 use crate::query::combine::{delete_everywhere, fullest_replica, union_of, DeleteAnswer};
-use crate::query::coordinator::{Forward, PEER_TIMEOUT};
 use crate::query::read::{self, AggregateRequest, ListingAnswer, ReplicaAnswer, SamplesRequest};
 use crate::storage::quarantine::Quarantined;
 use crate::storage::{SeriesKey, Timestamp};

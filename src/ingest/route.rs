@@ -13,13 +13,13 @@
 //!
 //! [`Tombstones::drop_shadowed`]: crate::cluster::repair::Tombstones::drop_shadowed
 
+use crate::cluster::fan_out::PEER_TIMEOUT;
 use crate::cluster::handoff::send_points;
 use crate::cluster::membership::MemberState;
 use crate::cluster::placement::local_share;
 use crate::error::Result;
 use crate::log_warn;
 use crate::node::Node;
-use crate::query::coordinator::PEER_TIMEOUT;
 use crate::storage::Point;
 use std::collections::BTreeMap;
 use std::thread;

@@ -7,11 +7,11 @@
 //! another. The local answer is used as is, never serialised and parsed back. Shaping the
 //! HTTP reply (and its 503) is the caller's business.
 
+use crate::cluster::fan_out::{fan_out_with, Forward};
 use crate::cluster::membership::MemberState;
+use crate::cluster::peer::PeerResponse;
 use crate::cluster::Owner;
 use crate::error::Error;
-use crate::query::coordinator::{fan_out_with, Forward};
-use crate::query::peer::PeerResponse;
 use crate::query::read::{ListingAnswer, ReplicaAnswer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -264,7 +264,7 @@ mod tests {
             path: "/query?local=1",
             body: b"{}",
             timeout: Duration::from_secs(2),
-            link: crate::query::peer::PeerLink::default(),
+            link: crate::cluster::peer::PeerLink::default(),
         }
     }
 
