@@ -3,9 +3,9 @@
 //! calling thread) and collect every answer or failure, named by node.
 //!
 //! Deciding what the answers mean (pick the fullest replica, union listings, require every
-//! owner) is the caller's business ([`query::combine`](crate::query::combine), repair); this module only
-//! moves requests. The targets are always chosen from this node's own ring and member
-//! table, never from what a peer says.
+//! owner) is the caller's business ([`query::combine`](crate::query::combine), repair);
+//! this module only moves requests. The targets are always chosen from this node's own
+//! ring and member table, never from what a peer says.
 
 use crate::cluster::peer::{self, PeerLink, PeerResponse};
 use crate::cluster::Owner;
