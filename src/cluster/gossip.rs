@@ -472,6 +472,7 @@ pub fn gossip_round<'scope>(
     let timeouts = FailureTimeouts {
         suspect: node.config.suspect_timeout,
         dead: node.config.dead_timeout,
+        expiry: node.config.dead_member_expiry,
     };
     let seeds = seed_addrs(&node.config);
     let mut rng = Rng::from_entropy();

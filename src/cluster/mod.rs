@@ -14,6 +14,8 @@
 //! - [`secret`]: the cluster secret (`--cluster_secret_file`) that signs gossip frames and
 //!   node-to-node requests, and the checks (MAC, freshness, replay) on what arrives.
 //! - [`repair`]: anti-entropy between owners, rebalancing after ring changes, tombstones.
+//! - [`stale`]: the last-alive mark, and setting aside the data of a node that was down
+//!   longer than the tombstone grace, so it cannot bring deletes back.
 //! - [`Cluster`] joins them: the owners of a series under the current membership.
 
 pub mod gossip;
@@ -24,6 +26,7 @@ pub mod placement;
 pub mod repair;
 pub mod ring;
 pub mod secret;
+pub mod stale;
 
 use crate::storage::SeriesKey;
 use membership::{Member, MemberState, Membership};
