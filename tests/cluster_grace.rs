@@ -9,20 +9,13 @@
 
 mod common;
 
+use common::cluster::{log_tails, status, wait_for, CLUSTER_FLAGS};
 use common::{free_port, Server, TempDir};
-use minitrue::cluster::ring::Ring;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const TIMINGS: [&str; 4] = [
-    "--replication=2",
-    "--gossip_interval_ms=100",
-    "--suspect_timeout_ms=600",
-    "--dead_timeout_ms=1500",
-];
-const REPLICATION: usize = 2;
 const DEVICES: usize = 12;
 const METRIC: &str = "temperature";
 const ABC: [&str; 3] = ["polaris", "sirius", "vega"];
@@ -36,11 +29,7 @@ fn device(d: usize) -> String {
 }
 
 fn owners(ids: &[&str], d: usize) -> Vec<String> {
-    Ring::new(ids.iter().copied())
-        .preference_list(&Ring::routing_key(&device(d), METRIC), REPLICATION)
-        .into_iter()
-        .map(str::to_string)
-        .collect()
+    common::cluster::owners(ids, &device(d), METRIC)
 }
 
 /// Three nodes on ports chosen here, `polaris` the seed of the others, started with
@@ -59,7 +48,7 @@ impl Trio {
         for id in ABC {
             let gossip = if nodes.is_empty() { seed } else { free_port() };
             let seeds = format!("--seeds=127.0.0.1:{seed}");
-            let mut flags: Vec<&str> = TIMINGS.to_vec();
+            let mut flags: Vec<&str> = CLUSTER_FLAGS.to_vec();
             flags.push(&seeds);
             flags.extend_from_slice(extra);
             if id == "vega" {
@@ -102,32 +91,13 @@ impl Trio {
     }
 
     fn logs(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let text = n.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-                format!("--- {} ---\n{tail}", n.node_id)
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        log_tails(&self.nodes, 30)
     }
 
-    /// Polls `check` every 100 ms until it is `Ok`; panics with its last complaint and the
-    /// logs after [`CONVERGE`].
-    fn wait(&self, what: &str, mut check: impl FnMut() -> Result<(), String>) -> Duration {
-        let started = Instant::now();
-        loop {
-            match check() {
-                Ok(()) => return started.elapsed(),
-                Err(why) if started.elapsed() > CONVERGE => panic!(
-                    "timed out after {CONVERGE:?} waiting for {what}: {why}\n{}",
-                    self.logs()
-                ),
-                Err(_) => thread::sleep(Duration::from_millis(100)),
-            }
-        }
+    /// Polls `check` until it is `Ok`; panics with its last complaint and the logs after
+    /// [`CONVERGE`].
+    fn wait(&self, what: &str, check: impl FnMut() -> Result<(), String>) -> Duration {
+        wait_for(what, CONVERGE, check, || self.logs())
     }
 
     /// Waits until each of `observers` lists exactly `alive`, every one alive.
@@ -229,36 +199,9 @@ fn members(server: &Server) -> Result<BTreeSet<(String, String)>, String> {
         .collect())
 }
 
-fn status(server: &Server) -> Result<Value, String> {
-    let r = common::try_request(server.port, "GET", "/status", &[], &[])
-        .map_err(|e| format!("{} /status: {e}", server.node_id))?;
-    match r.status {
-        200 => Ok(r.json()),
-        s => Err(format!("{} /status answered {s}", server.node_id)),
-    }
-}
-
 /// Points of `dev{d}` in `server`'s own store.
 fn local_count(server: &Server, d: usize) -> Result<u64, String> {
-    let body = serde_json::json!({
-        "device_id": device(d),
-        "metric_name": METRIC,
-        "operation": "count",
-        "start_time": 0,
-        "end_time": 0,
-    })
-    .to_string();
-    let r = common::try_request(server.port, "POST", "/query?local=1", body.as_bytes(), &[])
-        .map_err(|e| format!("{} /query?local=1: {e}", server.node_id))?;
-    if r.status != 200 {
-        return Err(format!(
-            "{} /query?local=1 answered {}",
-            server.node_id, r.status
-        ));
-    }
-    r.json()["count"]
-        .as_u64()
-        .ok_or_else(|| format!("{}: no count", server.node_id))
+    common::cluster::count(server, "/query?local=1", &device(d), METRIC, None)
 }
 
 /// Kills vega while it holds a series, deletes that series while vega is down, waits past

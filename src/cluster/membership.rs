@@ -729,46 +729,42 @@ mod tests {
     }
 
     #[test]
-    fn the_memory_of_a_removed_member_ends_after_another_expiry() {
-        run("
-            expiry 20000
-            merge b 5 7 alive @0
-            > b: joined as alive
-            tick @10000
-            > b: alive -> dead
-            tick @30000
-            > b: removed (was dead)
-            tick @49999
-            merge b 5 7 dead @49999 from c
-            tick @50000
-            # every peer removed it by now; a straggler's digest is first news again
-            merge b 5 7 dead @50001 from c
-            > b: joined as dead
-        ");
-    }
-
-    #[test]
-    fn left_members_expire_too_and_news_keeps_a_member() {
+    fn a_left_member_expires_too_and_its_memory_ends_after_another_expiry() {
         run("
             expiry 20000
             merge b 5 1 alive @0
             > b: joined as alive
             merge b 5 2 left @1000
             > b: alive -> left
-            merge c 3 1 alive @0
-            > c: joined as alive
-            tick @9000
-            > c: alive -> suspect
-            merge c 3 2 alive @9000
-            > c: suspect -> alive
+            tick @30999
             tick @31000
             > b: removed (was left)
+            tick @50999
+            merge b 5 2 left @50999
+            show b
+            > b not in the table
+            tick @51000
+            # every peer removed it by now; a straggler's digest is first news again
+            merge b 5 2 left @51001
+            > b: joined as left
+        ");
+    }
+
+    #[test]
+    fn news_resets_the_expiry_clock() {
+        run("
+            expiry 20000
+            merge c 3 1 alive @0
+            > c: joined as alive
+            tick @29000
             > c: alive -> dead
-            tick @38999
-            tick @39000
+            merge c 3 2 alive @29500
+            > c: dead -> alive
+            tick @39500
+            > c: alive -> dead
+            tick @59499
+            tick @59500
             > c: removed (was dead)
-            show a
-            > a alive inc=100 hb=4
         ");
     }
 
