@@ -56,7 +56,8 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
     let check = stale::StartCheck {
         dir: &config.data_dir,
         grace: config.tombstone_grace,
-        has_seeds: !seed_addrs(&config).is_empty(),
+        // Explicit seeds only: a lone node on a local slot probes the other slots too.
+        has_seeds: !config.seeds.is_empty(),
         keep: config.keep_stale_data,
     };
     let stale_data = stale::check_at_start(check, unix_now_ms())?;

@@ -117,12 +117,12 @@ impl Trio {
         })
     }
 
-    /// Waits until polaris and sirius both see vega dead.
-    fn wait_vega_dead(&self) -> Duration {
-        self.wait("vega dead on both survivors", || {
-            for id in ["polaris", "sirius"] {
+    /// Waits until each of `observers` sees `dead` dead.
+    fn wait_dead(&self, observers: &[&str], dead: &str) -> Duration {
+        self.wait(&format!("{dead} dead on {observers:?}"), || {
+            for id in observers {
                 let seen = members(self.node(id))?;
-                if !seen.contains(&("vega".into(), "dead".into())) {
+                if !seen.contains(&(dead.into(), "dead".into())) {
                     return Err(format!("{id} lists {seen:?}"));
                 }
             }
@@ -217,7 +217,7 @@ fn delete_while_vega_is_down_past_the_grace(vega_extra: &[&str]) -> (Trio, usize
         .expect("vega owns a series: choose other ids");
 
     trio.node_mut("vega").kill9();
-    trio.wait_vega_dead();
+    trio.wait_dead(&["polaris", "sirius"], "vega");
     let deleted_at = Instant::now();
     let body = serde_json::json!({"device_id": device(doomed), "metric_name": METRIC});
     let r = trio.node("polaris").post("/delete", &body.to_string());
@@ -309,29 +309,31 @@ fn keep_stale_data_brings_the_deleted_series_back() {
     );
 }
 
+/// polaris is the one node without seeds of its own (the others seed to it): once removed,
+/// only the others' periodic seed probe can find it again when it restarts.
 #[test]
 fn a_dead_member_leaves_every_table_and_its_share_is_re_replicated() {
     const FIRST: usize = 30;
     const ALL: usize = 50;
     let mut trio = Trio::start(&["--dead_member_expiry=5s"], &[]);
-    trio.write("polaris", 0, FIRST);
+    trio.write("sirius", 0, FIRST);
     trio.wait_copies(&ABC, &ABC, |_| FIRST as u64);
 
-    trio.node_mut("vega").kill9();
+    trio.node_mut("polaris").kill9();
     let killed = Instant::now();
-    let ac = ["polaris", "sirius"];
-    trio.wait_vega_dead();
-    // Written while vega is dead but still in the ring: polaris keeps hints for it.
-    trio.write("polaris", FIRST, ALL);
-    let hints = status(trio.node("polaris")).expect("status")["hints_pending"]["vega"].clone();
+    let survivors = ["sirius", "vega"];
+    trio.wait_dead(&survivors, "polaris");
+    // Written while polaris is dead but still in the ring: sirius keeps hints for it.
+    trio.write("sirius", FIRST, ALL);
+    let hints = status(trio.node("sirius")).expect("status")["hints_pending"]["polaris"].clone();
     assert!(
         hints.as_u64().is_some_and(|n| n > 0),
-        "no hints for vega: {hints}"
+        "no hints for polaris: {hints}"
     );
 
-    trio.wait_members(&ac, &ac);
+    trio.wait_members(&survivors, &survivors);
     let gone = killed.elapsed();
-    eprintln!("vega left both tables {gone:?} after its kill");
+    eprintln!("polaris left both tables {gone:?} after its kill");
     // Dead after 1.5 s of silence, removed 5 s later (the last news came at most a few
     // gossip rounds before the kill).
     assert!(
@@ -339,9 +341,9 @@ fn a_dead_member_leaves_every_table_and_its_share_is_re_replicated() {
         "removed after only {gone:?}"
     );
     // Both survivors hold every series now (two nodes, replication 2), exactly.
-    let took = trio.wait_copies(&ac, &ac, |_| ALL as u64);
-    trio.wait("hints for the removed vega delivered", || {
-        for id in ac {
+    let took = trio.wait_copies(&survivors, &survivors, |_| ALL as u64);
+    trio.wait("hints for the removed polaris delivered", || {
+        for id in survivors {
             let pending = status(trio.node(id))?["hints_pending"].clone();
             if pending != serde_json::json!({}) {
                 return Err(format!("{id} still holds hints {pending}"));
@@ -351,8 +353,8 @@ fn a_dead_member_leaves_every_table_and_its_share_is_re_replicated() {
     });
     eprintln!("every series back on 2 live nodes {took:?} after the removal");
 
-    // vega comes back: a new join, and the ring of three again.
-    trio.node_mut("vega").restart();
+    // polaris comes back: a new join, and the ring of three again.
+    trio.node_mut("polaris").restart();
     trio.wait_members(&ABC, &ABC);
     trio.wait_copies(&ABC, &ABC, |_| ALL as u64);
 }

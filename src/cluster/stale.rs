@@ -17,10 +17,11 @@
 //! operator acts): setting it aside gives the same safety and heals by itself.
 //!
 //! A node that was alone keeps its data: nobody can have deleted anything it did not see.
-//! Alone means its last mark listed no other member *and* it has no seeds to look for
-//! (`--seeds`, or the local slots): a node killed before its first mark with peers still
-//! counts as clustered through its seeds, and a node without seeds that others seed to
-//! through its mark. `--keep_stale_data` keeps it in a cluster too (deletes then come back).
+//! Alone means its last mark listed no other member *and* it was given no `--seeds`: a node
+//! killed before its first mark with peers still counts as clustered through its seeds,
+//! and a node without seeds that others seed to (or one on a local slot, which probes the
+//! other slots) through its mark. A single node started without flags on a local slot is
+//! therefore alone, as it should be. `--keep_stale_data` keeps it in a cluster too (deletes then come back).
 //! A missing mark (a new data directory, or one from before this file existed) counts as
 //! fresh; an unreadable one as stale (the downtime is unknown, and setting aside is safe).
 //!
@@ -124,7 +125,7 @@ pub fn mark_interval(grace: Duration) -> Duration {
 }
 
 /// Judges the data under the mark `mark` at `now_ms`, for a grace of `grace`, on a node
-/// that has seeds to look for (`has_seeds`) or not.
+/// given `--seeds` (`has_seeds`) or not.
 pub fn judge(mark: &Mark, now_ms: u64, grace: Duration, has_seeds: bool) -> Verdict {
     let mark = match mark {
         Mark::Missing => return Verdict::Fresh,
@@ -182,7 +183,7 @@ pub fn set_aside(dir: &Path, now_ms: u64) -> Result<Option<PathBuf>> {
 }
 
 /// What [`check_at_start`] judges by: the node's data directory, the grace, whether the
-/// node has seeds, and `--keep_stale_data`.
+/// node was given `--seeds`, and `--keep_stale_data`.
 #[derive(Clone, Copy, Debug)]
 pub struct StartCheck<'a> {
     pub dir: &'a Path,
