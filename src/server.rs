@@ -60,7 +60,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         has_seeds: !config.seeds.is_empty(),
         keep: config.keep_stale_data,
     };
-    let stale_data = stale::check_at_start(check, unix_now_ms())?;
+    let start = stale::check_at_start(check, unix_now_ms())?;
     let engine_config = EngineConfig {
         retention: config.retention,
         strict_wal: config.strict_wal,
@@ -109,8 +109,8 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         )
     })?;
     let mut node = Node::new(config, engine)?;
-    node.stale_data = stale_data;
-    mark_alive(&node);
+    node.stale_data = start.set_aside;
+    mark_alive(&node, start.peers_before);
     let http = HttpListener::bind(
         node.config.http_addr,
         tls,
@@ -206,7 +206,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         log_info!("{}: shutting down", node.config.node_id);
         Ok(())
     })?;
-    mark_alive(&node);
+    mark_alive(&node, 0);
     node.hints.close()?;
     node.engine.close()?;
     log_info!("{}: stopped cleanly", node.config.node_id);
@@ -334,8 +334,9 @@ where
 }
 
 /// Records now as the last time this node was alive (see [`stale`]), with how many other
-/// members its table holds; a failure is logged (the next mark retries).
-fn mark_alive(node: &Node) {
+/// members its table holds (at least `peers_floor`); a failure is logged (the next mark
+/// retries).
+fn mark_alive(node: &Node, peers_floor: u64) {
     let mark = AliveMark {
         unix_ms: unix_now_ms(),
         peers: node
@@ -343,7 +344,10 @@ fn mark_alive(node: &Node) {
             .membership()
             .members()
             .count()
-            .saturating_sub(1) as u64,
+            .saturating_sub(1)
+            .try_into()
+            .unwrap_or(u64::MAX)
+            .max(peers_floor),
     };
     if let Err(e) = stale::write_mark(&node.config.data_dir, mark) {
         log_warn!("cannot record that this node is alive: {e}");
@@ -360,7 +364,7 @@ fn wal_flush(node: &Node, shutdown_rx: &Receiver<()>) {
     loop {
         select! {
             recv(shutdown_rx) -> _ => return,
-            recv(mark_ticker) -> _ => mark_alive(node),
+            recv(mark_ticker) -> _ => mark_alive(node, 0),
             recv(ticker) -> _ => {
                 if let Err(e) = node.engine.maintain() {
                     log_error!("maintenance of {}: {e}", node.config.data_dir.display());

@@ -30,7 +30,9 @@
 //! `DATA_DIR/NODE/alive_at` holds one JSON object `{"unix_ms": u64, "peers": u64}`: when
 //! the node was last known alive, and how many other members its table held then. It is
 //! replaced atomically (see [`replace_file`]) every [`ALIVE_MARK_INTERVAL`] (or a tenth of
-//! the grace, if shorter) by the `wal-flush` thread, and once more at a clean shutdown.
+//! the grace, if shorter) by the `wal-flush` thread, and once more at a clean shutdown. The
+//! first mark of a run, written at start before gossip has found anyone, keeps the member
+//! count of the mark it replaces.
 
 use crate::cluster::incarnation::replace_file;
 use crate::error::{Error, Result};
@@ -192,17 +194,43 @@ pub struct StartCheck<'a> {
     pub keep: bool,
 }
 
+/// What [`check_at_start`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StartOutcome {
+    /// What was set aside, for `/status`.
+    pub set_aside: Option<StaleData>,
+    /// Other members in the mark found (0 without one). The first mark of this run, written
+    /// before gossip has found anyone, carries it on, so a crash right after the start does
+    /// not make a cluster node look alone.
+    pub peers_before: u64,
+}
+
 /// At start, before the store opens: judges the data under `check.dir` at `now_ms` and
-/// sets it aside when stale (unless `check.keep`). Returns what was set aside, for
-/// `/status`; logs what it decided.
-pub fn check_at_start(check: StartCheck<'_>, now_ms: u64) -> Result<Option<StaleData>> {
+/// sets it aside when stale (unless `check.keep`); logs what it decided.
+pub fn check_at_start(check: StartCheck<'_>, now_ms: u64) -> Result<StartOutcome> {
+    let mark = read_mark(check.dir)?;
+    let peers_before = match &mark {
+        Mark::At(m) => m.peers,
+        Mark::Missing | Mark::Unreadable(_) => 0,
+    };
+    Ok(StartOutcome {
+        set_aside: set_aside_if_stale(check, &mark, now_ms)?,
+        peers_before,
+    })
+}
+
+fn set_aside_if_stale(
+    check: StartCheck<'_>,
+    mark: &Mark,
+    now_ms: u64,
+) -> Result<Option<StaleData>> {
     let StartCheck {
         dir,
         grace,
         has_seeds,
         keep,
     } = check;
-    let why = match judge(&read_mark(dir)?, now_ms, grace, has_seeds) {
+    let why = match judge(mark, now_ms, grace, has_seeds) {
         Verdict::Fresh => return Ok(None),
         Verdict::Alone { down_for } => {
             crate::log_info!(
@@ -358,9 +386,9 @@ mod tests {
             },
         )
         .unwrap();
-        let report = check_at_start(check(&dir, HOUR, false), NOW)
-            .unwrap()
-            .expect("set aside");
+        let outcome = check_at_start(check(&dir, HOUR, false), NOW).unwrap();
+        assert_eq!(outcome.peers_before, 2);
+        let report = outcome.set_aside.expect("set aside");
         let aside = dir.join(format!("stale-{NOW}"));
         assert_eq!(report.path, aside.display().to_string());
         assert!(report.reason.contains("3.0 h"), "{}", report.reason);
@@ -388,17 +416,15 @@ mod tests {
             peers: 1,
         };
         write_mark(&dir, old).unwrap();
-        assert_eq!(check_at_start(check(&dir, HOUR, true), NOW).unwrap(), None);
-        assert_eq!(
-            check_at_start(check(&dir, 4 * HOUR, false), NOW).unwrap(),
-            None
-        );
+        let kept = |c| check_at_start(c, NOW).unwrap().set_aside.is_none();
+        assert!(kept(check(&dir, HOUR, true)));
+        assert!(kept(check(&dir, 4 * HOUR, false)));
         write_mark(&dir, AliveMark { peers: 0, ..old }).unwrap();
         let alone = StartCheck {
             has_seeds: false,
             ..check(&dir, HOUR, false)
         };
-        assert_eq!(check_at_start(alone, NOW).unwrap(), None);
+        assert!(kept(alone));
         assert!(dir.join("segments").is_dir());
         let _ = fs::remove_dir_all(&dir);
     }
