@@ -28,13 +28,22 @@
 //!   subscribes to would then disconnect the publisher, which `tests/broker.rs` would catch.)
 //! - Towards each client at most 100 QoS 1 messages are unacknowledged at once (a rumqttd
 //!   constant), which bounds the delivery rate to one subscriber by its round trip.
+//!
+//! Who may connect: anyone, unless [`BrokerConfig::credentials`] names one user and its
+//! password (`--username`, `--password-file`); then every listener refuses a CONNECT without
+//! them (rumqttd compares the password in constant time). An optional second listener speaks
+//! MQTT over TLS ([`BrokerConfig::tls`]: `--tls-listen`, `--tls-cert`, `--tls-key`) through
+//! rumqttd's rustls 0.22 on ring; clients are not asked for certificates. Both listeners
+//! share one router, so a message published on either reaches subscribers on both.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use rumqttd::{ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::{ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
 use tracing_subscriber::filter::LevelFilter;
 
+use crate::mqtt_link::Credentials;
 use crate::{log, Error, Result};
 
 /// Where the broker listens unless told otherwise: loopback, the MQTT port.
@@ -86,6 +95,20 @@ pub struct BrokerConfig {
     /// Bytes of messages kept per subscription filter for subscribers that are offline or
     /// behind; beyond it the oldest are dropped.
     pub max_queued_bytes: usize,
+    /// The one user every client must log in as; `None`: anonymous clients are let in.
+    pub credentials: Option<Credentials>,
+    /// A second listener, MQTT over TLS; `None`: plain TCP only.
+    pub tls: Option<BrokerTls>,
+}
+
+/// The TLS listener's address and identity (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerTls {
+    pub listen: SocketAddr,
+    /// Certificate chain, the broker's own certificate first.
+    pub cert: PathBuf,
+    /// Private key of that certificate (PKCS#8 or RSA).
+    pub key: PathBuf,
 }
 
 impl Default for BrokerConfig {
@@ -96,6 +119,8 @@ impl Default for BrokerConfig {
                 .expect("DEFAULT_LISTEN is a socket address"),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            credentials: None,
+            tls: None,
         }
     }
 }
@@ -115,6 +140,17 @@ impl BrokerConfig {
                 ),
             ));
         }
+        if let Some(tls) = &self.tls {
+            if tls.listen == self.listen {
+                return Err(Error::invalid(
+                    "tls-listen",
+                    format!(
+                        "{} is also --listen: give the TLS listener its own port",
+                        tls.listen
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -127,8 +163,9 @@ impl BrokerConfig {
         (size, count)
     }
 
-    /// The rumqttd configuration: router limits and one MQTT 3.1.1 server, nothing else
-    /// (no v5, websocket, TLS, console, metrics or cluster).
+    /// The rumqttd configuration: router limits, one MQTT 3.1.1 server on plain TCP and, if
+    /// configured, one over TLS, nothing else (no v5, websocket, console, metrics or
+    /// cluster).
     pub fn to_rumqttd(&self) -> rumqttd::Config {
         let (max_segment_size, max_segment_count) = self.segments();
         let router = RouterConfig {
@@ -140,23 +177,40 @@ impl BrokerConfig {
             initialized_filters: None,
             ..RouterConfig::default()
         };
-        let server = ServerSettings {
-            name: "v4".to_string(),
-            listen: self.listen,
-            tls: None,
+        let auth = self.credentials.as_ref().map(|c| {
+            [(c.username.clone(), c.password.expose().to_string())]
+                .into_iter()
+                .collect()
+        });
+        let server = |name: &str, listen: SocketAddr, tls: Option<TlsConfig>| ServerSettings {
+            name: name.to_string(),
+            listen,
+            tls,
             next_connection_delay_ms: NEXT_CONNECTION_DELAY.as_millis() as u64,
             connections: ConnectionSettings {
                 connection_timeout_ms: CONNECT_TIMEOUT.as_millis() as u16,
                 max_payload_size: MAX_PAYLOAD_BYTES,
                 max_inflight_count: CONNECTION_BATCH_PACKETS,
-                auth: None,
+                auth: auth.clone(),
                 external_auth: None,
                 dynamic_filters: false,
             },
         };
+        let mut servers = vec![("v4".to_string(), server("v4", self.listen, None))];
+        if let Some(tls) = &self.tls {
+            let rustls = TlsConfig::Rustls {
+                capath: None,
+                certpath: tls.cert.display().to_string(),
+                keypath: tls.key.display().to_string(),
+            };
+            servers.push((
+                "v4-tls".to_string(),
+                server("v4-tls", tls.listen, Some(rustls)),
+            ));
+        }
         rumqttd::Config {
             router,
-            v4: Some([("v4".to_string(), server)].into_iter().collect()),
+            v4: Some(servers.into_iter().collect()),
             ..rumqttd::Config::default()
         }
     }
@@ -166,11 +220,29 @@ impl BrokerConfig {
 /// rumqttd has no shutdown, so the process hosting it ends to stop it.
 pub fn serve(config: &BrokerConfig) -> Result<()> {
     config.validate()?;
-    // rumqttd binds on its own thread and only logs a failure there; binding here first turns
-    // the usual one (address in use) into an error a user sees.
+    // rumqttd binds on its own threads and only logs a failure there; binding here first
+    // turns the usual one (address in use) into an error a user sees.
     TcpListener::bind(config.listen).map_err(|e| {
         Error::invalid("listen", format!("cannot listen on {}: {e}", config.listen))
     })?;
+    if let Some(tls) = &config.tls {
+        TcpListener::bind(tls.listen).map_err(|e| {
+            Error::invalid(
+                "tls-listen",
+                format!("cannot listen on {}: {e}", tls.listen),
+            )
+        })?;
+        // rumqttd reads the PEM files at every TLS handshake and only logs what is wrong
+        // with them; loading them once here reports a bad file at start instead.
+        crate::http::stream::tls_config(&tls.cert, &tls.key)?;
+    }
+    if config.credentials.is_some() && !config.listen.ip().is_loopback() {
+        crate::log_warn!(
+            "clients send the password unencrypted to the plain listener {}: bind it to \
+             loopback and give remote clients --tls-listen",
+            config.listen
+        );
+    }
     let mut broker = rumqttd::Broker::new(config.to_rumqttd());
     match broker.start() {
         Ok(()) => Err(Error::Closed(format!(
@@ -353,5 +425,55 @@ mod tests {
         assert_eq!(config.router.initialized_filters, None);
         assert_eq!(config.router.max_segment_size, SEGMENT_BYTES);
         assert_eq!(config.router.max_segment_count, 9);
+        assert!(servers["v4"].tls.is_none() && servers["v4"].connections.auth.is_none());
+    }
+
+    #[test]
+    fn credentials_guard_every_listener_and_tls_adds_one() {
+        let path = std::env::temp_dir().join(format!("minitrue-broker-pw-{}", std::process::id()));
+        std::fs::write(&path, "pw\n").expect("write password file");
+        let password = crate::mqtt_link::read_password_file(&path, "password-file").unwrap();
+        let _ = std::fs::remove_file(&path);
+        let config = BrokerConfig {
+            credentials: Some(Credentials {
+                username: "sensors".into(),
+                password,
+            }),
+            tls: Some(BrokerTls {
+                listen: "127.0.0.1:8883".parse().unwrap(),
+                cert: "cert.pem".into(),
+                key: "key.pem".into(),
+            }),
+            ..BrokerConfig::default()
+        };
+        let servers = config.to_rumqttd().v4.expect("v4 servers");
+        assert_eq!(servers.len(), 2);
+        for server in servers.values() {
+            let auth = server
+                .connections
+                .auth
+                .as_ref()
+                .expect("auth on every listener");
+            assert_eq!(auth.get("sensors").map(String::as_str), Some("pw"));
+        }
+        assert!(servers["v4"].tls.is_none());
+        assert!(matches!(
+            servers["v4-tls"].tls,
+            Some(TlsConfig::Rustls { capath: None, .. })
+        ));
+        assert_eq!(servers["v4-tls"].listen.port(), 8883);
+    }
+
+    #[test]
+    fn tls_listener_on_the_plain_address_is_refused() {
+        let config = BrokerConfig {
+            tls: Some(BrokerTls {
+                listen: DEFAULT_LISTEN.parse().unwrap(),
+                cert: "c".into(),
+                key: "k".into(),
+            }),
+            ..BrokerConfig::default()
+        };
+        assert!(config.validate().is_err());
     }
 }

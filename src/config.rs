@@ -6,6 +6,7 @@
 use crate::cluster::secret::ClusterSecret;
 use crate::error::{Error, Result};
 use crate::http::cors::OriginPolicy;
+use crate::mqtt_link::{parse_broker_url, BrokerFlags, ClientSecurity};
 use clap::{Parser, ValueEnum};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -95,9 +96,8 @@ pub struct ServerArgs {
     /// Gossip (cluster TCP) port.
     #[arg(long = "tcp_port")]
     pub tcp_port: Option<u16>,
-    /// MQTT broker URL.
-    #[arg(long, default_value = "tcp://localhost:1883")]
-    pub broker: String,
+    #[command(flatten)]
+    pub mqtt: BrokerFlags,
     /// Data directory; the node keeps its files in DATA_DIR/NODE_ID.
     #[arg(long = "data_dir", default_value = "data")]
     pub data_dir: PathBuf,
@@ -206,6 +206,8 @@ pub struct Config {
     /// Host part of the addresses this node advertises to peers.
     pub advertise_host: String,
     pub broker: String,
+    /// `--broker_ca`, `--broker_username` and `--broker_password_file`, read.
+    pub broker_security: ClientSecurity,
     pub data_dir: PathBuf,
     pub seeds: Vec<String>,
     pub log_level: String,
@@ -369,6 +371,13 @@ impl ServerArgs {
                  calls they make to each other (one node alone needs it as well)",
             ));
         }
+        let broker_security = self.mqtt.security()?;
+        // Flags that contradict the URL (mqtts:// without --broker_ca, a CA for tcp://) are
+        // refused here; a URL that does not parse leaves ingestion off at run time instead,
+        // reported in /status, as it always has.
+        if let Ok(addr) = parse_broker_url(&self.mqtt.broker) {
+            broker_security.check(&addr)?;
+        }
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -383,7 +392,8 @@ impl ServerArgs {
             http_addr: SocketAddr::new(self.bind, port),
             gossip_addr: SocketAddr::new(self.bind, tcp_port),
             advertise_host,
-            broker: self.broker,
+            broker: self.mqtt.broker,
+            broker_security,
             data_dir,
             seeds: self.seeds,
             log_level: self.log_level,
@@ -466,6 +476,22 @@ mod tests {
             .tls
             .is_some_and(|t| t.cert.ends_with("c.pem") && t.key.ends_with("k.pem")));
         assert!(args(&[]).into_config().unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn broker_flags_that_contradict_the_url_are_refused() {
+        let field = |extra: &[&str]| match args(extra).into_config() {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(field(&["--broker=mqtts://broker.local"]), "broker_ca");
+        assert_eq!(field(&["--broker_username=u"]), "broker_password_file");
+        assert_eq!(
+            field(&["--broker_password_file=/nonexistent/pw"]),
+            "broker_username"
+        );
+        // An unusable URL is still the receive loop's to report, not a start-up failure.
+        assert!(args(&["--broker=ssl://h"]).into_config().is_ok());
     }
 
     #[test]

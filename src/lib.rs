@@ -1,27 +1,42 @@
 //! MiniTrue: a distributed time-series database for IoT telemetry.
 //!
-//! How data flows through the crate:
+//! How data flows through the crate, the two paths a reading takes in and a query takes out:
 //!
 //! ```text
-//!   writer ──▶ storage::Engine::write ──▶ storage::wal (group-committed, fsynced)
-//!                                     └─▶ storage::series (sharded map of series → chunks)
+//!   MQTT ──▶ ingest::mqtt (receive loop) ──▶ ingest::payload (validate) ──▶ ingest::route
+//!   POST /write ──▶ http ──▶ ingest::line_protocol ─────────────────────────┘   │
+//!        route: this node's share ──▶ storage::Engine::write                    │
+//!               other owners' shares ──▶ cluster::handoff (/internal/write, hints)
+//!   Engine::write ──▶ storage::wal (group-committed, fsynced) ──▶ storage::series (memory)
 //!   flush tick ──▶ storage::segment (immutable columnar files) ──▶ old WAL files removed
-//!   query ──▶ storage::Engine::{aggregate, samples, downsample} ──▶ chunk metadata / codec
+//!
+//!   POST /query ──▶ http::handlers (parse once) ──▶ query::combine::fullest_replica
+//!        ──▶ query::coordinator (parallel, per-peer timeout) ──▶ owners' /query?local=1
+//!        ──▶ query::read ──▶ storage::Engine::{aggregate, samples, downsample}
 //! ```
 //!
 //! - [`storage`] is the single-node store: codecs, chunks, the series map, the write-ahead
-//!   log, segment files and the engine that ties them together. It knows nothing of HTTP,
-//!   MQTT or the cluster.
+//!   log, segment files, the quarantine for corrupt files, and the engine that ties them
+//!   together. It knows nothing of HTTP, MQTT or the cluster.
 //! - [`ingest`] turns MQTT JSON payloads and InfluxDB line protocol into validated
-//!   [`storage::Point`]s; it parses and checks, and writes nothing.
-//! - [`server`] starts a node: one named thread per role (HTTP workers, MQTT receive loop,
-//!   websocket broadcaster, flusher) sharing a [`node::Node`]; [`config`] turns flags into
-//!   its configuration; [`http`] and [`live`] serve the API and the live stream (who may
-//!   call them: [`http::auth`], [`http::cors`]; [`sighup`] reloads the tokens).
+//!   [`storage::Point`]s and routes each to its owners.
+//! - [`cluster`] is membership (gossip, incarnations, the signed frames of
+//!   [`cluster::secret`]), placement (the CRC32 ring), hinted handoff and anti-entropy
+//!   repair with tombstones.
+//! - [`query`] answers reads from the local store ([`query::read`]) and coordinates them
+//!   across owners ([`query::coordinator`], [`query::combine`], the peer client
+//!   [`query::peer`]).
+//! - [`server`] starts a node: one named thread per role (HTTP listener and workers, MQTT
+//!   receive loop, websocket broadcaster, flusher, gossip, hand-off, repair) sharing a
+//!   [`node::Node`]; [`config`] turns flags into its configuration; [`http`] and [`live`]
+//!   serve the API and the live stream (who may call them: [`http::auth`], [`http::cors`];
+//!   [`sighup`] reloads the tokens).
 //! - [`broker`] is the MQTT broker that ships with MiniTrue (`minitrue-broker`): embedded
 //!   rumqttd, so a machine without Mosquitto still has somewhere for sensors to publish.
 //! - [`publisher`] is the device side: a fleet simulator, an Arduino serial bridge, CSV
 //!   replay and a load generator, all publishing JSON readings over MQTT (QoS 1).
+//! - [`mqtt_link`] is how both MQTT clients (a node's receive loop and the publisher) reach
+//!   a broker: the `--broker` URL, TLS (`mqtts://`, `--broker_ca`) and credentials.
 //! - [`error`] holds the crate's one error type; [`log`] writes leveled lines to stderr
 //!   (text or JSON), dated by [`civil`].
 
@@ -34,11 +49,14 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod log;
+pub mod mqtt_link;
 pub mod node;
 pub mod publisher;
 pub mod query;
 pub mod server;
 pub mod sighup;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod test_dir;
 
 pub use error::{Error, Result};

@@ -5,11 +5,11 @@
 //! Roles: `http-listen` (accepts connections and reads request heads, see
 //! [`crate::http::listener`]), `http-N` (workers that answer complete requests),
 //! `ws-broadcast` (live hub fan-out), `mqtt-receive` (ingestion, unless `--mode=query`),
-//! `wal-flush` (flush/compaction/retention every second, and the last-alive mark), `hint-handoff` (hints to owners
-//! that came back), `repair` (anti-entropy), `gossip-listen` (answers peers' member tables)
-//! and `gossip-round` (heartbeat, failure detection and exchanges every
-//! `--gossip_interval_ms`; the gossip roles run their short-lived per-connection threads in
-//! the same scope). Shutdown: the signal handler drops the only `shutdown_tx`; every loop
+//! `wal-flush` (flush/compaction/retention every second, and the last-alive mark),
+//! `hint-handoff` (hints to owners that came back), `repair` (anti-entropy),
+//! `gossip-listen` (answers peers' member tables) and `gossip-round` (heartbeat, failure
+//! detection and exchanges every `--gossip_interval_ms`; the gossip roles run their
+//! short-lived per-connection threads in the same scope). Shutdown: the signal handler drops the only `shutdown_tx`; every loop
 //! that selects on `shutdown_rx` ends (the HTTP listen loop and workers too),
 //! `gossip-round` first announces the leave to every known peer (within 300 ms), and the
 //! engine flushes and fsyncs before `run` returns.

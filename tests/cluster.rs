@@ -13,7 +13,7 @@ mod common;
 use common::cluster::{log_tails, status, wait_for, CLUSTER_FLAGS};
 use common::{free_port, try_request, Broker, BrokerKind, Publisher, Server, TempDir};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -520,6 +520,20 @@ fn steady_state_counts_are_exact_on_every_node_and_owner(kind: BrokerKind) {
             assert_eq!(v["owners"], serde_json::json!(owned_by), "{v}");
         }
     }
+
+    // Bad input is the client's fault on a coordinator too: 400 naming the field, not a
+    // 503 made of every owner's 400.
+    let body = serde_json::json!({"device_id": device(0), "metric_name": METRIC,
+        "operation": "median"})
+    .to_string();
+    for path in ["/query", "/query-samples"] {
+        let r = cluster.node("polaris").server.post(path, &body);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("operation"));
+    }
 }
 
 #[test]
@@ -751,4 +765,177 @@ fn coordinators_with_different_views_never_double_count() {
     }
     eprintln!("views differed while querying: {views_differed}");
     cluster.wait_converged(&abcd, |d| expected(n, d));
+}
+
+// ---- corrupt files ---------------------------------------------------------------------------
+
+/// Flips one bit of byte `offset` of `path`.
+fn flip_byte(path: &std::path::Path, offset: usize) {
+    let mut data = std::fs::read(path).expect("read file to corrupt");
+    data[offset] ^= 0x20;
+    std::fs::write(path, data).expect("write corrupted file");
+}
+
+/// The files in `dir` whose name ends with `suffix`, sorted.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// An offset inside `kind` of the segment bytes `data` (see the format in
+/// `storage::segment`): the first chunk's timestamp column, the index, or the trailer's CRC.
+fn segment_offset(data: &[u8], kind: &str) -> usize {
+    let len = data.len();
+    let index_offset = u64::from_le_bytes(data[len - 24..len - 16].try_into().expect("8 bytes"));
+    match kind {
+        "chunk" => 6 + 3,
+        "index" => index_offset as usize + 5,
+        "trailer" => len - 6,
+        other => panic!("no segment part {other}"),
+    }
+}
+
+/// An offset inside the payload of the second record of WAL bytes `data` (8-byte file
+/// header; 12-byte record headers with the payload length at bytes 4..8), if there are at
+/// least three records.
+fn wal_middle_record_offset(data: &[u8]) -> Option<usize> {
+    let record_len = |at: usize| -> Option<usize> {
+        let len = data.get(at + 4..at + 8)?;
+        Some(12 + u32::from_le_bytes(len.try_into().ok()?) as usize)
+    };
+    let second = 8 + record_len(8)?;
+    let third = second + record_len(second)?;
+    (third < data.len()).then_some(second + 12 + 1)
+}
+
+#[test]
+fn flipped_byte_in_each_file_kind_is_quarantined_and_repair_refills_exact_counts() {
+    let mut cluster = TestCluster::start(BrokerKind::Embedded, &ABC).expect("embedded broker");
+    let feeder = cluster.feeder(0);
+    feeder.run_for(Duration::from_secs(2));
+    let n = feeder.stop();
+
+    // Deleting one series per pair of owners makes every node flush (and compact) its
+    // store into a segment within a second or so: a pending tombstone makes a flush due.
+    let mut deleted: Vec<usize> = Vec::new();
+    for d in 0..DEVICES {
+        let covered: BTreeSet<String> = deleted.iter().flat_map(|&d| owners(&ABC, d)).collect();
+        if covered.len() == ABC.len() {
+            break;
+        }
+        if owners(&ABC, d).iter().any(|o| !covered.contains(o)) {
+            deleted.push(d);
+        }
+    }
+    for &d in &deleted {
+        let body = serde_json::json!({"device_id": device(d), "metric_name": METRIC}).to_string();
+        let r = cluster.node("polaris").server.post("/delete", &body);
+        assert_eq!(r.status, 200, "/delete {}: {}", device(d), r.text());
+    }
+    let deleted = &deleted;
+    let want = move |n: usize| {
+        move |d: usize| {
+            if deleted.contains(&d) {
+                0
+            } else {
+                expected(n, d)
+            }
+        }
+    };
+    cluster.wait_converged(&ABC, want(n));
+    let root = cluster.dir.path().to_path_buf();
+    let store = |id: &str| root.join(id);
+    cluster.wait(
+        "one compacted segment and no WAL record on every node",
+        CONVERGE,
+        || {
+            for id in ABC {
+                let segments = files_ending(&store(id).join("segments"), ".seg");
+                let wal_bytes: u64 = files_ending(&store(id).join("wal"), ".log")
+                    .iter()
+                    .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                    .sum();
+                if segments.len() != 1 || wal_bytes > 8 {
+                    return Err(format!(
+                        "{id}: {} segments, {wal_bytes} WAL bytes",
+                        segments.len()
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+
+    // One node at a time, so that the other owner of each series still has it.
+    for (id, kind) in [
+        ("polaris", "chunk"),
+        ("sirius", "index"),
+        ("vega", "trailer"),
+    ] {
+        cluster.kill9(id);
+        let segment = files_ending(&store(id).join("segments"), ".seg").remove(0);
+        let data = std::fs::read(&segment).expect("read segment");
+        flip_byte(&segment, segment_offset(&data, kind));
+        cluster.restart(id);
+        let quarantined = status(&cluster.node(id).server).expect("status")["quarantined"].clone();
+        let name = segment
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            quarantined.as_array().is_some_and(|q| q
+                .iter()
+                .any(|f| f["file"].as_str().is_some_and(|f| f.ends_with(&name)))),
+            "{id}: {kind} corrupt, /status quarantined: {quarantined}"
+        );
+        assert!(
+            !segment.exists(),
+            "{id}: the corrupt segment left segments/"
+        );
+        let took = cluster.wait_converged(&ABC, want(n));
+        eprintln!("{id}: segment {kind} corrupt, exact again after {took:?}");
+    }
+
+    // A WAL record in the middle of a file: new readings sit in every owner's WAL.
+    let feeder = cluster.feeder(n);
+    feeder.run_for(Duration::from_secs(2));
+    let n2 = feeder.stop();
+    cluster.wait_converged(&ABC, want(n2));
+    cluster.kill9("polaris");
+    let (wal_file, offset) = files_ending(&store("polaris").join("wal"), ".log")
+        .into_iter()
+        .find_map(|p| {
+            let data = std::fs::read(&p).ok()?;
+            wal_middle_record_offset(&data).map(|o| (p, o))
+        })
+        .expect("a WAL file of polaris with three records");
+    flip_byte(&wal_file, offset);
+    cluster.restart("polaris");
+    let status = status(&cluster.node("polaris").server).expect("status");
+    let name = wal_file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        status["quarantined"]
+            .as_array()
+            .is_some_and(|q| q.iter().any(|f| {
+                f["file"].as_str().is_some_and(|f| f.ends_with(&name))
+                    && f["reason"].as_str().is_some_and(|r| r.contains("offset"))
+            })),
+        "WAL record corrupt, /status quarantined: {}",
+        status["quarantined"]
+    );
+    let took = cluster.wait_converged(&ABC, want(n2));
+    eprintln!("polaris: WAL record corrupt, exact again after {took:?}");
 }

@@ -10,7 +10,7 @@
 //! before the file existed. Every refutation that raises the incarnation is written too.
 
 use crate::error::{Error, Result};
-use crate::storage::segment::sync_parent_dir;
+use crate::storage::durable::sync_parent_dir;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -79,58 +79,49 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("minitrue-inc-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::test_dir::TempDir;
 
     #[test]
     fn a_new_directory_starts_at_now_and_each_restart_goes_up() {
-        let dir = temp_dir("restarts");
-        let (_, first) = IncarnationStore::open(&dir, 1000).unwrap();
+        let dir = TempDir::new("incarnation-restarts");
+        let (_, first) = IncarnationStore::open(dir.path(), 1000).unwrap();
         assert_eq!(first, 1000);
         // A clock that went backwards does not matter: the stored value wins.
-        let (_, second) = IncarnationStore::open(&dir, 10).unwrap();
+        let (_, second) = IncarnationStore::open(dir.path(), 10).unwrap();
         assert_eq!(second, 1001);
-        let (_, third) = IncarnationStore::open(&dir, 5000).unwrap();
+        let (_, third) = IncarnationStore::open(dir.path(), 5000).unwrap();
         assert_eq!(third, 5000);
         assert_eq!(
             fs::read_to_string(dir.join(INCARNATION_FILE)).unwrap(),
             "5000\n"
         );
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_refutation_is_kept_for_the_next_start_and_lower_values_are_not_written() {
-        let dir = temp_dir("refute");
-        let (store, _) = IncarnationStore::open(&dir, 1000).unwrap();
+        let dir = TempDir::new("incarnation-refute");
+        let (store, _) = IncarnationStore::open(dir.path(), 1000).unwrap();
         store.record(7000).unwrap();
         store.record(6000).unwrap();
-        let (_, next) = IncarnationStore::open(&dir, 1000).unwrap();
+        let (_, next) = IncarnationStore::open(dir.path(), 1000).unwrap();
         assert_eq!(next, 7001);
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn the_largest_stored_value_saturates() {
-        let dir = temp_dir("max");
-        fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("incarnation-max");
         fs::write(dir.join(INCARNATION_FILE), format!("{}\n", u64::MAX)).unwrap();
-        let (_, next) = IncarnationStore::open(&dir, 1000).unwrap();
+        let (_, next) = IncarnationStore::open(dir.path(), 1000).unwrap();
         assert_eq!(next, u64::MAX);
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_corrupt_file_is_an_error_naming_it() {
-        let dir = temp_dir("corrupt");
-        fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("incarnation-corrupt");
         fs::write(dir.join(INCARNATION_FILE), "twelve").unwrap();
-        let e = IncarnationStore::open(&dir, 1000).unwrap_err().to_string();
+        let e = IncarnationStore::open(dir.path(), 1000)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("incarnation") && e.contains("twelve"), "{e}");
-        let _ = fs::remove_dir_all(&dir);
     }
 }

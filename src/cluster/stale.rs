@@ -36,6 +36,7 @@
 
 use crate::cluster::incarnation::replace_file;
 use crate::error::{Error, Result};
+use crate::storage::durable::sync_dir;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -179,8 +180,8 @@ pub fn set_aside(dir: &Path, now_ms: u64) -> Result<Option<PathBuf>> {
         let to = target.join(name);
         fs::rename(dir.join(name), &to).map_err(|e| Error::io(&to, e))?;
     }
-    crate::storage::segment::sync_parent_dir(&target.join(SET_ASIDE[0]))?;
-    crate::storage::segment::sync_parent_dir(&target)?;
+    sync_dir(&target)?;
+    sync_dir(dir)?;
     Ok(Some(target))
 }
 
@@ -280,6 +281,7 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TempDir;
 
     const HOUR: Duration = Duration::from_secs(3600);
     const NOW: u64 = 1_800_000_000_000;
@@ -298,14 +300,6 @@ mod tests {
             has_seeds: true,
             keep,
         }
-    }
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("minitrue-stale-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
     }
 
     #[test]
@@ -349,7 +343,8 @@ mod tests {
 
     #[test]
     fn the_mark_round_trips_and_a_bad_one_is_unreadable() {
-        let dir = temp_dir("mark");
+        let tmp = TempDir::new("stale-mark");
+        let dir = tmp.path().to_path_buf();
         assert_eq!(read_mark(&dir).unwrap(), Mark::Missing);
         let mark = AliveMark {
             unix_ms: NOW,
@@ -366,12 +361,12 @@ mod tests {
             panic!("garbage is unreadable");
         };
         assert!(reason.contains(ALIVE_FILE), "{reason}");
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn stale_data_is_moved_aside_whole_and_the_rest_stays() {
-        let dir = temp_dir("aside");
+        let tmp = TempDir::new("stale-aside");
+        let dir = tmp.path().to_path_buf();
         for sub in ["segments", "wal", "hints/vega", "quarantine"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
@@ -404,12 +399,12 @@ mod tests {
         let again = set_aside(&dir, NOW).unwrap().expect("wal moved");
         assert_eq!(again, dir.join(format!("stale-{NOW}-1")));
         assert_eq!(set_aside(&dir, NOW).unwrap(), None, "nothing left to move");
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn keep_stale_data_and_fresh_marks_leave_the_store_in_place() {
-        let dir = temp_dir("keep");
+        let tmp = TempDir::new("stale-keep");
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(dir.join("segments")).unwrap();
         let old = AliveMark {
             unix_ms: NOW - 3 * HOUR.as_millis() as u64,
@@ -426,7 +421,6 @@ mod tests {
         };
         assert!(kept(alone));
         assert!(dir.join("segments").is_dir());
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

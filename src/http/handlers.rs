@@ -11,17 +11,17 @@ use super::Reply;
 use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
-use crate::cluster::Owner;
 use crate::ingest::line_protocol::{parse_line_protocol_within, Precision};
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
-use crate::query::coordinator::{fan_out, Forward, PEER_TIMEOUT};
-use crate::query::peer::PeerResponse;
+use crate::query::combine::{delete_everywhere, fullest_replica, union_of, DeleteAnswer};
+use crate::query::coordinator::{Forward, PEER_TIMEOUT};
+use crate::query::read::{self, AggregateRequest, ListingAnswer, ReplicaAnswer, SamplesRequest};
 use crate::storage::quarantine::Quarantined;
-use crate::storage::{AggregateOp, SeriesKey, Timestamp};
+use crate::storage::{SeriesKey, Timestamp};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Samples `/query-samples` returns when the request names no `limit`.
@@ -32,46 +32,19 @@ pub const MAX_SAMPLE_LIMIT: u64 = 1_000_000;
 
 type Answer = Result<Reply, ApiError>;
 
-#[derive(Serialize)]
-struct QueryAnswer<'a> {
-    device_id: &'a str,
-    metric_name: &'a str,
-    operation: &'static str,
-    result: Option<f64>,
-    count: u64,
-    duration_ns: u64,
-    node: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    buckets: Option<Vec<BucketAnswer>>,
-}
-
-#[derive(Serialize)]
-struct BucketAnswer {
-    start: f64,
-    result: Option<f64>,
-    count: u64,
-}
-
 /// `POST /query`: one aggregate over a series and range, optionally also per `step`.
 /// Coordinated across the series' owners unless `?local=1`.
 pub fn query(node: &Node, query: &str, body: &[u8]) -> Answer {
     let started = Instant::now();
-    let fields = Fields::parse(body)?;
-    let key = fields.series()?;
-    if !answers_locally(node, query)? {
-        return coordinate_series_read(node, &key, "/query", body, started, &|| {
-            local_query(node, body, started)
-        });
+    let request = aggregate_request(&Fields::parse(body)?)?;
+    let local = || read::aggregate(&node.engine, &node.config.node_id, &request, started);
+    if answers_locally(node, query)? {
+        return Ok(Reply::json(200, &local()?));
     }
-    local_query(node, body, started)
+    from_owners(node, &request.key, "/query?local=1", body, started, &local)
 }
 
-/// `/query` against this node's own store.
-fn local_query(node: &Node, body: &[u8], started: Instant) -> Answer {
-    let fields = Fields::parse(body)?;
-    let key = fields.series()?;
-    let op = fields.operation()?;
-    let range = fields.time_range()?;
+fn aggregate_request(fields: &Fields) -> Result<AggregateRequest, ApiError> {
     let step = match fields.optional_f64("step")? {
         None => None,
         Some(s) if s > 0.0 => Some(
@@ -80,67 +53,37 @@ fn local_query(node: &Node, body: &[u8], started: Instant) -> Answer {
         ),
         Some(_) => return Err(ApiError::bad_request("invalid step: must be > 0 seconds")),
     };
-    let aggregate = node.engine.aggregate(&key, range)?;
-    let buckets = match step {
-        None => None,
-        Some(step) => Some(
-            node.engine
-                .downsample(&key, range, step)?
-                .into_iter()
-                .map(|b| BucketAnswer {
-                    start: b.start.as_unix_seconds(),
-                    result: b.aggregate.result(op),
-                    count: b.aggregate.count,
-                })
-                .collect(),
-        ),
-    };
-    Ok(Reply::json(
-        200,
-        &QueryAnswer {
-            device_id: key.device_id(),
-            metric_name: key.metric_name(),
-            operation: op.as_str(),
-            result: aggregate.result(op),
-            count: aggregate.count,
-            duration_ns: elapsed_ns(started),
-            node: &node.config.node_id,
-            buckets,
-        },
-    ))
-}
-
-#[derive(Serialize)]
-struct SamplesAnswer<'a> {
-    device_id: &'a str,
-    metric_name: &'a str,
-    samples: Vec<f64>,
-    timestamps: Vec<f64>,
-    count: usize,
-    node: &'a str,
+    Ok(AggregateRequest {
+        key: fields.series()?,
+        op: fields.operation()?,
+        range: fields.time_range()?,
+        step,
+    })
 }
 
 /// `POST /query-samples`: raw points, oldest first, at most `limit`. Coordinated across
 /// the series' owners unless `?local=1`.
 pub fn query_samples(node: &Node, query: &str, body: &[u8]) -> Answer {
     let started = Instant::now();
-    let fields = Fields::parse(body)?;
-    let key = fields.series()?;
-    if !answers_locally(node, query)? {
-        return coordinate_series_read(node, &key, "/query-samples", body, started, &|| {
-            local_query_samples(node, body)
-        });
+    let request = samples_request(&Fields::parse(body)?)?;
+    let local = || read::samples(&node.engine, &node.config.node_id, &request);
+    if answers_locally(node, query)? {
+        return Ok(Reply::json(200, &local()?));
     }
-    local_query_samples(node, body)
+    from_owners(
+        node,
+        &request.key,
+        "/query-samples?local=1",
+        body,
+        started,
+        &local,
+    )
 }
 
-fn local_query_samples(node: &Node, body: &[u8]) -> Answer {
-    let fields = Fields::parse(body)?;
-    let key = fields.series()?;
+fn samples_request(fields: &Fields) -> Result<SamplesRequest, ApiError> {
     if fields.optional_str("operation")?.is_some() {
         fields.operation()?;
     }
-    let range = fields.time_range()?;
     let limit = fields
         .optional_u64("limit")?
         .unwrap_or(DEFAULT_SAMPLE_LIMIT);
@@ -149,32 +92,12 @@ fn local_query_samples(node: &Node, body: &[u8]) -> Answer {
             "invalid limit: must be between 1 and {MAX_SAMPLE_LIMIT}"
         )));
     }
-    // `limit` is at most MAX_SAMPLE_LIMIT, which fits every usize.
-    let points = node.engine.samples(&key, range, limit as usize)?;
-    let (timestamps, samples): (Vec<f64>, Vec<f64>) = points
-        .iter()
-        .map(|(ts, v)| (ts.as_unix_seconds(), *v))
-        .unzip();
-    Ok(Reply::json(
-        200,
-        &SamplesAnswer {
-            device_id: key.device_id(),
-            metric_name: key.metric_name(),
-            count: samples.len(),
-            samples,
-            timestamps,
-            node: &node.config.node_id,
-        },
-    ))
-}
-
-#[derive(Serialize)]
-struct PartialAnswer<'a> {
-    sum: f64,
-    count: u64,
-    min: Option<f64>,
-    max: Option<f64>,
-    node: &'a str,
+    Ok(SamplesRequest {
+        key: fields.series()?,
+        range: fields.time_range()?,
+        // At most MAX_SAMPLE_LIMIT, which fits every usize.
+        limit: limit as usize,
+    })
 }
 
 /// `POST /query-aggregated`: this node's partial statistics, for a coordinator to merge.
@@ -185,98 +108,79 @@ pub fn query_aggregated(node: &Node, body: &[u8]) -> Answer {
         fields.operation()?;
     }
     let range = fields.time_range()?;
-    let aggregate = node.engine.aggregate(&key, range)?;
-    Ok(Reply::json(
-        200,
-        &PartialAnswer {
-            sum: aggregate.sum,
-            count: aggregate.count,
-            min: aggregate.result(AggregateOp::Min),
-            max: aggregate.result(AggregateOp::Max),
-            node: &node.config.node_id,
-        },
-    ))
-}
-
-#[derive(Serialize)]
-struct DeleteAnswer<'a> {
-    deleted: bool,
-    device_id: &'a str,
-    metric_name: &'a str,
-    node: &'a str,
+    let answer = read::partial(&node.engine, &node.config.node_id, &key, range)?;
+    Ok(Reply::json(200, &answer))
 }
 
 /// `POST /delete`: removes every point of one series, durably. Coordinated (unless
 /// `?local=1`): sent to every reachable member, since a former owner may still hold a
 /// copy; fails with 503 naming them if any owner could not confirm.
 pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
-    let fields = Fields::parse(body)?;
-    let key = fields.series()?;
-    if !answers_locally(node, query)? {
-        return coordinate_delete(node, &key, body);
-    }
-    let deleted = {
-        let _gate = node.tombstones.delete_gate();
-        let deleted = node.engine.delete_series(&key)?;
-        node.tombstones.record(&key, now().0)?;
-        deleted
-    };
-    Ok(Reply::json(
-        200,
-        &DeleteAnswer {
+    let key = Fields::parse(body)?.series()?;
+    let local = || -> Result<DeleteAnswer, ApiError> {
+        let deleted = {
+            let _gate = node.tombstones.delete_gate();
+            let deleted = node.engine.delete_series(&key)?;
+            node.tombstones.record(&key, now().0)?;
+            deleted
+        };
+        Ok(DeleteAnswer {
             deleted,
-            device_id: key.device_id(),
-            metric_name: key.metric_name(),
-            node: &node.config.node_id,
-        },
-    ))
+            device_id: key.device_id().to_string(),
+            metric_name: key.metric_name().to_string(),
+            node: node.config.node_id.clone(),
+        })
+    };
+    if answers_locally(node, query)? {
+        return Ok(Reply::json(200, &local()?));
+    }
+    let outcome = delete_everywhere(
+        &node.cluster.owners(&key),
+        &node.cluster.reachable_members(),
+        forward(node, "POST", "/delete?local=1", body),
+        &|| local().map_err(|e| e.message),
+    );
+    let mut answer = serde_json::json!({
+        "deleted": outcome.deleted,
+        "device_id": key.device_id(),
+        "metric_name": key.metric_name(),
+        "node": node.config.node_id,
+        "confirmed_by": outcome.confirmed,
+    });
+    if outcome.unconfirmed.is_empty() {
+        return Ok(Reply::json(200, &answer));
+    }
+    answer["error"] = format!(
+        "delete of {key} not confirmed by owners {}; retry (deletes are idempotent)",
+        outcome.unconfirmed.join(", ")
+    )
+    .into();
+    answer["failed"] = serde_json::json!(outcome.failed);
+    Ok(Reply::json(503, &answer))
 }
 
 /// `GET /devices`: every device with data, sorted (the union over reachable members unless
 /// `?local=1`).
 pub fn devices(node: &Node, query: &str) -> Answer {
-    if !answers_locally(node, query)? {
-        return coordinate_listing(node, "/devices?local=1", "devices", &|| {
-            devices(node, "local=1")
-        });
+    let local = || read::devices(&node.engine, &node.config.node_id);
+    if answers_locally(node, query)? {
+        return Ok(Reply::json(200, &local()));
     }
-    let devices: BTreeSet<String> = node
-        .engine
-        .series()
-        .iter()
-        .map(|k| k.device_id().to_string())
-        .collect();
-    Ok(Reply::json(
-        200,
-        &serde_json::json!({ "devices": devices, "node": node.config.node_id }),
-    ))
+    listing(node, "/devices?local=1", &|| Ok(local()))
 }
 
 /// `GET /metrics[?device_id=X]`: every metric (of one device), sorted.
 pub fn metrics(node: &Node, query: &str) -> Answer {
     let device = super::query_param(query, "device_id")?;
-    if !answers_locally(node, query)? {
-        let path = match &device {
-            Some(d) => format!("/metrics?local=1&device_id={}", percent_encode(d)),
-            None => "/metrics?local=1".to_string(),
-        };
-        let local_query = match &device {
-            Some(d) => format!("local=1&device_id={}", percent_encode(d)),
-            None => "local=1".to_string(),
-        };
-        return coordinate_listing(node, &path, "metrics", &|| metrics(node, &local_query));
+    let local = || read::metrics(&node.engine, &node.config.node_id, device.as_deref());
+    if answers_locally(node, query)? {
+        return Ok(Reply::json(200, &local()));
     }
-    let metrics: BTreeSet<String> = node
-        .engine
-        .series()
-        .iter()
-        .filter(|k| device.as_deref().is_none_or(|d| k.device_id() == d))
-        .map(|k| k.metric_name().to_string())
-        .collect();
-    Ok(Reply::json(
-        200,
-        &serde_json::json!({ "metrics": metrics, "node": node.config.node_id }),
-    ))
+    let path = match &device {
+        Some(d) => format!("/metrics?local=1&device_id={}", percent_encode(d)),
+        None => "/metrics?local=1".to_string(),
+    };
+    listing(node, &path, &|| Ok(local()))
 }
 
 /// `GET /health`: cheap liveness. 503 `degraded` with the reason while writes fail (the
@@ -496,187 +400,62 @@ fn answers_locally(node: &Node, query: &str) -> Result<bool, ApiError> {
     Ok(super::query_param(query, "local")?.as_deref() == Some("1") || node.cluster.is_single())
 }
 
-fn into_peer_response(answer: Answer) -> PeerResponse {
-    let reply = answer.unwrap_or_else(ApiError::into_reply);
-    PeerResponse {
-        status: reply.status,
-        body: reply.body,
+/// The same request to every peer, signed when the cluster has a secret.
+fn forward<'a>(node: &'a Node, method: &'a str, path: &'a str, body: &'a [u8]) -> Forward<'a> {
+    Forward {
+        method,
+        path,
+        body,
+        timeout: PEER_TIMEOUT,
+        secret: node.trust.secret(),
     }
 }
 
-#[derive(Serialize)]
-struct FailedTarget {
-    node: String,
-    error: String,
-}
-
-/// Asks the owners of `key` (those not known dead or left) the same request with
-/// `?local=1` and answers with the fullest replica (the highest `count`): owners hold
-/// whole copies, so answers are never added together. 503 when no owner answers.
-fn coordinate_series_read(
+/// A series read answered by the fullest replica among the owners of `key`; 503 naming
+/// the owners and their failures when none answers.
+fn from_owners<A: ReplicaAnswer>(
     node: &Node,
     key: &SeriesKey,
     path: &str,
     body: &[u8],
     started: Instant,
-    local: &(dyn Fn() -> Answer + Sync),
+    local: &(dyn Fn() -> crate::error::Result<A> + Sync),
 ) -> Answer {
-    let owners = node.cluster.owners(key);
-    let mut failed: Vec<FailedTarget> = owners
-        .iter()
-        .filter(|o| matches!(o.state, MemberState::Dead | MemberState::Left))
-        .map(|o| FailedTarget {
-            node: o.id.clone(),
-            error: format!("member is {:?}", o.state).to_lowercase(),
-        })
-        .collect();
-    let targets: Vec<Owner> = owners
-        .iter()
-        .filter(|o| matches!(o.state, MemberState::Alive | MemberState::Suspect))
-        .cloned()
-        .collect();
-    let forward = Forward {
-        method: "POST",
-        path: &format!("{path}?local=1"),
-        body,
-        timeout: PEER_TIMEOUT,
-        secret: node.trust.secret(),
-    };
-    let local = || into_peer_response(local());
-    let mut best: Option<(u64, String, serde_json::Value)> = None;
-    for answer in fan_out(&targets, forward, &local) {
-        let parsed = answer.ok_json();
-        match parsed {
-            Ok(value) => {
-                let count = value.get("count").and_then(|c| c.as_u64()).unwrap_or(0);
-                if best.as_ref().is_none_or(|(c, _, _)| count > *c) {
-                    best = Some((count, answer.target.id.clone(), value));
-                }
-            }
-            Err(error) => failed.push(FailedTarget {
-                node: answer.target.id.clone(),
-                error,
-            }),
-        }
-    }
-    let owner_ids: Vec<&str> = owners.iter().map(|o| o.id.as_str()).collect();
-    let Some((_, served_by, mut value)) = best else {
-        return Ok(Reply::json(
+    let local = || local().map_err(|e| ApiError::from(e).message);
+    match fullest_replica(
+        &node.config.node_id,
+        &node.cluster.owners(key),
+        forward(node, "POST", path, body),
+        &local,
+        &|| read::elapsed_ns(started),
+    ) {
+        Ok(answer) => Ok(Reply::json(200, &answer)),
+        Err(none) => Ok(Reply::json(
             503,
             &serde_json::json!({
                 "error": format!("no owner of {key} could answer"),
-                "owners": owner_ids,
-                "failed": failed,
+                "owners": none.owners,
+                "failed": none.failed,
             }),
-        ));
-    };
-    if let Some(object) = value.as_object_mut() {
-        object.insert("node".into(), node.config.node_id.clone().into());
-        object.insert("served_by".into(), served_by.into());
-        object.insert("owners".into(), serde_json::json!(owner_ids));
-        if !failed.is_empty() {
-            object.insert("failed".into(), serde_json::json!(failed));
-        }
-        if object.contains_key("duration_ns") {
-            object.insert("duration_ns".into(), elapsed_ns(started).into());
-        }
+        )),
     }
-    Ok(Reply::json(200, &value))
 }
 
-/// Sends a delete to every reachable member; every owner must confirm.
-fn coordinate_delete(node: &Node, key: &SeriesKey, body: &[u8]) -> Answer {
-    let owners = node.cluster.owners(key);
-    let targets = node.cluster.reachable_members();
-    let forward = Forward {
-        method: "POST",
-        path: "/delete?local=1",
-        body,
-        timeout: PEER_TIMEOUT,
-        secret: node.trust.secret(),
-    };
-    let local = || into_peer_response(delete(node, "local=1", body));
-    let mut deleted = false;
-    let mut confirmed = Vec::new();
-    let mut failed = Vec::new();
-    for answer in fan_out(&targets, forward, &local) {
-        let parsed = answer.ok_json();
-        match parsed {
-            Ok(value) => {
-                deleted |= value.get("deleted").and_then(|d| d.as_bool()) == Some(true);
-                confirmed.push(answer.target.id.clone());
-            }
-            Err(error) => failed.push(FailedTarget {
-                node: answer.target.id.clone(),
-                error,
-            }),
-        }
-    }
-    let unconfirmed: Vec<&str> = owners
-        .iter()
-        .filter(|o| !confirmed.contains(&o.id))
-        .map(|o| o.id.as_str())
-        .collect();
-    let status = if unconfirmed.is_empty() { 200 } else { 503 };
-    let mut answer = serde_json::json!({
-        "deleted": deleted,
-        "device_id": key.device_id(),
-        "metric_name": key.metric_name(),
-        "node": node.config.node_id,
-        "confirmed_by": confirmed,
-    });
-    if !unconfirmed.is_empty() {
-        answer["error"] = format!(
-            "delete of {key} not confirmed by owners {}; retry (deletes are idempotent)",
-            unconfirmed.join(", ")
-        )
-        .into();
-        answer["failed"] = serde_json::json!(failed);
-    }
-    Ok(Reply::json(status, &answer))
-}
-
-/// The union of one list field (`devices`, `metrics`) over every reachable member. A
-/// member that fails makes the answer `"partial": true` with the failures named.
-fn coordinate_listing(
+/// The union of a listing over every reachable member. A member that fails makes the
+/// answer `"partial": true` with the failures named.
+fn listing<L: ListingAnswer>(
     node: &Node,
     path: &str,
-    field: &str,
-    local: &(dyn Fn() -> Answer + Sync),
+    local: &(dyn Fn() -> Result<L, String> + Sync),
 ) -> Answer {
-    let targets = node.cluster.reachable_members();
-    let forward = Forward {
-        method: "GET",
-        path,
-        body: b"",
-        timeout: PEER_TIMEOUT,
-        secret: node.trust.secret(),
-    };
-    let local = || into_peer_response(local());
-    let mut union = BTreeSet::new();
-    let mut failed = Vec::new();
-    for answer in fan_out(&targets, forward, &local) {
-        let items = answer.ok_json().and_then(|value| {
-            value
-                .get(field)
-                .and_then(|v| v.as_array())
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|i| i.as_str().map(str::to_string))
-                        .collect::<Vec<_>>()
-                })
-                .ok_or_else(|| format!("answer has no {field} list"))
-        });
-        match items {
-            Ok(items) => union.extend(items),
-            Err(error) => failed.push(FailedTarget {
-                node: answer.target.id.clone(),
-                error,
-            }),
-        }
-    }
-    let mut answer = serde_json::json!({ field: union, "node": node.config.node_id });
+    let (union, failed) = union_of(
+        &node.config.node_id,
+        &node.cluster.reachable_members(),
+        forward(node, "GET", path, b""),
+        local,
+    );
+    let mut answer = serde_json::to_value(&union)
+        .map_err(|e| ApiError::new(500, format!("internal error: encode listing: {e}")))?;
     if !failed.is_empty() {
         answer["partial"] = true.into();
         answer["failed"] = serde_json::json!(failed);
@@ -703,10 +482,6 @@ fn now() -> Timestamp {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     Timestamp(millis)
-}
-
-fn elapsed_ns(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

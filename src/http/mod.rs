@@ -360,6 +360,7 @@ pub(crate) mod test_node {
                 gossip_addr: "127.0.0.1:0".parse().expect("address"),
                 advertise_host: "127.0.0.1".into(),
                 broker: "tcp://127.0.0.1:1".into(),
+                broker_security: Default::default(),
                 data_dir: dir.clone(),
                 seeds: Vec::new(),
                 log_level: "error".into(),

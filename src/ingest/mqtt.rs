@@ -25,11 +25,15 @@
 //! `max_inflight_messages`, 20 by default). Since acks follow an fsync, that limit bounds
 //! throughput on a disk with slow fsync: raise it on the broker (e.g. to 1000) there. On the
 //! development machine (fast fsync) one publisher reached about 50 000 readings/s either way.
+//!
+//! How the broker is reached (URL, TLS, login) is [`crate::mqtt_link`]'s, shared with the
+//! publisher.
 
 use crate::ingest::payload::{parse_mqtt_payload, PayloadError};
 use crate::ingest::route::store_share;
 use crate::ingest::stats::BrokerState;
 use crate::ingest::timestamp::rule_error;
+use crate::mqtt_link::{parse_broker_url, BrokerAddr};
 use crate::node::Node;
 use crate::storage::Point;
 use crate::{log_debug, log_error, log_info, log_warn};
@@ -38,14 +42,10 @@ use rumqttc::{
     Client, ClientError, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS,
 };
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 /// The topic filter every node subscribes to.
 pub const TOPIC_FILTER: &str = "iot/sensors/#";
-
-/// Port used when the broker URL names none.
-pub const DEFAULT_BROKER_PORT: u16 = 1883;
 
 /// A batch is written once it holds this many messages.
 pub const BATCH_MAX_MESSAGES: usize = 500;
@@ -88,78 +88,6 @@ pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for the DISCONNECT (and the acks queued before it) to be sent.
 const DISCONNECT_GRACE: Duration = Duration::from_millis(300);
-
-/// Where the broker listens, parsed from `--broker`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Parses `tcp://host:port`, `mqtt://host:port` or `host:port`; the port defaults to 1883.
-/// An IPv6 host is written in brackets (`tcp://[::1]:1883`).
-pub fn parse_broker_url(url: &str) -> Result<BrokerAddr, String> {
-    let trimmed = url.trim();
-    let rest = match trimmed.split_once("://") {
-        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-            "tcp" | "mqtt" => rest,
-            other => {
-                return Err(format!(
-                    "scheme {other:?} is not supported (use tcp:// or mqtt://)"
-                ))
-            }
-        },
-        None => trimmed,
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-        return Err("expected host[:port] with no path, query or credentials".to_string());
-    }
-    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or("unclosed '[' in IPv6 host")?;
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err(format!("unexpected {after:?} after IPv6 host")),
-            },
-        }
-    } else {
-        match rest.split_once(':') {
-            Some((_, port)) if port.contains(':') => {
-                return Err("IPv6 hosts must be written in brackets, e.g. [::1]:1883".to_string())
-            }
-            Some((host, port)) => (host, Some(port)),
-            None => (rest, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("host is empty".to_string());
-    }
-    let port = match port {
-        None => DEFAULT_BROKER_PORT,
-        Some(text) => match text.parse::<u16>() {
-            Ok(p) if p != 0 => p,
-            _ => return Err(format!("port {text:?} is not a number in 1..=65535")),
-        },
-    };
-    Ok(BrokerAddr {
-        host: host.to_string(),
-        port,
-    })
-}
 
 /// Exponential reconnect delay: [`BACKOFF_MIN`], doubling up to [`BACKOFF_MAX`].
 #[derive(Debug)]
@@ -214,18 +142,45 @@ impl RateLimitedLog {
 
 /// The MQTT thread's body: runs until `shutdown_rx` disconnects.
 pub fn mqtt_receive(node: &Node, shutdown_rx: &Receiver<()>) {
-    let addr = match parse_broker_url(&node.config.broker) {
-        Ok(addr) => addr,
-        Err(e) => {
-            let message = format!("invalid broker url {:?}: {e}", node.config.broker);
+    let (addr, options) = match client_options(node) {
+        Ok(found) => found,
+        Err(message) => {
             log_error!("{message}; MQTT ingestion is off, the node still answers queries");
             node.ingest.set_broker(BrokerState::Disconnected(message));
             let _ = shutdown_rx.recv();
             return;
         }
     };
-    let mut receiver = MqttReceiver::new(node, addr);
+    if node.config.broker_security.password_in_clear(&addr) {
+        log_warn!(
+            "mqtt: the broker password crosses the network unencrypted to {addr}: use mqtts://"
+        );
+    }
+    let mut receiver = MqttReceiver::new(node, addr, options);
     receiver.run(shutdown_rx);
+}
+
+/// The broker's address and the client options for it (delivery contract, TLS,
+/// credentials), or why there are none.
+fn client_options(node: &Node) -> std::result::Result<(BrokerAddr, MqttOptions), String> {
+    let addr = parse_broker_url(&node.config.broker)
+        .map_err(|e| format!("invalid broker url {:?}: {e}", node.config.broker))?;
+    let mut options = MqttOptions::new(
+        format!("minitrue-{}", node.config.node_id),
+        addr.host.clone(),
+        addr.port,
+    );
+    options
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(KEEP_ALIVE)
+        .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
+        .set_request_channel_capacity(REQUEST_CHANNEL_CAPACITY);
+    node.config
+        .broker_security
+        .apply(&addr, &mut options)
+        .map_err(|e| format!("broker {addr}: {e}"))?;
+    Ok((addr, options))
 }
 
 /// Why the poll loop of one client stopped.
@@ -249,18 +204,7 @@ struct MqttReceiver<'a> {
 }
 
 impl<'a> MqttReceiver<'a> {
-    fn new(node: &'a Node, addr: BrokerAddr) -> MqttReceiver<'a> {
-        let mut options = MqttOptions::new(
-            format!("minitrue-{}", node.config.node_id),
-            addr.host.clone(),
-            addr.port,
-        );
-        options
-            .set_clean_session(false)
-            .set_manual_acks(true)
-            .set_keep_alive(KEEP_ALIVE)
-            .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
-            .set_request_channel_capacity(REQUEST_CHANNEL_CAPACITY);
+    fn new(node: &'a Node, addr: BrokerAddr, options: MqttOptions) -> MqttReceiver<'a> {
         MqttReceiver {
             node,
             addr,
@@ -517,64 +461,6 @@ fn shutdown_requested(shutdown_rx: &Receiver<()>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn addr(host: &str, port: u16) -> BrokerAddr {
-        BrokerAddr {
-            host: host.to_string(),
-            port,
-        }
-    }
-
-    #[test]
-    fn broker_url_accepts_tcp_mqtt_and_bare_forms() {
-        assert_eq!(
-            parse_broker_url("tcp://localhost:1883"),
-            Ok(addr("localhost", 1883))
-        );
-        assert_eq!(
-            parse_broker_url("mqtt://10.0.0.5:11883"),
-            Ok(addr("10.0.0.5", 11883))
-        );
-        assert_eq!(
-            parse_broker_url("broker.local:2000"),
-            Ok(addr("broker.local", 2000))
-        );
-        assert_eq!(parse_broker_url("TCP://h:1/"), Ok(addr("h", 1)));
-    }
-
-    #[test]
-    fn broker_url_without_port_defaults_to_1883() {
-        assert_eq!(parse_broker_url("tcp://broker"), Ok(addr("broker", 1883)));
-        assert_eq!(parse_broker_url("broker"), Ok(addr("broker", 1883)));
-    }
-
-    #[test]
-    fn broker_url_takes_bracketed_ipv6() {
-        assert_eq!(parse_broker_url("tcp://[::1]:1884"), Ok(addr("::1", 1884)));
-        assert_eq!(parse_broker_url("[::1]"), Ok(addr("::1", 1883)));
-        assert_eq!(addr("::1", 1884).to_string(), "[::1]:1884");
-    }
-
-    #[test]
-    fn bad_broker_urls_are_refused_with_a_reason() {
-        for (url, needle) in [
-            ("", "host is empty"),
-            ("tcp://", "host is empty"),
-            ("tcp://:1883", "host is empty"),
-            ("ssl://h:8883", "scheme"),
-            ("http://h", "scheme"),
-            ("tcp://h:abc", "port"),
-            ("tcp://h:0", "port"),
-            ("tcp://h:70000", "port"),
-            ("tcp://h:1883/path", "no path"),
-            ("tcp://user@h", "credentials"),
-            ("::1", "brackets"),
-            ("[::1", "unclosed"),
-        ] {
-            let e = parse_broker_url(url).unwrap_err();
-            assert!(e.contains(needle), "{url:?}: {e}");
-        }
-    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::load::LoadSettings;
-use super::mqtt::{BrokerAddr, MqttSettings};
+use super::mqtt::MqttSettings;
 use super::replay::ColumnMap;
 use super::serial::SerialSettings;
+use crate::mqtt_link::{parse_broker_url, BrokerFlags};
 
 /// Simulated devices when `--devices` is not given: the original's sensor_1..3.
 pub const DEFAULT_SIM_DEVICES: usize = 3;
@@ -39,9 +40,8 @@ pub struct PublisherArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = ArgAction::Set)]
     pub load: bool,
 
-    /// MQTT broker: tcp://host:port, mqtt://host:port or host:port.
-    #[arg(long, default_value = "tcp://localhost:1883")]
-    pub broker: String,
+    #[command(flatten)]
+    pub mqtt: BrokerFlags,
     /// MQTT client id (default minitrue-publisher-{pid}).
     #[arg(long = "client_id")]
     pub client_id: Option<String>,
@@ -208,9 +208,14 @@ impl PublisherArgs {
         }
         let ack_timeout =
             seconds("ack_timeout", Some(self.ack_timeout))?.expect("ack_timeout is always set");
+        let broker = parse_broker_url(&self.mqtt.broker)
+            .map_err(|why| Error::invalid("broker", format!("{:?}: {why}", self.mqtt.broker)))?;
+        let security = self.mqtt.security()?;
+        security.check(&broker)?;
         Ok(PublisherConfig {
             mqtt: MqttSettings {
-                broker: BrokerAddr::parse(&self.broker)?,
+                broker,
+                security,
                 client_id: self
                     .client_id
                     .unwrap_or_else(|| format!("minitrue-publisher-{}", std::process::id())),
@@ -321,5 +326,13 @@ mod tests {
         assert!(config(&["--sim", "--interval", "1", "--rate", "5"]).is_err());
         assert!(config(&["--sim", "--devices", "0"]).is_err());
         assert!(config(&["--sim", "--broker", "ssl://x:1"]).is_err());
+    }
+
+    #[test]
+    fn mqtts_needs_a_ca_and_a_username_needs_a_password_file() {
+        let e = config(&["--sim", "--broker", "mqtts://x"]).unwrap_err();
+        assert!(e.to_string().contains("broker_ca"), "{e}");
+        let e = config(&["--sim", "--broker_username", "u"]).unwrap_err();
+        assert!(e.to_string().contains("broker_password_file"), "{e}");
     }
 }

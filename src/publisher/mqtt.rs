@@ -8,8 +8,12 @@
 //! its unacknowledged and queued publishes when it reconnects into a *new* session; with a
 //! resumed session it resends them. At the end [`MqttPublisher::finish`] waits until every
 //! publish is acknowledged (or a timeout), then disconnects cleanly.
+//!
+//! The broker URL, TLS (`mqtts://`) and the login are [`crate::mqtt_link`]'s, shared with the
+//! node's receive loop.
 
 use crate::error::{Error, Result};
+use crate::mqtt_link::{BrokerAddr, ClientSecurity};
 use crate::{log_info, log_warn};
 use rumqttc::{Client, Connection, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,9 +23,6 @@ use std::time::{Duration, Instant};
 use super::pacing::Until;
 use super::reading::Reading;
 use super::report::ReportThrottle;
-
-/// The broker port when a URL names none.
-pub const DEFAULT_MQTT_PORT: u16 = 1883;
 
 /// MQTT keep-alive interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -36,67 +37,13 @@ const BACKPRESSURE_PAUSE: Duration = Duration::from_micros(500);
 /// How long a clean disconnect may take once everything is acknowledged.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Where the broker listens: parsed from `tcp://host:port`, `mqtt://host:port` or
-/// `host:port` (the forms the server accepts); the port defaults to 1883.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerAddr {
-    pub fn parse(url: &str) -> Result<BrokerAddr> {
-        let bad = |why: &str| Error::invalid("broker", format!("{url:?}: {why}"));
-        let rest = match url.split_once("://") {
-            Some(("tcp" | "mqtt", rest)) => rest,
-            Some((scheme, _)) => {
-                return Err(bad(&format!(
-                    "scheme {scheme}:// is not supported (use tcp:// or mqtt://)"
-                )))
-            }
-            None => url,
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(bad("expected host:port"));
-        }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("port is not a number 1-65535"))?,
-            None => DEFAULT_MQTT_PORT,
-        };
-        if port == 0 {
-            return Err(bad("port is not a number 1-65535"));
-        }
-        Ok(BrokerAddr {
-            host: host.to_string(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "tcp://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "tcp://{}:{}", self.host, self.port)
-        }
-    }
-}
-
 /// How to reach the broker.
 #[derive(Clone, Debug)]
 pub struct MqttSettings {
     pub broker: BrokerAddr,
+    /// TLS trust and credentials (`--broker_ca`, `--broker_username`,
+    /// `--broker_password_file`).
+    pub security: ClientSecurity,
     pub client_id: String,
     /// Most unacknowledged publishes on the wire.
     pub inflight: u16,
@@ -150,6 +97,13 @@ impl MqttPublisher {
             .set_keep_alive(KEEP_ALIVE)
             .set_clean_session(false)
             .set_inflight(settings.inflight.max(1));
+        settings.security.apply(&settings.broker, &mut options)?;
+        if settings.security.password_in_clear(&settings.broker) {
+            log_warn!(
+                "the broker password crosses the network unencrypted to {}: use mqtts://",
+                settings.broker
+            );
+        }
         let capacity = (settings.inflight as usize).max(64);
         let (client, connection) = Client::new(options, capacity);
         let progress = Arc::new(Progress::default());
@@ -301,51 +255,5 @@ fn describe(e: &ConnectionError) -> String {
     match e {
         ConnectionError::Io(io) => format!("connection failed: {io}"),
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr(host: &str, port: u16) -> BrokerAddr {
-        BrokerAddr {
-            host: host.into(),
-            port,
-        }
-    }
-
-    #[test]
-    fn broker_url_forms() {
-        assert_eq!(
-            BrokerAddr::parse("tcp://localhost:1883").unwrap(),
-            addr("localhost", 1883)
-        );
-        assert_eq!(
-            BrokerAddr::parse("mqtt://10.0.0.5:1884/").unwrap(),
-            addr("10.0.0.5", 1884)
-        );
-        assert_eq!(
-            BrokerAddr::parse("broker.local:2000").unwrap(),
-            addr("broker.local", 2000)
-        );
-        assert_eq!(
-            BrokerAddr::parse("tcp://broker").unwrap(),
-            addr("broker", 1883)
-        );
-        assert_eq!(BrokerAddr::parse("[::1]:1885").unwrap(), addr("::1", 1885));
-    }
-
-    #[test]
-    fn bad_broker_urls_are_refused() {
-        for bad in [
-            "ssl://host:8883",
-            "tcp://:1883",
-            "host:port",
-            "host:0",
-            "tcp://h:99999",
-        ] {
-            assert!(BrokerAddr::parse(bad).is_err(), "{bad}");
-        }
     }
 }

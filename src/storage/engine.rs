@@ -30,6 +30,7 @@
 use crate::error::{Error, Result};
 use crate::storage::chunk::{EncodedChunk, CHUNK_CAPACITY};
 use crate::storage::codec::DecodeError;
+use crate::storage::durable::sync_dir;
 use crate::storage::quarantine::{self, Quarantined, QUARANTINE_DIR};
 use crate::storage::segment::{self, SegmentContents, SegmentSeries};
 use crate::storage::series::{self, merge_points, SealedChunk, Series, SeriesMap, SeriesSnapshot};
@@ -778,18 +779,6 @@ fn remove_covered_wal_files(wal_dir: &Path, newest_segment: u64) -> Result<usize
     Ok(removed)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
 fn retention_cutoff(retention: Option<Duration>) -> Option<Timestamp> {
     let retention = retention?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
@@ -826,27 +815,8 @@ mod tests {
     use crate::storage::AggregateOp;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
-    use std::sync::atomic::AtomicUsize;
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir()
-                .join(format!("minitrue-engine-{name}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     fn key(device: &str, metric: &str) -> SeriesKey {
         SeriesKey::new(device, metric).unwrap()
@@ -929,7 +899,7 @@ mod tests {
     fn failed_write_is_never_visible_and_writes_resume_once_the_disk_takes_them() {
         let dir = TempDir::new("disk-full");
         let s = key("sensor_1", "temperature");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         engine.write(&series_points(&s, 0, 100)).unwrap();
         engine.wal.inject_fault(Some(wal::Fault {
             errno: 28,
@@ -954,7 +924,7 @@ mod tests {
         assert_eq!(count(&engine, &s), 200);
         drop(engine);
 
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         assert_eq!(
             count(&engine, &s),
             200,
@@ -985,7 +955,7 @@ mod tests {
         let (a, b) = (key("dev_a", "t"), key("dev_b", "t"));
         for kind in ["chunk", "index", "trailer"] {
             let dir = TempDir::new("quarantine-segment");
-            let seg = two_segments(&dir.0, &a, &b);
+            let seg = two_segments(dir.path(), &a, &b);
             let len = fs::metadata(&seg).unwrap().len();
             let data = fs::read(&seg).unwrap();
             let index_offset = u64::from_le_bytes(
@@ -1000,19 +970,19 @@ mod tests {
             };
             flip_byte(&seg, offset);
 
-            let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+            let (engine, report) = Engine::open(dir.path(), EngineConfig::default()).unwrap();
             assert_eq!(report.quarantined.len(), 1, "{kind}");
             assert_eq!(engine.quarantined(), &report.quarantined[..]);
             assert!(!seg.exists(), "{kind}: moved out of segments/");
             assert!(report.quarantined[0]
                 .file
-                .starts_with(dir.0.join(QUARANTINE_DIR)));
+                .starts_with(dir.path().join(QUARANTINE_DIR)));
             assert_eq!(count(&engine, &a), 3000, "{kind}: the rest is exact");
             assert_eq!(count(&engine, &b), 0, "{kind}");
             // The store goes on: new data lands in a new segment, never the old id.
             engine.write(&series_points(&b, 0, 10)).unwrap();
             engine.close().unwrap();
-            let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+            let (engine, report) = Engine::open(dir.path(), EngineConfig::default()).unwrap();
             assert!(report.quarantined.is_empty());
             assert_eq!(
                 engine.quarantined().len(),
@@ -1027,12 +997,12 @@ mod tests {
     fn corrupt_wal_record_mid_file_is_quarantined_and_the_good_records_replay() {
         let dir = TempDir::new("quarantine-wal");
         let s = key("sensor_1", "temperature");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         for batch in 0..3 {
             engine.write(&series_points(&s, batch * 100, 100)).unwrap();
         }
         drop(engine); // a crash: everything is in one WAL file
-        let files = wal::list_files(&dir.0.join(WAL_DIR)).unwrap();
+        let files = wal::list_files(&dir.join(WAL_DIR)).unwrap();
         let (_, wal_file) = files
             .iter()
             .find(|(_, p)| fs::metadata(p).unwrap().len() > 100)
@@ -1047,16 +1017,16 @@ mod tests {
             ..EngineConfig::default()
         };
         assert!(matches!(
-            Engine::open(&dir.0, strict),
+            Engine::open(dir.path(), strict),
             Err(Error::Corrupt { .. })
         ));
-        let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+        let (engine, report) = Engine::open(dir.path(), EngineConfig::default()).unwrap();
         assert_eq!(count(&engine, &s), 200, "batches 1 and 3");
         assert_eq!(report.quarantined.len(), 1);
         assert_eq!(report.quarantine_flush_error, None);
         assert!(!wal_file.exists(), "a segment holds the good records now");
         drop(engine);
-        let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+        let (engine, report) = Engine::open(dir.path(), EngineConfig::default()).unwrap();
         assert!(report.wal.skipped.is_empty(), "not replayed twice");
         assert_eq!(count(&engine, &s), 200);
         assert_eq!(engine.quarantined().len(), 1);
@@ -1066,7 +1036,7 @@ mod tests {
     fn written_points_are_queryable_and_survive_reopen() {
         let dir = TempDir::new("reopen");
         let s = key("sensor_1", "temperature");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         let points: Vec<Point> = (0..5000)
             .map(|i| {
                 point(
@@ -1080,11 +1050,11 @@ mod tests {
         let agg = engine.aggregate(&s, TimeRange::ALL).unwrap();
         assert_eq!(agg.count, 5000);
         drop(engine); // no clean shutdown: the WAL alone must bring it back
-        let (engine, report) = Engine::open(&dir.0, EngineConfig::default()).unwrap();
+        let (engine, report) = Engine::open(dir.path(), EngineConfig::default()).unwrap();
         assert_eq!(report.points, 5000);
         assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap(), agg);
         engine.close().unwrap();
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap(), agg);
         assert_eq!(engine.stats().segments, 1);
     }
@@ -1093,7 +1063,7 @@ mod tests {
     fn duplicate_writes_keep_one_point_with_the_last_value() {
         let dir = TempDir::new("dup");
         let s = key("d", "m");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         let batch: Vec<Point> = (0..3000).map(|i| point(&s, i, 1.0)).collect();
         engine.write(&batch).unwrap();
         engine.flush().unwrap();
@@ -1105,7 +1075,7 @@ mod tests {
         assert_eq!(agg.count, 3000);
         assert_eq!(agg.sum, 2998.0 + 5.0 + 7.0);
         engine.close().unwrap();
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap(), agg);
     }
 
@@ -1113,7 +1083,7 @@ mod tests {
     fn late_point_lands_in_old_chunk() {
         let dir = TempDir::new("late");
         let s = key("d", "m");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         let batch: Vec<Point> = (0..5000).map(|i| point(&s, i * 10, 1.0)).collect();
         engine.write(&batch).unwrap();
         engine.flush().unwrap();
@@ -1134,7 +1104,7 @@ mod tests {
             ]
         );
         engine.close().unwrap();
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap().count, 5002);
         assert_eq!(
             engine
@@ -1150,7 +1120,7 @@ mod tests {
         let dir = TempDir::new("delete");
         let gone = key("d", "gone");
         let kept = key("d", "kept");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         for round in 0..3 {
             let batch: Vec<Point> = (0..2000)
                 .flat_map(|i| {
@@ -1165,7 +1135,7 @@ mod tests {
         assert_eq!(engine.aggregate(&gone, TimeRange::ALL).unwrap().count, 0);
         // Reopen from the WAL alone: the delete record must win over the segments.
         drop(engine);
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         assert_eq!(engine.series(), vec![kept.clone()]);
         engine.maintain().unwrap();
         assert_eq!(engine.stats().segments, 1);
@@ -1183,7 +1153,7 @@ mod tests {
         // Written again after the delete: only the new point exists.
         engine.write(&[point(&gone, 5, 9.0)]).unwrap();
         engine.close().unwrap();
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         assert_eq!(
             engine.samples(&gone, TimeRange::ALL, 10).unwrap(),
             vec![(Timestamp(5), 9.0)]
@@ -1196,7 +1166,7 @@ mod tests {
         let a_dir = TempDir::new("digest-a");
         let b_dir = TempDir::new("digest-b");
         let s = key("d", "m");
-        let (a, b) = (open(&a_dir.0), open(&b_dir.0));
+        let (a, b) = (open(a_dir.path()), open(b_dir.path()));
         let points: Vec<Point> = (0..5000).map(|i| point(&s, i * 997, i as f64)).collect();
         a.write(&points).unwrap();
         let mut reversed = points.clone();
@@ -1228,7 +1198,7 @@ mod tests {
             retention: Some(Duration::from_secs(3600)),
             ..EngineConfig::default()
         };
-        let (engine, _) = Engine::open(&dir.0, config.clone()).unwrap();
+        let (engine, _) = Engine::open(dir.path(), config.clone()).unwrap();
         let old: Vec<Point> = (0..CHUNK_CAPACITY as i64)
             .map(|i| point(&s, now - 7_200_000 + i, 1.0))
             .collect();
@@ -1238,7 +1208,7 @@ mod tests {
         engine.maintain().unwrap();
         assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap().count, 10);
         engine.close().unwrap();
-        let (engine, _) = Engine::open(&dir.0, config).unwrap();
+        let (engine, _) = Engine::open(dir.path(), config).unwrap();
         assert_eq!(engine.aggregate(&s, TimeRange::ALL).unwrap().count, 10);
     }
 
@@ -1246,7 +1216,7 @@ mod tests {
     fn downsample_buckets_match_brute_force() {
         let dir = TempDir::new("downsample");
         let s = key("d", "m");
-        let engine = open(&dir.0);
+        let engine = open(dir.path());
         let points: Vec<Point> = (0..10_000)
             .map(|i| point(&s, i * 250, (i as f64 * 0.37).sin()))
             .collect();
@@ -1327,7 +1297,7 @@ mod tests {
                 TimeRange::new(Some(Timestamp(2999)), None),
             ];
             let mut model = Model::new();
-            let mut engine = open(&dir.0);
+            let mut engine = open(dir.path());
             for op in ops {
                 match op {
                     Op::Write(batch) => {
@@ -1353,7 +1323,7 @@ mod tests {
                     }
                     Op::Reopen => {
                         drop(engine);
-                        engine = open(&dir.0);
+                        engine = open(dir.path());
                     }
                 }
                 assert_matches_model(&engine, &model, &ranges);

@@ -18,8 +18,10 @@
 //! - Files that fail their checks on open are set aside in the [`quarantine`].
 //! - The [`engine`] ties these together and is the only type the rest of the crate uses.
 
+pub mod bytes;
 pub mod chunk;
 pub mod codec;
+pub mod durable;
 pub mod engine;
 pub mod quarantine;
 pub mod segment;

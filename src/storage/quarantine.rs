@@ -14,6 +14,7 @@
 //! removes the original).
 
 use crate::error::{Error, Result};
+use crate::storage::durable::sync_dir;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -126,31 +127,15 @@ fn record_reason(quarantine_dir: &Path, file: &Path, reason: &str) -> Result<()>
     sync_dir(quarantine_dir)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("minitrue-quarantine-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_dir::TempDir;
 
     #[test]
     fn moved_and_copied_files_are_listed_with_their_reasons() {
-        let dir = temp_dir("list");
+        let dir = TempDir::new("quarantine-list");
         let q = dir.join(QUARANTINE_DIR);
         fs::write(dir.join("a.seg"), b"bad").unwrap();
         fs::write(dir.join("w.log"), b"half bad").unwrap();
@@ -173,12 +158,11 @@ mod tests {
                 },
             ]
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_taken_name_gets_a_number_and_a_repeated_copy_is_reused() {
-        let dir = temp_dir("names");
+        let dir = TempDir::new("quarantine-names");
         let q = dir.join(QUARANTINE_DIR);
         for _ in 0..2 {
             fs::write(dir.join("a.seg"), b"bad").unwrap();
@@ -190,6 +174,5 @@ mod tests {
         let files: Vec<PathBuf> = list(&q).unwrap().into_iter().map(|f| f.file).collect();
         assert_eq!(files, [q.join("a.seg"), q.join("a.seg.1"), q.join("w.log")]);
         assert!(list(&dir.join("none")).unwrap().is_empty());
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -55,8 +55,10 @@
 //! series appears twice. [`write_segment`] refuses contents that break these rules.
 
 use crate::error::{Error, Result};
+use crate::storage::bytes::{parse_key, put_key, ByteCursor, ShortRead};
 use crate::storage::chunk::{ChunkMeta, EncodedChunk};
 use crate::storage::codec::ValueEncoding;
+use crate::storage::durable::sync_parent_dir;
 use crate::storage::{SeriesKey, Timestamp};
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -294,27 +296,6 @@ fn write_file(tmp: &Path, contents: &SegmentContents) -> Result<u64> {
         .map_err(|e| Error::io(tmp, e.into_error()))?;
     file.sync_all().map_err(io_err)?;
     Ok(offset + index_len + TRAILER_LEN)
-}
-
-/// Length-prefixed UTF-8; a valid key is at most 513 bytes, so the u16 prefix always fits.
-fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
-    let key = key.as_str().as_bytes();
-    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    out.extend_from_slice(key);
-}
-
-/// Makes the rename of a file in the directory durable (a no-op where directories cannot be
-/// opened, as on Windows, whose rename is durable once it returns).
-pub fn sync_parent_dir(path: &Path) -> Result<()> {
-    if cfg!(unix) {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let dir_file = File::open(dir).map_err(|e| Error::io(dir, e))?;
-        dir_file.sync_all().map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(())
 }
 
 /// Refuses contents the reader would reject, so a segment that was written can be read back.
@@ -663,8 +644,7 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result
 /// the offset reached.
 struct ByteReader<'a> {
     path: &'a Path,
-    bytes: &'a [u8],
-    position: usize,
+    cursor: ByteCursor<'a>,
     base: u64,
 }
 
@@ -672,62 +652,68 @@ impl<'a> ByteReader<'a> {
     fn new(path: &'a Path, bytes: &'a [u8], base: u64) -> ByteReader<'a> {
         ByteReader {
             path,
-            bytes,
-            position: 0,
+            cursor: ByteCursor::new(bytes),
             base,
         }
     }
 
     /// File offset of the next byte.
     fn offset(&self) -> u64 {
-        self.base + self.position as u64
+        self.base + self.cursor.position() as u64
     }
 
     fn remaining(&self) -> usize {
-        self.bytes.len() - self.position
+        self.cursor.remaining()
+    }
+
+    /// `read` from the cursor; running out is corruption naming `what`.
+    fn read<T>(
+        &mut self,
+        what: &str,
+        read: impl FnOnce(&mut ByteCursor<'a>) -> std::result::Result<T, ShortRead>,
+    ) -> Result<T> {
+        read(&mut self.cursor).map_err(|short| {
+            Error::corrupt(
+                self.path,
+                self.base + short.at as u64,
+                format!(
+                    "{what} ({} bytes) runs past the end of its region",
+                    short.wanted
+                ),
+            )
+        })
     }
 
     fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8]> {
-        if self.remaining() < len {
-            return Err(Error::corrupt(
-                self.path,
-                self.offset(),
-                format!("{what} ({len} bytes) runs past the end of its region"),
-            ));
-        }
-        let taken = &self.bytes[self.position..self.position + len];
-        self.position += len;
-        Ok(taken)
+        self.read(what, |c| c.take(len))
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        let mut array = [0; N];
-        array.copy_from_slice(self.take(N, what)?);
-        Ok(array)
+        self.read(what, ByteCursor::array)
     }
 
     fn u8(&mut self, what: &str) -> Result<u8> {
-        Ok(self.array::<1>(what)?[0])
+        self.read(what, ByteCursor::u8)
     }
 
     fn u16(&mut self, what: &str) -> Result<u16> {
-        self.array(what).map(u16::from_le_bytes)
+        self.read(what, ByteCursor::u16)
     }
 
     fn u32(&mut self, what: &str) -> Result<u32> {
-        self.array(what).map(u32::from_le_bytes)
+        self.read(what, ByteCursor::u32)
     }
 
     fn u64(&mut self, what: &str) -> Result<u64> {
-        self.array(what).map(u64::from_le_bytes)
+        self.read(what, ByteCursor::u64)
     }
 
     fn i64(&mut self, what: &str) -> Result<i64> {
-        self.array(what).map(i64::from_le_bytes)
+        self.read(what, ByteCursor::i64)
     }
 
     fn f64(&mut self, what: &str) -> Result<f64> {
-        self.u64(what).map(f64::from_bits)
+        self.read(what, ByteCursor::f64)
     }
 
     /// A length-prefixed series key.
@@ -735,10 +721,7 @@ impl<'a> ByteReader<'a> {
         let offset = self.offset();
         let len = self.u16("series key length")?;
         let bytes = self.take(usize::from(len), "series key")?;
-        let corrupt = |reason: String| Error::corrupt(self.path, offset, reason);
-        let joined = std::str::from_utf8(bytes)
-            .map_err(|e| corrupt(format!("series key is not UTF-8: {e}")))?;
-        SeriesKey::parse(joined).map_err(|e| corrupt(format!("bad series key {joined:?}: {e}")))
+        parse_key(bytes).map_err(|reason| Error::corrupt(self.path, offset, reason))
     }
 
     /// One chunk entry (layout 3.2.3 in the module docs); its metadata is not yet checked.
@@ -775,34 +758,7 @@ impl<'a> ByteReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A directory under the system temp dir, unique per test, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!(
-                "minitrue-segment-{name}-{}-{unique}",
-                std::process::id()
-            ));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-
-        fn join(&self, file: &str) -> PathBuf {
-            self.0.join(file)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     fn key(joined: &str) -> SeriesKey {
         SeriesKey::parse(joined).unwrap()
@@ -1170,7 +1126,7 @@ mod tests {
         let dir = TempDir::new("no-tmp");
         let path = write_sample(&dir);
         assert!(!tmp_path(&path).exists());
-        let names: Vec<_> = fs::read_dir(&dir.0)
+        let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();

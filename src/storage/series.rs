@@ -172,11 +172,6 @@ impl Series {
         self.sealed.is_empty() && self.head.is_empty()
     }
 
-    /// Sealed chunks in time order (for tests and statistics).
-    pub fn sealed_chunks(&self) -> &[SealedChunk] {
-        &self.sealed
-    }
-
     /// Sealed chunks overlapping `range` (binary search on both ends).
     fn sealed_in(&self, range: TimeRange) -> &[SealedChunk] {
         let first = match range.start {

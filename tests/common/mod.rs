@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod cluster;
 mod ports;
 pub use ports::free_port;
@@ -477,13 +478,20 @@ impl Broker {
 
     /// `minitrue-broker` on a free port.
     pub fn start_embedded() -> Broker {
+        Broker::start_embedded_with(&[])
+    }
+
+    /// `minitrue-broker` on a free port with more flags (`--username`, `--tls-listen` ...);
+    /// [`Broker::port`] is the plain listener's.
+    pub fn start_embedded_with(extra: &[String]) -> Broker {
         let port = free_port();
-        let args = vec![
+        let mut args = vec![
             "--listen".to_string(),
             format!("127.0.0.1:{port}"),
             "--log-level".to_string(),
             "warn".to_string(),
         ];
+        args.extend_from_slice(extra);
         let program = PathBuf::from(env!("CARGO_BIN_EXE_minitrue-broker"));
         Broker::launch(
             BrokerKind::Embedded,
@@ -506,6 +514,36 @@ impl Broker {
     }
 
     fn mosquitto(persistent: bool) -> Option<Broker> {
+        let dir = TempDir::new("mosquitto");
+        let mut settings = "allow_anonymous true\n".to_string();
+        if persistent {
+            let db = dir.path().join("db");
+            std::fs::create_dir_all(&db).expect("create mosquitto db dir");
+            // Started as root, Mosquitto drops to its own user, which must write here.
+            make_world_writable(&db);
+            settings.push_str(&format!(
+                "persistence true\npersistence_location {}/\nautosave_interval 1\n",
+                db.display()
+            ));
+        } else {
+            settings.push_str("persistence false\n");
+        }
+        Broker::mosquitto_in(dir, &settings)
+    }
+
+    /// Mosquitto with one listener on a free port whose settings (after the `listener`
+    /// line: TLS files, `allow_anonymous`, `password_file` ...) the caller writes; messages
+    /// in memory only. Files it reads must be readable by the `mosquitto` user, which it
+    /// becomes when started as root. `None` (with a message) if Mosquitto is not installed.
+    pub fn start_mosquitto_with(settings: &str) -> Option<Broker> {
+        Broker::mosquitto_in(
+            TempDir::new("mosquitto"),
+            &format!("{settings}\npersistence false\n"),
+        )
+    }
+
+    /// Mosquitto on a free port: a `listener` line, then `settings`, config and log in `dir`.
+    fn mosquitto_in(dir: TempDir, settings: &str) -> Option<Broker> {
         let Some(program) = find_mosquitto() else {
             eprintln!(
                 "skipping the Mosquitto variant: no `mosquitto` on PATH or in /usr/sbin \
@@ -514,22 +552,7 @@ impl Broker {
             return None;
         };
         let port = free_port();
-        let dir = TempDir::new("mosquitto");
-        let mut conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
-        );
-        if persistent {
-            let db = dir.path().join("db");
-            std::fs::create_dir_all(&db).expect("create mosquitto db dir");
-            // Started as root, Mosquitto drops to its own user, which must write here.
-            make_world_writable(&db);
-            conf.push_str(&format!(
-                "persistence true\npersistence_location {}/\nautosave_interval 1\n",
-                db.display()
-            ));
-        } else {
-            conf.push_str("persistence false\n");
-        }
+        let conf = format!("listener {port} 127.0.0.1\n{settings}max_queued_messages 100000\n");
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).expect("write mosquitto.conf");
         let args = vec!["-c".to_string(), conf_path.display().to_string()];
