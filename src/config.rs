@@ -19,6 +19,40 @@ pub const LOCAL_SLOTS: [(&str, u16, u16); 3] = [
     ("vega", 8082, 9002),
 ];
 
+/// Default of `--tombstone_grace_hours`: ten days, as Cassandra's `gc_grace_seconds`.
+pub const DEFAULT_TOMBSTONE_GRACE_HOURS: f64 = 240.0;
+
+/// Longest accepted `--tombstone_grace_hours`: about 114 years, so the grace in
+/// milliseconds always fits the `i64` timestamps it is compared with.
+pub const MAX_TOMBSTONE_GRACE_HOURS: f64 = 1_000_000.0;
+
+/// Longest accepted `--dead_member_expiry`: ten years (the removal clock adds it to an
+/// `Instant`, which must not overflow).
+pub const MAX_DEAD_MEMBER_EXPIRY: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Parses a duration flag: seconds as a number (`90`, `0.5`), or a number followed by one
+/// of the units `s`, `m`, `h`, `d` (`90s`, `30m`, `72h`, `3d`). It must be positive and
+/// finite; the error says what was wrong, for the caller to name its flag.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_secs) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1.0),
+        Some((i, 'm')) => (&text[..i], 60.0),
+        Some((i, 'h')) => (&text[..i], 3600.0),
+        Some((i, 'd')) => (&text[..i], 86_400.0),
+        Some(_) => (text, 1.0),
+        None => return Err("empty: give seconds, or a number with s, m, h or d".into()),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!("{text:?} is not a duration: give seconds, or a number with s, m, h or d (72h)")
+    })?;
+    let secs = value * unit_secs;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("{text:?} must be a positive, finite duration"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long"))
+}
+
 /// What a node does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -128,6 +162,20 @@ pub struct ServerArgs {
     /// ones are refused. Omitted: peers are not authenticated (a warning at start-up).
     #[arg(long = "cluster_secret_file")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Hours a delete is remembered (its tombstone kept and passed on by repair), as
+    /// Cassandra's gc_grace. A node down longer than this sets its old data aside at start
+    /// (see `--keep_stale_data`). Fractions are accepted (0.5: 30 minutes).
+    #[arg(long = "tombstone_grace_hours", default_value_t = DEFAULT_TOMBSTONE_GRACE_HOURS)]
+    pub tombstone_grace_hours: f64,
+    /// Start with the data of a node that was down longer than `--tombstone_grace_hours`
+    /// instead of setting it aside. Dangerous: deletes made while it was down come back.
+    #[arg(long = "keep_stale_data")]
+    pub keep_stale_data: bool,
+    /// How long a member stays dead in the membership table before every node removes it
+    /// (and the ring gives its share to the others): a number of seconds, or a number with
+    /// the unit s, m, h or d (`90s`, `30m`, `72h`, `3d`).
+    #[arg(long = "dead_member_expiry", default_value = "72h")]
+    pub dead_member_expiry: String,
     /// PEM certificate chain for HTTPS on the API and `/ws`; needs `--tls_key`.
     #[arg(long = "tls_cert")]
     pub tls_cert: Option<PathBuf>,
@@ -191,6 +239,12 @@ pub struct Config {
     pub cluster_secret: Option<ClusterSecret>,
     /// Certificate and key (PEM files) to serve HTTPS with; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// How long a delete is remembered (`--tombstone_grace_hours`).
+    pub tombstone_grace: Duration,
+    /// Start with stale data anyway (`--keep_stale_data`).
+    pub keep_stale_data: bool,
+    /// How long a dead member stays in the table (`--dead_member_expiry`).
+    pub dead_member_expiry: Duration,
 }
 
 /// The PEM files of this node's HTTPS identity.
@@ -267,6 +321,25 @@ impl ServerArgs {
                 "must be longer than --suspect_timeout_ms",
             ));
         }
+        let grace = self.tombstone_grace_hours;
+        if !grace.is_finite() || grace <= 0.0 || grace > MAX_TOMBSTONE_GRACE_HOURS {
+            return Err(Error::invalid(
+                "tombstone_grace_hours",
+                format!(
+                    "{grace} is not a grace: give a positive number of hours up to \
+                     {MAX_TOMBSTONE_GRACE_HOURS} (default {DEFAULT_TOMBSTONE_GRACE_HOURS})"
+                ),
+            ));
+        }
+        let dead_member_expiry = parse_duration(&self.dead_member_expiry)
+            .and_then(|d| {
+                if d <= MAX_DEAD_MEMBER_EXPIRY {
+                    Ok(d)
+                } else {
+                    Err(format!("{d:?} is longer than ten years"))
+                }
+            })
+            .map_err(|why| Error::invalid("dead_member_expiry", why))?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -359,6 +432,9 @@ impl ServerArgs {
             cors,
             cluster_secret,
             tls,
+            tombstone_grace: Duration::from_secs_f64(grace * 3600.0),
+            keep_stale_data: self.keep_stale_data,
+            dead_member_expiry,
         })
     }
 }
@@ -516,6 +592,51 @@ mod tests {
             assert!(e.to_string().contains("cluster_secret_file"), "{e}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn durations_parse_as_seconds_or_with_a_unit() {
+        let ok = |text: &str| parse_duration(text).unwrap();
+        assert_eq!(ok("90"), Duration::from_secs(90));
+        assert_eq!(ok("0.5"), Duration::from_millis(500));
+        assert_eq!(ok("90s"), Duration::from_secs(90));
+        assert_eq!(ok("30m"), Duration::from_secs(1800));
+        assert_eq!(ok("72h"), Duration::from_secs(72 * 3600));
+        assert_eq!(ok("3d"), Duration::from_secs(3 * 86_400));
+        assert_eq!(ok(" 1.5h "), Duration::from_secs(5400));
+        for bad in [
+            "", "h", "0", "-5s", "0d", "5x", "5 hours", "nan", "inf", "1e300d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn grace_and_expiry_default_and_bad_values_are_refused_naming_the_flag() {
+        let c = args(&["--node_id=polaris"]).into_config().unwrap();
+        assert_eq!(c.tombstone_grace, Duration::from_secs(240 * 3600));
+        assert_eq!(c.dead_member_expiry, Duration::from_secs(72 * 3600));
+        assert!(!c.keep_stale_data);
+        let c = args(&[
+            "--node_id=polaris",
+            "--tombstone_grace_hours=0.002",
+            "--dead_member_expiry=5s",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(c.tombstone_grace, Duration::from_millis(7200));
+        assert_eq!(c.dead_member_expiry, Duration::from_secs(5));
+        let field = |extra: &str| match args(&["--node_id=polaris", extra]).into_config() {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("{extra} was accepted: {other:?}"),
+        };
+        for bad in ["0", "-1", "NaN", "inf", "1e9"] {
+            let flag = format!("--tombstone_grace_hours={bad}");
+            assert_eq!(field(&flag), "tombstone_grace_hours", "{flag}");
+        }
+        assert_eq!(field("--dead_member_expiry=soon"), "dead_member_expiry");
+        assert_eq!(field("--dead_member_expiry=0s"), "dead_member_expiry");
+        assert_eq!(field("--dead_member_expiry=4000d"), "dead_member_expiry");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::cluster::incarnation::IncarnationStore;
 use crate::cluster::membership::{Member, MemberState};
 use crate::cluster::repair::Tombstones;
 use crate::cluster::secret::{unix_now_ms, ClusterTrust};
+use crate::cluster::stale::StaleData;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::auth::TokenTable;
@@ -37,6 +38,8 @@ pub struct Node {
     pub incarnation: IncarnationStore,
     /// The HTTP connection layer's counters (shared with its listener).
     pub http: Arc<HttpStats>,
+    /// Data set aside at this start because the node was down past the tombstone grace.
+    pub stale_data: Option<StaleData>,
 }
 
 impl Node {
@@ -58,7 +61,10 @@ impl Node {
         let (incarnation, current) = IncarnationStore::open(&config.data_dir, unix_now_ms())?;
         let cluster = Cluster::with_incarnation(me, current, config.replication);
         let hints = Hints::new(config.data_dir.join("hints"));
-        let tombstones = Tombstones::open(config.data_dir.join("tombstones.json"))?;
+        let tombstones = Tombstones::open(
+            config.data_dir.join("tombstones.json"),
+            config.tombstone_grace,
+        )?;
         let peer_tls = match config.tls.as_ref().and_then(|t| t.peer_ca.as_deref()) {
             None => None,
             Some(ca) => Some(Arc::new(
@@ -78,6 +84,7 @@ impl Node {
             ingest: IngestStats::default(),
             hub: Hub::new(),
             http: Arc::default(),
+            stale_data: None,
         })
     }
 }

@@ -5,17 +5,19 @@
 //! Roles: `http-listen` (accepts connections and reads request heads, see
 //! [`crate::http::listener`]), `http-N` (workers that answer complete requests),
 //! `ws-broadcast` (live hub fan-out), `mqtt-receive` (ingestion, unless `--mode=query`),
-//! `wal-flush` (flush/compaction/retention every second), `hint-handoff` (hints to owners
-//! that came back), `repair` (anti-entropy), `gossip-listen` (answers peers' member tables)
-//! and `gossip-round` (heartbeat, failure detection and exchanges every
-//! `--gossip_interval_ms`; the gossip roles run their short-lived per-connection threads in
-//! the same scope). Shutdown: the signal handler drops the only `shutdown_tx`; every loop
+//! `wal-flush` (flush/compaction/retention every second, and the last-alive mark),
+//! `hint-handoff` (hints to owners that came back), `repair` (anti-entropy),
+//! `gossip-listen` (answers peers' member tables) and `gossip-round` (heartbeat, failure
+//! detection and exchanges every `--gossip_interval_ms`; the gossip roles run their
+//! short-lived per-connection threads in the same scope). Shutdown: the signal handler drops the only `shutdown_tx`; every loop
 //! that selects on `shutdown_rx` ends (the HTTP listen loop and workers too),
 //! `gossip-round` first announces the leave to every known peer (within 300 ms), and the
 //! engine flushes and fsyncs before `run` returns.
 
 use crate::cluster::gossip::{gossip_listen, gossip_round, seed_addrs};
 use crate::cluster::repair::repair_round;
+use crate::cluster::secret::unix_now_ms;
+use crate::cluster::stale::{self, AliveMark};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::http_serve;
@@ -50,6 +52,15 @@ pub fn run(config: Config) -> Result<()> {
 
 /// Runs a node until `shutdown_rx` disconnects (the testable core of [`run`]).
 pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
+    // Before the store opens: data of a node down past the grace must not be served.
+    let check = stale::StartCheck {
+        dir: &config.data_dir,
+        grace: config.tombstone_grace,
+        // Explicit seeds only: a lone node on a local slot probes the other slots too.
+        has_seeds: !config.seeds.is_empty(),
+        keep: config.keep_stale_data,
+    };
+    let start = stale::check_at_start(check, unix_now_ms())?;
     let engine_config = EngineConfig {
         retention: config.retention,
         strict_wal: config.strict_wal,
@@ -97,7 +108,9 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
             format!("cannot listen for gossip on {}: {e}", config.gossip_addr),
         )
     })?;
-    let node = Node::new(config, engine)?;
+    let mut node = Node::new(config, engine)?;
+    node.stale_data = start.set_aside;
+    mark_alive(&node, start.peers_before);
     let http = HttpListener::bind(
         node.config.http_addr,
         tls,
@@ -200,6 +213,7 @@ pub fn serve(config: Config, shutdown_rx: Receiver<()>) -> Result<()> {
         log_info!("{}: shutting down", node.config.node_id);
         Ok(())
     })?;
+    mark_alive(&node, 0);
     node.hints.close()?;
     node.engine.close()?;
     log_info!("{}: stopped cleanly", node.config.node_id);
@@ -326,14 +340,38 @@ where
         .map_err(|e| Error::io(name, e))
 }
 
-/// The `wal-flush` thread: flushes, compacts and applies retention when due.
-/// Also says once when writes start failing (the WAL stopped) and once when they work again.
+/// Records now as the last time this node was alive (see [`stale`]), with how many other
+/// members its table holds (at least `peers_floor`); a failure is logged (the next mark
+/// retries).
+fn mark_alive(node: &Node, peers_floor: u64) {
+    let mark = AliveMark {
+        unix_ms: unix_now_ms(),
+        peers: node
+            .cluster
+            .membership()
+            .members()
+            .count()
+            .saturating_sub(1)
+            .try_into()
+            .unwrap_or(u64::MAX)
+            .max(peers_floor),
+    };
+    if let Err(e) = stale::write_mark(&node.config.data_dir, mark) {
+        log_warn!("cannot record that this node is alive: {e}");
+    }
+}
+
+/// The `wal-flush` thread: flushes, compacts and applies retention when due, and marks the
+/// node alive (see [`stale`]). Also says once when writes start failing (the WAL stopped)
+/// and once when they work again.
 fn wal_flush(node: &Node, shutdown_rx: &Receiver<()>) {
     let ticker = tick(MAINTENANCE_TICK);
+    let mark_ticker = tick(stale::mark_interval(node.config.tombstone_grace));
     let mut failing = false;
     loop {
         select! {
             recv(shutdown_rx) -> _ => return,
+            recv(mark_ticker) -> _ => mark_alive(node, 0),
             recv(ticker) -> _ => {
                 if let Err(e) = node.engine.maintain() {
                     log_error!("maintenance of {}: {e}", node.config.data_dir.display());

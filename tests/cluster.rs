@@ -10,8 +10,8 @@
 
 mod common;
 
+use common::cluster::{log_tails, status, wait_for, CLUSTER_FLAGS};
 use common::{free_port, try_request, Broker, BrokerKind, Publisher, Server, TempDir};
-use minitrue::cluster::ring::Ring;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,13 +19,6 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const FLAGS: [&str; 4] = [
-    "--replication=2",
-    "--gossip_interval_ms=100",
-    "--suspect_timeout_ms=600",
-    "--dead_timeout_ms=1500",
-];
-const REPLICATION: usize = 2;
 const DEVICES: usize = 20;
 const METRIC: &str = "temperature";
 const ABC: [&str; 3] = ["polaris", "sirius", "vega"];
@@ -49,11 +42,7 @@ fn expected(n: usize, d: usize) -> u64 {
 
 /// The owners of `dev{d}` on the ring of `ids`, primary first.
 fn owners(ids: &[&str], d: usize) -> Vec<String> {
-    Ring::new(ids.iter().copied())
-        .preference_list(&Ring::routing_key(&device(d), METRIC), REPLICATION)
-        .into_iter()
-        .map(str::to_string)
-        .collect()
+    common::cluster::owners(ids, &device(d), METRIC)
 }
 
 fn now_secs() -> i64 {
@@ -210,7 +199,7 @@ impl TestCluster {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let mut extra: Vec<&str> = FLAGS.to_vec();
+        let mut extra: Vec<&str> = CLUSTER_FLAGS.to_vec();
         extra.push(&seeds);
         let server = Server::start_on_ports(
             id,
@@ -282,16 +271,7 @@ impl TestCluster {
 
     /// The tail of every node's log, for failure messages.
     fn logs(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let text = n.server.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-                format!("--- {} ---\n{tail}", n.id)
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        log_tails(self.nodes.iter().map(|n| &n.server), 40)
     }
 
     /// Polls `check` every 50 ms until it returns `Ok`; panics with its last complaint and
@@ -300,19 +280,9 @@ impl TestCluster {
         &self,
         what: &str,
         timeout: Duration,
-        mut check: impl FnMut() -> Result<(), String>,
+        check: impl FnMut() -> Result<(), String>,
     ) -> Duration {
-        let started = Instant::now();
-        loop {
-            match check() {
-                Ok(()) => return started.elapsed(),
-                Err(why) if started.elapsed() > timeout => panic!(
-                    "timed out after {timeout:?} waiting for {what}: {why}\n{}",
-                    self.logs()
-                ),
-                Err(_) => thread::sleep(Duration::from_millis(50)),
-            }
-        }
+        wait_for(what, timeout, check, || self.logs())
     }
 
     /// Waits until every node that is up sees exactly `expected` (id, state) and all of
@@ -509,45 +479,18 @@ impl TestCluster {
     }
 }
 
-fn status(server: &Server) -> Result<Value, String> {
-    let r = try_request(server.port, "GET", "/status", &[], &[]).map_err(|e| e.to_string())?;
-    match r.status {
-        200 => Ok(r.json()),
-        s => Err(format!("/status answered {s}: {}", r.text())),
-    }
-}
-
 fn count_query(server: &Server, path: &str, d: usize, end: Option<i64>) -> Result<Value, String> {
-    let body = serde_json::json!({
-        "device_id": device(d),
-        "metric_name": METRIC,
-        "operation": "count",
-        "start_time": 0,
-        "end_time": end.unwrap_or(0),
-    })
-    .to_string();
-    let r = try_request(server.port, "POST", path, body.as_bytes(), &[])
-        .map_err(|e| format!("{} {path}: {e}", server.node_id))?;
-    match r.status {
-        200 => Ok(r.json()),
-        s => Err(format!(
-            "{} {path} answered {s}: {}",
-            server.node_id,
-            r.text()
-        )),
-    }
+    common::cluster::count_query(server, path, &device(d), METRIC, end)
 }
 
 /// Points of `dev{d}` (up to `end` seconds) in `server`'s own store.
 fn local_count(server: &Server, d: usize, end: Option<i64>) -> Result<u64, String> {
-    let v = count_query(server, "/query?local=1", d, end)?;
-    v["count"].as_u64().ok_or_else(|| format!("no count: {v}"))
+    common::cluster::count(server, "/query?local=1", &device(d), METRIC, end)
 }
 
 /// Points of `dev{d}` (up to `end` seconds) as `server` coordinates the query.
 fn coordinated_count(server: &Server, d: usize, end: Option<i64>) -> Result<u64, String> {
-    let v = count_query(server, "/query", d, end)?;
-    v["count"].as_u64().ok_or_else(|| format!("no count: {v}"))
+    common::cluster::count(server, "/query", &device(d), METRIC, end)
 }
 
 // ---- the tests -------------------------------------------------------------------------------

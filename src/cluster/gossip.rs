@@ -4,7 +4,9 @@
 //!
 //! A round, every `gossip_interval`: tick the table (bump our heartbeat, judge silent
 //! members), then send the whole table to up to [`FANOUT`] random peers that have not left
-//! (plus the seeds while no other member is alive or suspect). Each exchange is one
+//! (plus the seeds while no other member is alive or suspect, and one random seed every
+//! [`SEED_PROBE_ROUNDS`] rounds: a member removed after `--dead_member_expiry` is no longer
+//! gossiped to, so a restarted one without seeds of its own is found again this way). Each exchange is one
 //! connection carrying one request frame and one reply frame, both whole tables; both sides
 //! merge what they receive. Exchanges and accepted connections run on short-lived threads
 //! with [`IO_TIMEOUT`] on every socket, so one hung peer delays nobody's heartbeat.
@@ -74,6 +76,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Peers contacted per round.
 pub const FANOUT: usize = 2;
+
+/// Every this many rounds one seed is contacted even when peers are known.
+pub const SEED_PROBE_ROUNDS: u64 = 20;
 
 /// Time the leave announcement may take in total at shutdown.
 pub const LEAVE_BUDGET: Duration = Duration::from_millis(300);
@@ -472,9 +477,11 @@ pub fn gossip_round<'scope>(
     let timeouts = FailureTimeouts {
         suspect: node.config.suspect_timeout,
         dead: node.config.dead_timeout,
+        expiry: node.config.dead_member_expiry,
     };
     let seeds = seed_addrs(&node.config);
     let mut rng = Rng::from_entropy();
+    let mut round: u64 = 0;
     // Peers with an exchange under way: a hung peer gets one thread, not one per round.
     let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     let ticker = tick(node.config.gossip_interval);
@@ -493,6 +500,13 @@ pub fn gossip_round<'scope>(
         });
         log_changes(node, &changes);
         let mut targets = pick(peers, FANOUT, &mut rng);
+        round = round.wrapping_add(1);
+        if !lonely && round.is_multiple_of(SEED_PROBE_ROUNDS) && !seeds.is_empty() {
+            let seed = &seeds[rng.below(seeds.len())];
+            if !targets.contains(seed) {
+                targets.push(seed.clone());
+            }
+        }
         if lonely {
             for seed in &seeds {
                 if !targets.contains(seed) {

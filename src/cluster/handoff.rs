@@ -7,6 +7,10 @@
 //! sent to it (`POST /internal/write`, durable there before it answers) and only then
 //! deleted here. A failed send keeps the hints for the next round; a repeat is harmless
 //! because writes are idempotent.
+//!
+//! An owner removed from the table after `--dead_member_expiry` never comes back for its
+//! hints: each of its hinted series goes instead to the series' current owners (once all of
+//! them are alive), so what it owned is held by `--replication` live nodes again.
 
 use crate::cluster::membership::MemberState;
 use crate::cluster::peer::{self, PeerLink};
@@ -169,17 +173,29 @@ impl Hints {
         let stores = self.snapshot();
         let mut handed = 0;
         for (owner, engine) in stores {
-            let Some(member) = membership.get(&owner) else {
-                continue;
+            let member = match membership.get(&owner) {
+                Some(member) if member.state == MemberState::Alive => Some(member),
+                Some(_) => continue,
+                None if membership.is_removed(&owner) => None,
+                // Not heard of yet (just started): wait for gossip.
+                None => continue,
             };
-            if member.state != MemberState::Alive {
-                continue;
-            }
             for series in engine.series() {
-                match hand_off_series(&engine, &member.http_addr, &series, link) {
+                let targets: Vec<String> = match member {
+                    Some(member) => vec![member.http_addr.clone()],
+                    None => {
+                        let owners = cluster.owners(&series);
+                        if owners.is_empty() || owners.iter().any(|o| o.state != MemberState::Alive)
+                        {
+                            continue;
+                        }
+                        owners.into_iter().map(|o| o.http_addr).collect()
+                    }
+                };
+                match hand_off_series(&engine, &targets, &series, link) {
                     Ok(n) => handed += n,
                     Err(e) => {
-                        log_warn!("hinted handoff to {owner}: {e}; kept for the next round");
+                        log_warn!("hinted handoff for {owner}: {e}; kept for the next round");
                         break;
                     }
                 }
@@ -204,9 +220,11 @@ impl Hints {
     }
 }
 
+/// Sends every hinted point of `series` to each of `targets` (HTTP addresses), then deletes
+/// the hints.
 fn hand_off_series(
     engine: &Engine,
-    http_addr: &str,
+    targets: &[String],
     series: &crate::storage::SeriesKey,
     link: PeerLink<'_>,
 ) -> Result<u64> {
@@ -220,9 +238,11 @@ fn hand_off_series(
                 value,
             })
             .collect();
-        send_points(http_addr, &points, HANDOFF_TIMEOUT, link)?;
+        for http_addr in targets {
+            send_points(http_addr, &points, HANDOFF_TIMEOUT, link)?;
+        }
     }
-    // Only after the owner has every point durably.
+    // Only after the owners have every point durably.
     engine.delete_series(series)?;
     Ok(samples.len() as u64)
 }

@@ -34,6 +34,16 @@
 //! adopted from peers (except for members heard of for the first time): on [`tick`]
 //! a member whose news is older than `suspect` becomes `Suspect`, older than `dead` `Dead`.
 //!
+//! A member silent for longer than `dead` + `expiry` (`--dead_member_expiry`, default 72 h
+//! as Serf's reconnect timeout), dead or left, is *removed* on [`tick`]: it leaves the
+//! table and the ring, and its share of the series goes to the others (repair copies it
+//! there). Every node judges this by its own clock, so for a while peers may still send
+//! digests of it. A removed member is therefore remembered for another `expiry` with the
+//! incarnation it had: digests at that incarnation or an older one are ignored, whatever
+//! their heartbeat or state, so a peer that still lists it cannot bring it back. A node
+//! that restarts has a higher incarnation (at least its start time, see
+//! [`incarnation`](super::incarnation)): it rejoins as a new member.
+//!
 //! A digest about this node is never adopted. If a peer claims it is suspect, dead or left
 //! at its current incarnation (or a later one), or alive at a later incarnation or at the
 //! same one with a heartbeat this node never sent, this node *refutes*: it takes an
@@ -51,6 +61,9 @@ pub const DEFAULT_SUSPECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Default time without news before a member is declared dead.
 pub const DEFAULT_DEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default time a member stays in the table once dead (Serf's `reconnect_timeout`).
+pub const DEFAULT_DEAD_MEMBER_EXPIRY: Duration = Duration::from_secs(72 * 3600);
 
 /// How far above both the known incarnation of a member and the clock (unix ms) a digest's
 /// incarnation may be before it is ignored as absurd: 2^32 ms, about 50 days.
@@ -119,11 +132,14 @@ pub struct Digest {
     pub state: MemberState,
 }
 
-/// How long a member may stay silent before it is suspected, then declared dead.
+/// How long a member may stay silent before it is suspected, then declared dead, and how
+/// long it then stays dead in the table before it is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailureTimeouts {
     pub suspect: Duration,
     pub dead: Duration,
+    /// Time dead (or left) before removal (`--dead_member_expiry`).
+    pub expiry: Duration,
 }
 
 impl Default for FailureTimeouts {
@@ -131,25 +147,37 @@ impl Default for FailureTimeouts {
         FailureTimeouts {
             suspect: DEFAULT_SUSPECT_TIMEOUT,
             dead: DEFAULT_DEAD_TIMEOUT,
+            expiry: DEFAULT_DEAD_MEMBER_EXPIRY,
         }
     }
 }
 
-/// A state change this node observed (`from: None`: a member heard of for the first time).
+/// A state change this node observed (`from: None`: a member heard of for the first time;
+/// `to: None`: a member removed from the table).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub id: String,
     pub from: Option<MemberState>,
-    pub to: MemberState,
+    pub to: Option<MemberState>,
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.from {
-            Some(from) => write!(f, "{}: {from} -> {}", self.id, self.to),
-            None => write!(f, "{}: joined as {}", self.id, self.to),
+        match (self.from, self.to) {
+            (Some(from), Some(to)) => write!(f, "{}: {from} -> {to}", self.id),
+            (None, Some(to)) => write!(f, "{}: joined as {to}", self.id),
+            (Some(from), None) => write!(f, "{}: removed (was {from})", self.id),
+            (None, None) => write!(f, "{}: unknown", self.id),
         }
     }
+}
+
+/// A member removed from the table: digests at or below its last incarnation are old news
+/// until `until`.
+#[derive(Clone, Debug)]
+struct Removed {
+    incarnation: u64,
+    until: Instant,
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +205,8 @@ impl Entry {
 pub struct Membership {
     me: String,
     members: BTreeMap<String, Entry>,
+    /// Members removed after their expiry, see the module doc.
+    removed: BTreeMap<String, Removed>,
 }
 
 impl Membership {
@@ -200,6 +230,7 @@ impl Membership {
         Membership {
             me: id.clone(),
             members: BTreeMap::from([(id, entry)]),
+            removed: BTreeMap::new(),
         }
     }
 
@@ -235,6 +266,12 @@ impl Membership {
                 heartbeat: 0,
             },
         );
+    }
+
+    /// Whether `id` was removed from the table after its expiry, and is still remembered
+    /// as removed (for another expiry).
+    pub fn is_removed(&self, id: &str) -> bool {
+        self.removed.contains_key(id)
     }
 
     /// Ids of the members that hold ring positions: every member that has not left.
@@ -286,6 +323,12 @@ impl Membership {
             if d.state == MemberState::Left && arrival.sender != d.id {
                 continue;
             }
+            if let Some(removed) = self.removed.get(&d.id) {
+                if d.incarnation <= removed.incarnation {
+                    continue;
+                }
+                self.removed.remove(&d.id);
+            }
             let Some(entry) = self.members.get_mut(&d.id) else {
                 let entry = Entry {
                     member: Member {
@@ -302,7 +345,7 @@ impl Membership {
                 changes.push(Change {
                     id: d.id.clone(),
                     from: None,
-                    to: d.state,
+                    to: Some(d.state),
                 });
                 continue;
             };
@@ -323,7 +366,7 @@ impl Membership {
                 changes.push(Change {
                     id: d.id.clone(),
                     from: Some(entry.member.state),
-                    to,
+                    to: Some(to),
                 });
                 entry.member.state = to;
             }
@@ -350,10 +393,39 @@ impl Membership {
         }
     }
 
-    /// Advances time to `now`: bumps this node's heartbeat and judges the others by how long
-    /// ago their last news came. Returns the state changes.
+    /// Advances time to `now`: bumps this node's heartbeat, judges the others by how long
+    /// ago their last news came, and removes those dead (or left) past the expiry. Returns
+    /// the state changes.
     pub fn tick(&mut self, now: Instant, timeouts: &FailureTimeouts) -> Vec<Change> {
         let mut changes = Vec::new();
+        let remove_after = timeouts.dead.saturating_add(timeouts.expiry);
+        self.removed.retain(|_, r| now < r.until);
+        let me = self.me.clone();
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|e| e.member.id != me)
+            .filter(|e| matches!(e.member.state, MemberState::Dead | MemberState::Left))
+            .filter(|e| now.saturating_duration_since(e.member.last_heard) >= remove_after)
+            .map(|e| e.member.id.clone())
+            .collect();
+        for id in expired {
+            if let Some(entry) = self.members.remove(&id) {
+                let until = now.checked_add(timeouts.expiry).unwrap_or(now);
+                self.removed.insert(
+                    id.clone(),
+                    Removed {
+                        incarnation: entry.incarnation,
+                        until,
+                    },
+                );
+                changes.push(Change {
+                    id,
+                    from: Some(entry.member.state),
+                    to: None,
+                });
+            }
+        }
         for entry in self.members.values_mut() {
             let member = &mut entry.member;
             if member.id == self.me {
@@ -374,7 +446,7 @@ impl Membership {
                 changes.push(Change {
                     id: member.id.clone(),
                     from: Some(member.state),
-                    to,
+                    to: Some(to),
                 });
                 member.state = to;
             }
@@ -391,7 +463,7 @@ impl Membership {
         let change = Change {
             id: self.me.clone(),
             from: Some(me.member.state),
-            to: MemberState::Left,
+            to: Some(MemberState::Left),
         };
         me.member.state = MemberState::Left;
         change
@@ -425,7 +497,9 @@ mod tests {
     //! - `merge ID INC HB STATE @MS [from SENDER]`: a digest of ID arrives at MS ms (unix
     //!   time MS too) in a frame from SENDER (default: ID itself); INC may be `max`
     //! - `tick @MS`: the node ticks at MS ms (suspect after 3000 ms, dead after 10000 ms)
+    //! - `expiry MS`: from now on a member dead (or left) for MS ms more is removed
     //! - `leave`: the node announces its departure
+    //! - `removed ID`: prints whether ID is remembered as removed
     //! - `show ID`: prints `ID state inc=… hb=…`
 
     use super::*;
@@ -459,7 +533,7 @@ mod tests {
         let at = |ms: &str| t0 + Duration::from_millis(ms.trim_start_matches('@').parse().unwrap());
         let mut table =
             Membership::with_incarnation(member("a", MemberState::Alive, t0), ME_INCARNATION);
-        let timeouts = FailureTimeouts::default();
+        let mut timeouts = FailureTimeouts::default();
         let mut expected = Vec::new();
         let mut actual = Vec::new();
         for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -499,13 +573,23 @@ mod tests {
                     table.merge(&[d], arrival)
                 }
                 ["tick", ms] => table.tick(at(ms), &timeouts),
+                ["expiry", ms] => {
+                    timeouts.expiry = Duration::from_millis(ms.parse().unwrap());
+                    Vec::new()
+                }
                 ["leave"] => vec![table.leave()],
+                ["removed", id] => {
+                    actual.push(table.is_removed(id).to_string());
+                    Vec::new()
+                }
                 ["show", id] => {
-                    let d = table.digest(id).expect("known member");
-                    actual.push(format!(
-                        "{} {} inc={} hb={}",
-                        d.id, d.state, d.incarnation, d.heartbeat
-                    ));
+                    actual.push(match table.digest(id) {
+                        Some(d) => format!(
+                            "{} {} inc={} hb={}",
+                            d.id, d.state, d.incarnation, d.heartbeat
+                        ),
+                        None => format!("{id} not in the table"),
+                    });
                     Vec::new()
                 }
                 _ => panic!("bad script line: {line}"),
@@ -612,6 +696,75 @@ mod tests {
             merge b 5 3 left @60200
             show b
             > b alive inc=900 hb=0
+        ");
+    }
+
+    #[test]
+    fn a_member_dead_past_the_expiry_is_removed_and_peers_cannot_bring_it_back() {
+        run("
+            expiry 20000
+            merge b 5 7 alive @0
+            > b: joined as alive
+            tick @10000
+            > b: alive -> dead
+            # removed once dead + expiry (10 s + 20 s) have passed since the last news
+            tick @29999
+            tick @30000
+            > b: removed (was dead)
+            show b
+            > b not in the table
+            # a peer that still lists b (dead, or even alive at its old incarnation) does not
+            # bring it back, whatever the heartbeat
+            merge b 5 7 dead @30100 from c
+            merge b 5 99 alive @30100 from c
+            merge b 4 0 alive @30100
+            show b
+            > b not in the table
+            removed b
+            > true
+            # a restarted b has a new incarnation: a new join
+            merge b 900 0 alive @31000 from c
+            > b: joined as alive
+        ");
+    }
+
+    #[test]
+    fn a_left_member_expires_too_and_its_memory_ends_after_another_expiry() {
+        run("
+            expiry 20000
+            merge b 5 1 alive @0
+            > b: joined as alive
+            merge b 5 2 left @1000
+            > b: alive -> left
+            tick @30999
+            tick @31000
+            > b: removed (was left)
+            tick @50999
+            merge b 5 2 left @50999
+            show b
+            > b not in the table
+            tick @51000
+            # every peer removed it by now; a straggler's digest is first news again
+            merge b 5 2 left @51001
+            > b: joined as left
+        ");
+    }
+
+    #[test]
+    fn news_resets_the_expiry_clock() {
+        run("
+            expiry 20000
+            merge c 3 1 alive @0
+            > c: joined as alive
+            tick @29000
+            > c: alive -> dead
+            merge c 3 2 alive @29500
+            > c: dead -> alive
+            tick @39500
+            > c: alive -> dead
+            tick @59499
+            tick @59500
+            > c: removed (was dead)
         ");
     }
 

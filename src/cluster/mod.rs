@@ -18,6 +18,8 @@
 //!   the secret, HTTPS in a TLS cluster), and [`fan_out`]: one request to several nodes in
 //!   parallel (scoped threads, per-peer timeouts), used by repair and by query
 //!   coordination.
+//! - [`stale`]: the last-alive mark, and setting aside the data of a node that was down
+//!   longer than the tombstone grace, so it cannot bring deletes back.
 //! - [`Cluster`] joins them: the owners of a series under the current membership.
 
 pub mod fan_out;
@@ -30,6 +32,7 @@ pub mod placement;
 pub mod repair;
 pub mod ring;
 pub mod secret;
+pub mod stale;
 
 use crate::storage::SeriesKey;
 use membership::{Member, MemberState, Membership};

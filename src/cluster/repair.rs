@@ -15,9 +15,14 @@
 //!    once all of them have them durably, deletes its copy.
 //!
 //! A round transfers at most [`MAX_POINTS_PER_ROUND`] points, so repair never starves
-//! ingestion. Tombstones are kept for [`TOMBSTONE_TTL`]: long enough for every member to
-//! learn them through repair; a node away longer than that may bring a deleted series back
-//! (Cassandra's gc_grace trade-off).
+//! ingestion. Tombstones are kept for `--tombstone_grace_hours` (default 240, Cassandra's
+//! gc_grace): long enough for every member to learn them through repair. A node away
+//! longer than that would bring a deleted series back, so at start it sets its old data
+//! aside and refills from its peers (see [`stale`](super::stale)).
+//!
+//! "A series I own but do not hold" (a new owner after a join, or after a dead member was
+//! removed from the table) needs no step of its own: step 3 compares against an empty
+//! summary, so every hour differs and the whole series is pulled.
 
 use crate::cluster::fan_out::{fan_out, Forward, PEER_TIMEOUT};
 use crate::cluster::handoff::send_points;
@@ -38,8 +43,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DIGEST_BUCKET_MILLIS: i64 = 3_600_000;
 /// Most points one repair round moves.
 pub const MAX_POINTS_PER_ROUND: u64 = 500_000;
-/// How long a delete is remembered.
-pub const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 
 /// One series in a summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,17 +77,21 @@ pub struct RepairReport {
     pub failed_peers: Vec<String>,
 }
 
-/// The deletes this node remembers, persisted to `tombstones.json` (written atomically).
+/// The deletes this node remembers for the grace, persisted to `tombstones.json` (written
+/// atomically).
 pub struct Tombstones {
     path: PathBuf,
+    /// How long a delete is remembered (`--tombstone_grace_hours`).
+    grace: Duration,
     entries: Mutex<BTreeMap<SeriesKey, i64>>,
     /// Orders filtered writes against deletes, see [`Tombstones::write_gate`].
     gate: std::sync::RwLock<()>,
 }
 
 impl Tombstones {
-    /// Loads the file if present; a corrupt file is an error naming it.
-    pub fn open(path: PathBuf) -> Result<Tombstones> {
+    /// Loads the file if present; a corrupt file is an error naming it. Deletes older than
+    /// `grace` are forgotten.
+    pub fn open(path: PathBuf, grace: Duration) -> Result<Tombstones> {
         let entries = match fs::read(&path) {
             Ok(bytes) => {
                 let list: Vec<Tombstone> = serde_json::from_slice(&bytes)
@@ -100,6 +107,7 @@ impl Tombstones {
         };
         Ok(Tombstones {
             path,
+            grace,
             entries: Mutex::new(entries),
             gate: std::sync::RwLock::new(()),
         })
@@ -118,6 +126,12 @@ impl Tombstones {
         self.gate.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Deletes at or after this time (unix ms) are remembered.
+    fn cutoff(&self) -> i64 {
+        let grace = i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
+        now_millis().saturating_sub(grace)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SeriesKey, i64>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,14 +141,14 @@ impl Tombstones {
         let mut entries = self.lock();
         let entry = entries.entry(key.clone()).or_insert(deleted_at);
         *entry = (*entry).max(deleted_at);
-        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        let cutoff = self.cutoff();
         entries.retain(|_, at| *at >= cutoff);
         self.persist(&entries)
     }
 
-    /// Whether `key` was deleted within the TTL.
+    /// Whether `key` was deleted within the grace.
     pub fn contains(&self, key: &SeriesKey) -> bool {
-        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        let cutoff = self.cutoff();
         self.lock().get(key).is_some_and(|at| *at >= cutoff)
     }
 
@@ -147,7 +161,7 @@ impl Tombstones {
         if entries.is_empty() {
             return;
         }
-        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        let cutoff = self.cutoff();
         points.retain(|p| {
             !entries
                 .get(&p.series)
@@ -156,7 +170,7 @@ impl Tombstones {
     }
 
     pub fn list(&self) -> Vec<Tombstone> {
-        let cutoff = now_millis() - TOMBSTONE_TTL.as_millis() as i64;
+        let cutoff = self.cutoff();
         self.lock()
             .iter()
             .filter(|(_, at)| **at >= cutoff)
@@ -466,6 +480,8 @@ fn hand_over_series(node: &Node, key: &SeriesKey) -> Result<u64> {
 mod tests {
     use super::*;
 
+    const GRACE: Duration = Duration::from_secs(3600);
+
     #[test]
     fn tombstones_persist_and_keep_the_latest_time() {
         let dir = std::env::temp_dir().join(format!("minitrue-tomb-{}", std::process::id()));
@@ -474,19 +490,25 @@ mod tests {
         let key = SeriesKey::new("d", "m").unwrap();
         let now = now_millis();
         {
-            let t = Tombstones::open(path.clone()).unwrap();
+            let t = Tombstones::open(path.clone(), GRACE).unwrap();
             t.record(&key, now - 10).unwrap();
             t.record(&key, now - 20).unwrap();
         }
-        let t = Tombstones::open(path.clone()).unwrap();
+        let t = Tombstones::open(path.clone(), GRACE).unwrap();
         assert!(t.contains(&key));
         assert_eq!(t.list()[0].deleted_at, now - 10);
         let old = SeriesKey::new("d", "old").unwrap();
-        t.record(&old, now - 2 * TOMBSTONE_TTL.as_millis() as i64)
-            .unwrap();
+        t.record(&old, now - 2 * GRACE.as_millis() as i64).unwrap();
         assert!(!t.contains(&old), "expired tombstones are forgotten");
+        // The grace is the flag's: the same delete is still known under a longer one.
+        let longer = Tombstones::open(path.clone(), 3 * GRACE).unwrap();
+        assert!(longer.list().iter().all(|t| t.metric_name != "old"));
+        longer
+            .record(&old, now - 2 * GRACE.as_millis() as i64)
+            .unwrap();
+        assert!(longer.contains(&old));
         fs::write(&path, b"{not json").unwrap();
-        let e = Tombstones::open(path)
+        let e = Tombstones::open(path, GRACE)
             .err()
             .expect("corrupt file is an error");
         assert!(e.to_string().contains("tombstones.json"), "{e}");
@@ -497,7 +519,7 @@ mod tests {
     fn a_delete_shadows_older_points_of_its_series_only() {
         let dir = std::env::temp_dir().join(format!("minitrue-shadow-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let t = Tombstones::open(dir.join("tombstones.json")).unwrap();
+        let t = Tombstones::open(dir.join("tombstones.json"), GRACE).unwrap();
         let key = SeriesKey::new("d", "m").unwrap();
         let point = |series: &SeriesKey, ms: i64| Point {
             series: series.clone(),

@@ -227,6 +227,8 @@ struct StatusAnswer<'a> {
     write_error: Option<String>,
     /// Files set aside because they failed their checks, with the reason.
     quarantined: &'a [Quarantined],
+    /// The old store set aside at this start (down past the tombstone grace), or `null`.
+    stale_data_set_aside: Option<&'a crate::cluster::stale::StaleData>,
     ingest_accepted: u64,
     /// Accepted readings per second, averaged over the node's uptime.
     ingest_rate: f64,
@@ -320,6 +322,7 @@ pub fn status(node: &Node) -> Answer {
             points_written: stats.points_written,
             write_error: node.engine.write_failure(),
             quarantined: node.engine.quarantined(),
+            stale_data_set_aside: node.stale_data.as_ref(),
             ingest_accepted: accepted,
             ingest_rate: if uptime > 0.0 {
                 accepted as f64 / uptime

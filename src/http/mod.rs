@@ -377,6 +377,9 @@ pub(crate) mod test_node {
                 cors: Default::default(),
                 cluster_secret: None,
                 tls: None,
+                tombstone_grace: std::time::Duration::from_secs(240 * 3600),
+                keep_stale_data: false,
+                dead_member_expiry: crate::cluster::membership::DEFAULT_DEAD_MEMBER_EXPIRY,
             };
             adjust(&mut config);
             TestNode {
