@@ -379,7 +379,7 @@ fn wal_flush(node: &Node, shutdown_rx: &Receiver<()>) {
                 match (failing, node.engine.write_failure()) {
                     (false, Some(reason)) => {
                         failing = true;
-                        log_error!("writes failing, /health degraded: {reason}");
+                        log_error!("writes failing, /health answers 503: {reason}");
                     }
                     (true, None) => {
                         failing = false;

@@ -2,7 +2,7 @@
 //!
 //! - **Disk full.** The node's store sits on a small tmpfs; a ballast file fills it. A batch
 //!   written then is refused (507, naming the file) and never becomes visible, `/health` says
-//!   `degraded` with the reason, MQTT readings stay unacknowledged. Once the ballast is
+//!   `fail` (503) with the reason, MQTT readings stay unacknowledged. Once the ballast is
 //!   removed the node takes writes again by itself (no restart), the MQTT readings arrive,
 //!   and after a kill -9 exactly the acknowledged readings are there.
 //! - **One flipped byte** in a segment's chunk, its index, its trailer, or a WAL record in
@@ -94,7 +94,7 @@ fn health(server: &Server) -> (u16, Value) {
 }
 
 #[test]
-fn full_disk_fails_the_batch_reports_degraded_and_recovers_without_a_restart() {
+fn full_disk_fails_the_batch_reports_failing_health_and_recovers_without_a_restart() {
     let dir = TempDir::new("disk-full");
     let node_dir = dir.path().join("n1");
     let _tmpfs = match Tmpfs::mount(&node_dir, 4 << 20) {
@@ -128,7 +128,7 @@ fn full_disk_fails_the_batch_reports_degraded_and_recovers_without_a_restart() {
     );
     let (code, body) = health(&server);
     assert_eq!(code, 503, "{body}");
-    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["status"], "fail");
     assert!(
         body["reason"].as_str().is_some_and(|r| !r.is_empty()),
         "{body}"
@@ -152,7 +152,7 @@ fn full_disk_fails_the_batch_reports_degraded_and_recovers_without_a_restart() {
         0,
         "nothing stored on a full disk"
     );
-    assert_eq!(health(&server).0, 503, "still degraded");
+    assert_eq!(health(&server).0, 503, "still failing");
 
     // Space comes back: the node takes writes again by itself.
     fs::remove_file(&ballast).expect("remove ballast");

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::pyclients::run_python;
 use common::{free_port, try_request, wait_until, Response, Server, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,36 +78,6 @@ fn curl(args: &[&str]) -> String {
         .output()
         .expect("run curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The python with the `influxdb` and `influxdb-client` packages: `$MINITRUE_PYTHON`, or
-/// the virtualenv `make pyclients` makes.
-fn python() -> PathBuf {
-    let path = std::env::var_os("MINITRUE_PYTHON").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyclients/bin/python"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "{} missing: run `make pyclients` (a virtualenv with the InfluxDB python clients)",
-        path.display()
-    );
-    path
-}
-
-fn run_python(script: &str, args: &[String]) -> (bool, String) {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// InfluxDB 1.x client: user/password go as `?u=&p=`.

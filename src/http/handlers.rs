@@ -7,12 +7,12 @@
 
 use super::errors::ApiError;
 use super::json::Fields;
-use super::Reply;
+use super::{Reply, MAX_WRITE_BODY};
 use crate::cluster::fan_out::{Forward, PEER_TIMEOUT};
 use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
-use crate::ingest::line_protocol::{parse_line_protocol_within, Precision};
+use crate::ingest::line_protocol::{parse_body, ParsedBody, Precision};
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::BrokerState;
 use crate::node::Node;
@@ -183,25 +183,37 @@ pub fn metrics(node: &Node, query: &str) -> Answer {
     listing(node, &path, &|| Ok(local()))
 }
 
-/// `GET /health`: cheap liveness. 503 `degraded` with the reason while writes fail (the
-/// write-ahead log cannot write, e.g. a full disk), `ok` again once they work.
+/// `GET /health`: cheap liveness, in the shape of InfluxDB 2's health check (so
+/// influxdb-client's `health()` understands it) plus this node's id: 200 `"status":
+/// "pass"`, or 503 `"status": "fail"` with the reason while writes fail (the write-ahead
+/// log cannot write, e.g. a full disk).
 pub fn health(node: &Node) -> Answer {
     #[derive(Serialize)]
     struct Health<'a> {
+        name: &'static str,
         status: &'static str,
+        message: String,
+        checks: [(); 0],
+        version: &'static str,
+        commit: &'static str,
         node_id: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     }
     let reason = node.engine.write_failure();
-    let (code, status) = match reason {
-        None => (200, "ok"),
-        Some(_) => (503, "degraded"),
+    let (code, status, message) = match &reason {
+        None => (200, "pass", "ready for queries and writes".to_string()),
+        Some(why) => (503, "fail", format!("writes fail: {why}")),
     };
     Ok(Reply::json(
         code,
         &Health {
+            name: "minitrue",
             status,
+            message,
+            checks: [],
+            version: env!("CARGO_PKG_VERSION"),
+            commit: "",
             node_id: &node.config.node_id,
             reason,
         },
@@ -350,20 +362,130 @@ pub fn status(node: &Node) -> Answer {
     ))
 }
 
-/// `POST /write` (and `/api/v2/write`): InfluxDB line protocol; 204 once durable.
-pub fn write(node: &Node, query: &str, body: &[u8]) -> Answer {
+/// Most dropped lines a partial-write answer names one by one (it counts the rest).
+pub const MAX_NAMED_PROBLEMS: usize = 10;
+
+/// `POST /write` (and `/api/v2/write`): InfluxDB line protocol, plain or gzip
+/// (`Content-Encoding`); 204 once durable. As InfluxDB does, the good lines of a batch are
+/// stored even when others are not, and the answer is then a partial-write 400 naming the
+/// lines not stored (or stored only in part) and counting what was written. `db`, `rp`,
+/// `org` and `bucket` are accepted and ignored: a node holds one database.
+pub fn write(node: &Node, query: &str, content_encoding: Option<&str>, body: &[u8]) -> Answer {
     let precision = match super::query_param(query, "precision")? {
         None => Precision::default(),
         Some(p) => Precision::parse(&p)?,
     };
-    let text = std::str::from_utf8(body)
+    let body = decode_body(content_encoding, body)?;
+    let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid body: not UTF-8 ({e})")))?;
-    let points = parse_line_protocol_within(text, precision, now(), node.config.max_future)?;
-    store_everywhere(node, &points)?;
-    node.hub.publish(&points);
-    node.ingest.count_accepted(points.len() as u64);
-    Ok(Reply::new(204, "text/plain", Vec::new()))
+    let parsed = parse_body(text, precision, now(), node.config.max_future);
+    if !parsed.points.is_empty() {
+        store_everywhere(node, &parsed.points)?;
+        node.hub.publish(&parsed.points);
+        node.ingest.count_accepted(parsed.points.len() as u64);
+    }
+    if parsed.problems.is_empty() {
+        return Ok(Reply::new(204, "text/plain", Vec::new()));
+    }
+    Ok(partial_write(&parsed))
 }
+
+/// InfluxDB's partial-write answer: 400, the lines not stored named (the first
+/// [`MAX_NAMED_PROBLEMS`]), with `error` for 1.x clients and `code`/`message` for 2.x.
+fn partial_write(parsed: &ParsedBody) -> Reply {
+    let dropped = parsed.problems.iter().filter(|p| p.stored == 0).count();
+    let partly = parsed.problems.len() - dropped;
+    let mut reasons: Vec<String> = parsed
+        .problems
+        .iter()
+        .take(MAX_NAMED_PROBLEMS)
+        .map(|p| {
+            p.error
+                .to_string()
+                .trim_start_matches("invalid ")
+                .to_string()
+        })
+        .collect();
+    if parsed.problems.len() > MAX_NAMED_PROBLEMS {
+        reasons.push(format!(
+            "and {} more",
+            parsed.problems.len() - MAX_NAMED_PROBLEMS
+        ));
+    }
+    let message = format!(
+        "partial write: {dropped} of {} lines not stored, {partly} stored in part, {} points \
+         written: {}",
+        parsed.lines,
+        parsed.points.len(),
+        reasons.join("; ")
+    );
+    #[derive(Serialize)]
+    struct PartialWrite<'a> {
+        error: &'a str,
+        code: &'static str,
+        message: &'a str,
+        points_written: usize,
+        lines_not_stored: Vec<usize>,
+    }
+    Reply::json(
+        400,
+        &PartialWrite {
+            error: &message,
+            code: "invalid",
+            message: &message,
+            points_written: parsed.points.len(),
+            lines_not_stored: parsed.problems.iter().map(|p| p.line).collect(),
+        },
+    )
+}
+
+/// The request body as sent before its `Content-Encoding`: identity or gzip, at most
+/// [`MAX_WRITE_BODY`] bytes decoded (413 beyond, so a small bomb cannot fill memory); any
+/// other encoding is 415.
+fn decode_body<'b>(
+    content_encoding: Option<&str>,
+    body: &'b [u8],
+) -> Result<std::borrow::Cow<'b, [u8]>, ApiError> {
+    use std::io::Read;
+    let encoding = content_encoding.map(str::trim).unwrap_or("identity");
+    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    if !encoding.eq_ignore_ascii_case("gzip") && !encoding.eq_ignore_ascii_case("x-gzip") {
+        return Err(ApiError::new(
+            415,
+            format!("invalid Content-Encoding {encoding:?}: send identity or gzip"),
+        ));
+    }
+    let mut decoded = Vec::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .take(MAX_WRITE_BODY as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|e| ApiError::bad_request(format!("invalid body: not valid gzip ({e})")))?;
+    if decoded.len() > MAX_WRITE_BODY {
+        return Err(ApiError::new(
+            413,
+            format!("invalid body: more than {MAX_WRITE_BODY} bytes once decompressed"),
+        ));
+    }
+    Ok(std::borrow::Cow::Owned(decoded))
+}
+
+/// `GET`/`HEAD /ping`: 204 with the headers InfluxDB clients look for, so their `ping()`
+/// succeeds. Open, like `/health`.
+pub fn ping() -> Answer {
+    Ok(Reply::new(204, "text/plain", Vec::new())
+        .with_header("X-Influxdb-Version", INFLUXDB_COMPATIBLE_VERSION)
+        .with_header(
+            "X-Influxdb-Build",
+            format!("MiniTrue {}", env!("CARGO_PKG_VERSION")),
+        ))
+}
+
+/// The InfluxDB version whose write API MiniTrue speaks, as `/ping` reports it: 1.8 is the
+/// first with both the 1.x `/write` and the 2.x `/api/v2/write`, which is what clients
+/// check before using either.
+pub const INFLUXDB_COMPATIBLE_VERSION: &str = "1.8.10";
 
 /// `POST /internal/write`: points a peer routes to this node (as an owner or by handoff),
 /// stored here only; 204 once durable.
@@ -745,6 +867,7 @@ mod tests {
         let reply = write(
             &t.node,
             "precision=s",
+            None,
             b"temperature,device_id=s9 value=4 100\ntemperature,device_id=s9 value=6 200\n",
         )
         .expect("write");
@@ -764,12 +887,91 @@ mod tests {
     #[test]
     fn bad_line_protocol_and_precision_are_bad_requests() {
         let t = TestNode::new("write_bad");
-        let (status, message) = err(write(&t.node, "", b"temperature value=1"));
-        assert_eq!(status, 400);
-        assert!(message.starts_with("invalid line 1"), "{message}");
-        let (status, message) = err(write(&t.node, "precision=fortnight", b""));
+        let reply = write(&t.node, "", None, b"temperature value=1").expect("an answer");
+        assert_eq!(reply.status, 400);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("partial write: 1 of 1 lines not stored")
+                && message.contains("line 1: column 1: missing device_id"),
+            "{message}"
+        );
+        let (status, message) = err(write(&t.node, "precision=fortnight", None, b""));
         assert_eq!(status, 400);
         assert!(message.starts_with("invalid precision"), "{message}");
-        assert_eq!(err(write(&t.node, "", &[0xff, 0xfe])).0, 400);
+        assert_eq!(err(write(&t.node, "", None, &[0xff, 0xfe])).0, 400);
+    }
+
+    #[test]
+    fn a_partial_write_stores_the_good_lines_and_names_the_others() {
+        let t = TestNode::new("write_partial");
+        let body = b"t,device_id=p value=1 1\nt,device_id=p value=oops 2\n\
+                     t,device_id=p value=3,note=\"hi\" 3\nt,device_id=p on=true 4";
+        let reply = write(&t.node, "precision=s", None, body).expect("an answer");
+        assert_eq!(reply.status, 400);
+        let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(answer["points_written"], 3);
+        assert_eq!(answer["lines_not_stored"], serde_json::json!([2, 3]));
+        assert_eq!(answer["code"], "invalid");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("partial write: 1 of 4 lines not stored, 1 stored in part, 3 points written: line 2: column 21: field \"value\""),
+            "{message}"
+        );
+        let count = |metric: &str| {
+            q(
+                &t.node,
+                &format!(r#"{{"device_id":"p","metric_name":"{metric}","operation":"count"}}"#),
+            )["count"]
+                .clone()
+        };
+        assert_eq!((count("t"), count("t_on")), (2.into(), 1.into()));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_bodies_are_decoded_bounded_and_other_encodings_refused() {
+        let t = TestNode::new("write_gzip");
+        let body = gzip(b"t,device_id=z value=1 1\nt,device_id=z value=2 2");
+        let reply = write(&t.node, "precision=s", Some("gzip"), &body).expect("write");
+        assert_eq!(reply.status, 204);
+        let v = q(
+            &t.node,
+            r#"{"device_id":"z","metric_name":"t","operation":"sum"}"#,
+        );
+        assert_eq!(v["result"], 3.0);
+
+        let (status, message) = err(write(&t.node, "", Some("br"), b"x"));
+        assert_eq!(status, 415, "{message}");
+        let (status, message) = err(write(&t.node, "", Some("gzip"), b"not gzip at all"));
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains("gzip"), "{message}");
+        // A bomb: a small body that inflates past the write limit.
+        let bomb = gzip(&vec![b'#'; MAX_WRITE_BODY + 1]);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let (status, message) = err(write(&t.node, "", Some("gzip"), &bomb));
+        assert_eq!(status, 413, "{message}");
+    }
+
+    #[test]
+    fn ping_and_health_answer_as_influxdb_clients_expect() {
+        let t = TestNode::new("ping");
+        let reply = ping().unwrap();
+        assert_eq!(reply.status, 204);
+        assert_eq!(
+            reply.header("X-Influxdb-Version"),
+            Some(INFLUXDB_COMPATIBLE_VERSION)
+        );
+        let health = json(health(&t.node));
+        assert_eq!(health["status"], "pass");
+        assert_eq!(health["name"], "minitrue");
+        assert_eq!(health["node_id"], "test");
+        assert!(health["checks"].as_array().is_some_and(|c| c.is_empty()));
     }
 }

@@ -82,7 +82,7 @@ const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// Every API endpoint. `GET /ws` is taken before routing (the hub answers it, after
 /// [`admit_live`]) but is listed so other methods get a 405.
-static ENDPOINTS: [Endpoint; 16] = [
+static ENDPOINTS: [Endpoint; 17] = [
     endpoint("/query", Method::Post, Part::Query, READ),
     endpoint("/query-samples", Method::Post, Part::Query, READ),
     endpoint("/query-aggregated", Method::Post, Part::Query, READ),
@@ -96,6 +96,7 @@ static ENDPOINTS: [Endpoint; 16] = [
     endpoint("/ws", Method::Get, Part::Any, READ),
     endpoint("/ws/stats", Method::Get, Part::Any, READ),
     endpoint("/api/v2/health", Method::Get, Part::Any, None),
+    endpoint("/ping", Method::Get, Part::Any, None),
     endpoint("/internal/write", Method::Post, Part::Any, ADMIN),
     endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
     endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
@@ -209,7 +210,9 @@ fn dispatch(
         };
     };
     let (path, method) = (endpoint.path, &endpoint.method);
-    if request.method != method {
+    // HEAD is GET without the body (the writer leaves it out).
+    let head_of_get = *request.method == Method::Head && *method == Method::Get;
+    if request.method != method && !head_of_get {
         let allow = format!("{method}, OPTIONS");
         return Ok(Reply::error(
             405,
@@ -245,7 +248,10 @@ fn dispatch(
         "/metrics" => handlers::metrics(node, query),
         "/health" | "/api/v2/health" => handlers::health(node),
         "/status" => handlers::status(node),
-        "/write" | "/api/v2/write" => handlers::write(node, query, body),
+        "/write" | "/api/v2/write" => {
+            handlers::write(node, query, request.headers.get("Content-Encoding"), body)
+        }
+        "/ping" => handlers::ping(),
         "/ws/stats" => handlers::ws_stats(node),
         "/internal/write" => handlers::internal_write(node, body),
         "/internal/summary" => handlers::internal_summary(node),
@@ -572,7 +578,17 @@ mod tests {
         let t = TestNode::new("router_health");
         let r = call(&t.node, Method::Get, "/health", "");
         assert_eq!(r.status, 200);
-        assert_eq!(r.body, br#"{"status":"ok","node_id":"test"}"#);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (&v["status"], &v["node_id"]),
+            (&"pass".into(), &"test".into())
+        );
+        // HEAD works wherever GET does; /ping is open and answers as InfluxDB's does.
+        assert_eq!(call(&t.node, Method::Head, "/health", "").status, 200);
+        let r = call(&t.node, Method::Head, "/ping", "");
+        assert_eq!(r.status, 204);
+        assert!(r.header("X-Influxdb-Version").is_some());
+        assert_eq!(call(&t.node, Method::Get, "/ping", "").status, 204);
         let r = call(&t.node, Method::Get, "/status", "");
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         for field in [

@@ -17,9 +17,11 @@
 //!    the metric `{measurement}_{f}` (`cpu,device_id=s1 usage=3` → `s1|cpu_usage`). So
 //!    `cpu usage=…` and `cpu_usage value=…` write the same series.
 //! 3. Field values: floats (`1.5`, `-2e3`, `7`), integers (`7i`) and unsigned integers
-//!    (`7u`) all become `f64` (integers beyond ±2^53 lose precision). Booleans and strings
-//!    are rejected: MiniTrue stores numbers only, and dropping them silently would hide it.
-//!    Non-finite floats (`1e400`) are rejected.
+//!    (`7u`) all become `f64` (integers beyond ±2^53 lose precision); booleans (`t`, `true`,
+//!    `F`, ...) are stored as 1 and 0, as Prometheus' and VictoriaMetrics' InfluxDB
+//!    endpoints do. String fields cannot be stored (MiniTrue keeps numbers): the field is
+//!    skipped, the line's other fields are stored, and the line is reported. Non-finite
+//!    floats (`1e400`) are errors.
 //! 4. The timestamp is an integer in the request's [`Precision`] (nanoseconds by default),
 //!    converted to milliseconds by flooring division: sub-millisecond precision is lost, and
 //!    two points less than a millisecond apart land on the same timestamp, where the later
@@ -32,11 +34,12 @@
 //! comments; blank lines are skipped; `\r\n` line ends are accepted; runs of spaces separate
 //! the sections.
 //!
-//! A body is **all-or-nothing**: the first bad line fails the whole request with
-//! `invalid line N: column C: …` (columns count bytes from 1) and no point is returned.
-//! InfluxDB 1.x writes the good lines and reports the bad ones, which leaves the client to
-//! work out what was written; since MiniTrue writes are idempotent, rejecting everything lets
-//! the client fix the body and resend it whole, with nothing half-applied.
+//! A body is written **as InfluxDB does** ([`parse_body`]): every good line is stored, and
+//! each line that could not be stored (a syntax error, a bad timestamp, no `device_id`) or
+//! was stored only in part (a string field) is reported as `line N: column C: …` (columns
+//! count bytes from 1). The HTTP answer is then InfluxDB's partial-write 400 naming those
+//! lines, so a client learns what was dropped and never resends what was stored.
+//! [`parse_line_protocol`] is the strict form: the first problem fails the whole body.
 //!
 //! The parser walks each line's bytes once and borrows names from the body; apart from the
 //! returned points (one `String` each, their series key) it allocates only for names that
@@ -105,8 +108,8 @@ impl Precision {
 }
 
 /// Parses a line protocol body into points, in order of appearance (fields of a line in
-/// order, one point each). Lines without a timestamp are stamped `now`. Any bad line fails
-/// the whole body.
+/// order, one point each). Lines without a timestamp are stamped `now`. Any problem with
+/// any line (see [`parse_body`]) fails the whole body.
 pub fn parse_line_protocol(body: &str, precision: Precision, now: Timestamp) -> Result<Vec<Point>> {
     parse_line_protocol_within(body, precision, now, DEFAULT_MAX_FUTURE)
 }
@@ -119,19 +122,102 @@ pub fn parse_line_protocol_within(
     now: Timestamp,
     max_future: Duration,
 ) -> Result<Vec<Point>> {
+    let mut parsed = parse_body(body, precision, now, max_future);
+    match parsed.problems.is_empty() {
+        true => Ok(parsed.points),
+        false => Err(parsed.problems.swap_remove(0).error),
+    }
+}
+
+/// What a body yields under InfluxDB's partial-write rule.
+#[derive(Debug, Default)]
+pub struct ParsedBody {
+    /// The points of every line that could be stored, in order.
+    pub points: Vec<Point>,
+    /// Every line that was not stored, or stored only in part, in order.
+    pub problems: Vec<LineProblem>,
+    /// Lines that held something (not blank, not a comment).
+    pub lines: usize,
+}
+
+/// One line of a body that was not stored as sent.
+#[derive(Debug)]
+pub struct LineProblem {
+    /// 1-based line number.
+    pub line: usize,
+    /// Points of the line that were stored anyway (its numeric fields, when a string field
+    /// was skipped); 0 when the line was dropped.
+    pub stored: usize,
+    /// `line N: column C: why`, as an invalid-input error.
+    pub error: Error,
+}
+
+/// Parses every line of `body`: the good ones into points, the others into problems
+/// (InfluxDB 1.x and 2.x write the good lines of a batch and report the rest).
+pub fn parse_body(
+    body: &str,
+    precision: Precision,
+    now: Timestamp,
+    max_future: Duration,
+) -> ParsedBody {
     // One point per line is the common case (Telegraf writes one field per line for most
     // inputs); a multi-field line only grows the vector once more.
     let lines = body.bytes().filter(|&b| b == b'\n').count() + 1;
-    let mut points = Vec::with_capacity(lines);
+    let mut parsed = ParsedBody {
+        points: Vec::with_capacity(lines),
+        ..ParsedBody::default()
+    };
     let mut metric = String::new();
+    let mut strings = Vec::new();
     for (index, text) in body.split('\n').enumerate() {
         let line = Line {
             number: index + 1,
             text: text.strip_suffix('\r').unwrap_or(text),
         };
-        line.parse(precision, (now, max_future), &mut metric, &mut points)?;
+        let first = parsed.points.len();
+        strings.clear();
+        match line.parse(
+            precision,
+            (now, max_future),
+            &mut metric,
+            &mut parsed.points,
+            &mut strings,
+        ) {
+            Ok(false) => continue,
+            Ok(true) => parsed.lines += 1,
+            Err(error) => {
+                parsed.lines += 1;
+                parsed.points.truncate(first);
+                parsed.problems.push(LineProblem {
+                    line: line.number,
+                    stored: 0,
+                    error,
+                });
+                continue;
+            }
+        }
+        if let Some(&(column, ref key)) = strings.first() {
+            let stored = parsed.points.len() - first;
+            let others = match stored {
+                0 => "no numeric field to store, nothing stored".to_string(),
+                n => format!("its {n} other field(s) stored"),
+            };
+            let names: Vec<String> = strings.iter().map(|(_, k)| format!("{k:?}")).collect();
+            let what = match names.len() {
+                1 => format!("field {key:?} is a string"),
+                _ => format!("fields {} are strings", names.join(", ")),
+            };
+            parsed.problems.push(LineProblem {
+                line: line.number,
+                stored,
+                error: line.error(
+                    column,
+                    format!("{what}: not stored, MiniTrue stores numbers only ({others})"),
+                ),
+            });
+        }
     }
-    Ok(points)
+    parsed
 }
 
 /// One line of the body and its 1-based number, for error messages.
@@ -141,18 +227,22 @@ struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    /// Appends the line's points to `points`; `metric` is scratch space for metric names.
-    /// A line is `measurement[,tag=value...] field=value[,field=value...] [timestamp]`,
-    /// read one section at a time by a [`Cursor`].
+    /// Appends the line's points to `points`, and the column and key of every string field
+    /// it skipped to `strings`; `metric` is scratch space for metric names. Returns false for
+    /// a blank line or a comment. A line is
+    /// `measurement[,tag=value...] field=value[,field=value...] [timestamp]`, read one
+    /// section at a time by a [`Cursor`]. On an error, points of this line may already be
+    /// in `points`: the caller drops them.
     fn parse(
         &self,
         precision: Precision,
         (now, max_future): (Timestamp, Duration),
         metric: &mut String,
         points: &mut Vec<Point>,
-    ) -> Result<()> {
+        strings: &mut Vec<(usize, String)>,
+    ) -> Result<bool> {
         let Some(mut cursor) = Cursor::over(self) else {
-            return Ok(()); // blank or a comment
+            return Ok(false);
         };
         let measurement = cursor.measurement()?;
         let device = cursor.tags()?;
@@ -167,13 +257,19 @@ impl<'a> Line<'a> {
             ));
         };
         let first_point = points.len();
-        cursor.fields(&measurement, (&device, device_column), now, metric, points)?;
+        cursor.fields(
+            &measurement,
+            (&device, device_column),
+            now,
+            metric,
+            (points, strings),
+        )?;
         if let Some(millis) = cursor.timestamp(precision, now, max_future)? {
             for point in &mut points[first_point..] {
                 point.timestamp = Timestamp(millis);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn error(&self, position: usize, reason: impl fmt::Display) -> Error {
@@ -286,16 +382,16 @@ impl<'l, 'a> Cursor<'l, 'a> {
         }
     }
 
-    /// The field set: one point per field of `device`, stamped `now` until the timestamp is
-    /// read. `value` is stored as the measurement itself, any other field `f` as
-    /// `measurement_f`.
+    /// The field set: one point per numeric field of `device`, stamped `now` until the
+    /// timestamp is read. `value` is stored as the measurement itself, any other field `f` as
+    /// `measurement_f`. String fields are skipped, their column and key noted in `strings`.
     fn fields(
         &mut self,
         measurement: &str,
         (device, device_column): (&str, usize),
         now: Timestamp,
         metric: &mut String,
-        points: &mut Vec<Point>,
+        (points, strings): (&mut Vec<Point>, &mut Vec<(usize, String)>),
     ) -> Result<()> {
         loop {
             let key_start = self.pos;
@@ -308,11 +404,24 @@ impl<'l, 'a> Cursor<'l, 'a> {
             }
             let value_start = key_end + 1;
             if value_start < self.end && self.bytes[value_start] == b'"' {
-                let reason = match closing_quote(self.bytes, value_start + 1, self.end) {
-                    Some(_) => "is a string; only numeric fields can be stored",
-                    None => "has an unterminated string value",
+                let Some(quote) = closing_quote(self.bytes, value_start + 1, self.end) else {
+                    return Err(self.error_at(
+                        value_start,
+                        format!("field {key:?} has an unterminated string value"),
+                    ));
                 };
-                return Err(self.error_at(value_start, format!("field {key:?} {reason}")));
+                strings.push((value_start, key.into_owned()));
+                self.pos = quote + 1;
+                match self.peek() {
+                    None | Some(b' ') => return Ok(()),
+                    Some(b',') => {
+                        self.pos += 1;
+                        continue;
+                    }
+                    Some(_) => {
+                        return Err(self.error("unexpected text after a string field value"));
+                    }
+                }
             }
             let (value_end, _) = scan(self.bytes, value_start, self.end, b", ");
             let value = parse_field_value(&self.line.text[value_start..value_end])
@@ -463,9 +572,8 @@ fn parse_field_value(token: &str) -> std::result::Result<f64, String> {
     }
     match token {
         "" => return Err("has no value".to_string()),
-        "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE" => {
-            return Err("is a boolean; only numeric fields can be stored".to_string());
-        }
+        "t" | "T" | "true" | "True" | "TRUE" => return Ok(1.0),
+        "f" | "F" | "false" | "False" | "FALSE" => return Ok(0.0),
         _ => {}
     }
     // `f64::from_str` also takes "inf" and "NaN", which line protocol does not.
@@ -704,25 +812,74 @@ mod tests {
     }
 
     #[test]
-    fn boolean_field_is_rejected_naming_line_and_field() {
-        for b in [
-            "t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE",
+    fn booleans_are_stored_as_one_and_zero() {
+        for (b, want) in [
+            ("t", 1.0),
+            ("T", 1.0),
+            ("true", 1.0),
+            ("True", 1.0),
+            ("TRUE", 1.0),
+            ("f", 0.0),
+            ("F", 0.0),
+            ("false", 0.0),
+            ("False", 0.0),
+            ("FALSE", 0.0),
         ] {
-            let e = rejected(&format!("m,device_id=d value=1\nm,device_id=d on={b}"));
-            assert!(e.starts_with("invalid line 2: "), "{e}");
-            assert!(e.contains("field \"on\" is a boolean"), "{e}");
+            let points = accepted(&format!("m,device_id=d on={b} 0"));
+            assert_eq!(points, [point("d", "m_on", 0, want)], "{b}");
         }
     }
 
+    fn body(text: &str) -> ParsedBody {
+        parse_body(text, Precision::Ns, NOW, DEFAULT_MAX_FUTURE)
+    }
+
     #[test]
-    fn string_field_is_rejected_naming_field_even_with_delimiters_inside() {
-        let e = rejected(r#"m,device_id=d msg="a, b=c \"q\" d",value=1 0"#);
+    fn string_field_is_skipped_and_the_line_reported_with_its_other_fields_stored() {
+        let parsed = body(r#"m,device_id=d msg="a, b=c \"q\" d",value=1 0"#);
+        assert_eq!(parsed.points, [point("d", "m", 0, 1.0)]);
+        assert_eq!(parsed.problems.len(), 1);
+        let problem = &parsed.problems[0];
+        assert_eq!((problem.line, problem.stored), (1, 1));
         assert_eq!(
-            e,
-            "invalid line 1: column 19: field \"msg\" is a string; only numeric fields can be stored"
+            problem.error.to_string(),
+            "invalid line 1: column 19: field \"msg\" is a string: not stored, MiniTrue stores \
+             numbers only (its 1 other field(s) stored)"
         );
+
+        let parsed = body("m,device_id=d a=\"x\",b=\"y\" 0\nm,device_id=d value=2 0");
+        assert_eq!(parsed.points, [point("d", "m", 0, 2.0)]);
+        assert_eq!(parsed.problems[0].stored, 0);
+        let e = parsed.problems[0].error.to_string();
+        assert!(
+            e.contains("fields \"a\", \"b\" are strings") && e.contains("nothing stored"),
+            "{e}"
+        );
+
         let e = rejected(r#"m,device_id=d msg="never closed \" 0"#);
         assert!(e.contains("unterminated string"), "{e}");
+        let e = rejected(r#"m,device_id=d msg="closed"x=1 0"#);
+        assert!(e.contains("unexpected text after a string field"), "{e}");
+    }
+
+    #[test]
+    fn a_body_keeps_its_good_lines_and_names_each_bad_one() {
+        let parsed = body(
+            "m,device_id=d value=1 0\n# comment\n\nm,device_id=d value=x\nm,host=h value=3 0\n\
+             m,device_id=d value=4 1000000",
+        );
+        assert_eq!(
+            parsed.points,
+            [point("d", "m", 0, 1.0), point("d", "m", 1, 4.0)]
+        );
+        let lines: Vec<(usize, usize)> =
+            parsed.problems.iter().map(|p| (p.line, p.stored)).collect();
+        assert_eq!(lines, [(4, 0), (5, 0)]);
+        assert_eq!(parsed.lines, 4, "comments and blank lines do not count");
+        // A line that fails after some fields parsed leaves none of them behind.
+        let parsed = body("m,device_id=d a=1,b=2,c=oops 0");
+        assert!(parsed.points.is_empty());
+        assert_eq!(parsed.problems.len(), 1);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   A bad message is dropped and counted by its [`RejectReason`], because MQTT has no way to
 //!   tell the publisher what was wrong.
 //! - **InfluxDB line protocol** ([`line_protocol`]), as Telegraf and Influx client libraries
-//!   send it over HTTP. A request is all-or-nothing: one bad line rejects the whole body with
-//!   an error naming the line, so the client can fix it and retry the request unchanged.
+//!   send it over HTTP. As InfluxDB does, the good lines of a request are stored and each
+//!   line that was not (or only in part) is reported by number and column
+//!   ([`line_protocol::parse_body`]), so the client learns exactly what was dropped.
 //!
 //! Both parsers are pure functions of their input (and of "now", for points that carry no
 //! timestamp): they open no sockets and spawn no threads, so they are tested without either.
@@ -27,7 +28,9 @@ pub mod route;
 pub mod stats;
 pub mod timestamp;
 
-pub use line_protocol::{parse_line_protocol, parse_line_protocol_within, Precision};
+pub use line_protocol::{
+    parse_body, parse_line_protocol, parse_line_protocol_within, ParsedBody, Precision,
+};
 pub use payload::{
     parse_mqtt_payload, parse_mqtt_payload_at, PayloadError, RejectReason, MAX_PAYLOAD_BYTES,
 };

@@ -12,6 +12,7 @@
 pub mod certs;
 pub mod cluster;
 mod ports;
+pub mod pyclients;
 pub use ports::free_port;
 
 use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
