@@ -5,9 +5,9 @@
 use crate::cluster::handoff::Hints;
 use crate::cluster::incarnation::IncarnationStore;
 use crate::cluster::membership::{Member, MemberState};
-use crate::cluster::repair::Tombstones;
 use crate::cluster::secret::{unix_now_ms, ClusterTrust};
 use crate::cluster::stale::StaleData;
+use crate::cluster::tombstones::Tombstones;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::auth::TokenTable;

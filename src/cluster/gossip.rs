@@ -40,6 +40,7 @@ use super::secret::{unix_now_ms, ClusterSecret, Seal, MAC_LEN};
 use crate::config::{Config, LOCAL_SLOTS};
 use crate::error::{Error, Result};
 use crate::node::Node;
+use crate::throttle::Throttle;
 use crate::{log_debug, log_info, log_warn};
 use crossbeam_channel::{select, tick, Receiver, RecvTimeoutError, TryRecvError};
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,7 @@ use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, Scope};
 use std::time::{Duration, Instant};
@@ -321,11 +322,14 @@ pub fn pick<T>(mut candidates: Vec<T>, n: usize, rng: &mut Rng) -> Vec<T> {
     candidates
 }
 
-/// Logs refused peers, at most once per [`REFUSAL_LOG_INTERVAL`].
-#[derive(Default)]
-struct Refusals {
-    last_logged: Mutex<Option<Instant>>,
-    unlogged: AtomicU64,
+/// Logs refused peers, at most once per [`REFUSAL_LOG_INTERVAL`] (shared by the listener's
+/// connection threads).
+struct Refusals(Mutex<Throttle>);
+
+impl Default for Refusals {
+    fn default() -> Refusals {
+        Refusals(Mutex::new(Throttle::new(REFUSAL_LOG_INTERVAL)))
+    }
 }
 
 impl Refusals {
@@ -341,13 +345,7 @@ impl Refusals {
 
     /// Whether a refusal at `now` is logged: `Some(refusals not logged since the last one)`.
     fn admit(&self, now: Instant) -> Option<u64> {
-        let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_INTERVAL) {
-            self.unlogged.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        *last = Some(now);
-        Some(self.unlogged.swap(0, Ordering::Relaxed))
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).admit(now)
     }
 }
 

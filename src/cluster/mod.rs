@@ -13,7 +13,9 @@
 //! - [`incarnation`]: this node's incarnation kept on disk, so a restart supersedes it.
 //! - [`secret`]: the cluster secret (`--cluster_secret_file`) that signs gossip frames and
 //!   node-to-node requests, and the checks (MAC, freshness, replay) on what arrives.
-//! - [`repair`]: anti-entropy between owners, rebalancing after ring changes, tombstones.
+//! - [`repair`]: anti-entropy between owners, rebalancing after ring changes.
+//! - [`tombstones`]: the deletes remembered for the grace, which repair and every late
+//!   write respect.
 //! - [`peer`]: the blocking HTTP client every node-to-node call goes through (signed with
 //!   the secret, HTTPS in a TLS cluster), and [`fan_out`]: one request to several nodes in
 //!   parallel (scoped threads, per-peer timeouts), used by repair and by query
@@ -33,6 +35,7 @@ pub mod repair;
 pub mod ring;
 pub mod secret;
 pub mod stale;
+pub mod tombstones;
 
 use crate::storage::SeriesKey;
 use membership::{Member, MemberState, Membership};

@@ -11,7 +11,7 @@
 //! owners, or in a hint store that hands it to them later. Both first drop the readings a
 //! remembered delete shadows (see [`Tombstones::drop_shadowed`]).
 //!
-//! [`Tombstones::drop_shadowed`]: crate::cluster::repair::Tombstones::drop_shadowed
+//! [`Tombstones::drop_shadowed`]: crate::cluster::tombstones::Tombstones::drop_shadowed
 
 use crate::cluster::fan_out::PEER_TIMEOUT;
 use crate::cluster::handoff::send_points;
