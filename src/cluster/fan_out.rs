@@ -10,6 +10,7 @@
 use crate::cluster::peer::{self, PeerLink, PeerResponse};
 use crate::cluster::Owner;
 use crate::error::Error;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -72,48 +73,102 @@ pub fn fan_out_with<'a, T: Send>(
     local: &(dyn Fn() -> T + Sync),
     remote: &(dyn Fn(&Owner, Result<PeerResponse, Error>) -> T + Sync),
 ) -> Vec<(&'a Owner, T)> {
+    let peers: Vec<&Owner> = targets.iter().filter(|t| !t.is_self).collect();
+    let call = |target: &Owner| {
+        peer::call(
+            &target.http_addr,
+            forward.method,
+            forward.path,
+            forward.body,
+            forward.timeout,
+            forward.link,
+        )
+    };
+    // This node answers on the calling thread while the peers are asked.
+    let (mut mine, answers) = alongside(peers, call, || {
+        targets.iter().any(|t| t.is_self).then(local)
+    });
+    let mut answers = answers.into_iter();
+    targets
+        .iter()
+        .map(|target| {
+            let answer = if target.is_self {
+                mine.take().unwrap_or_else(local)
+            } else {
+                let answer = answers.next().flatten().unwrap_or_else(|| {
+                    Err(Error::peer(&target.http_addr, "request thread panicked"))
+                });
+                remote(target, answer)
+            };
+            (target, answer)
+        })
+        .collect()
+}
+
+/// Runs `work` on every item, each on a scoped thread of its own, and `here` on the calling
+/// thread meanwhile; returns `here`'s result and the items' in order, `None` for an item
+/// whose work panicked. The one scoped fan-out of the crate (query coordination, routed
+/// writes, the leave announcement). A thread the OS refuses to start is not a panic: that
+/// item runs on the calling thread instead, after `here`.
+pub fn alongside<I: Send, R: Send, H>(
+    items: Vec<I>,
+    work: impl Fn(I) -> R + Sync,
+    here: impl FnOnce() -> H,
+) -> (H, Vec<Option<R>>) {
+    /// An item on its own thread, or kept back because the thread could not start.
+    enum Job<'scope, I, R> {
+        Running(thread::ScopedJoinHandle<'scope, Option<R>>),
+        Inline(Option<I>),
+    }
+    fn take<I>(slot: &Mutex<Option<I>>) -> Option<I> {
+        slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+    let work = &work;
     thread::scope(|scope| {
-        let handles: Vec<_> = targets
-            .iter()
-            .map(|target| {
-                if target.is_self {
-                    None
-                } else {
-                    Some(scope.spawn(move || {
-                        peer::call(
-                            &target.http_addr,
-                            forward.method,
-                            forward.path,
-                            forward.body,
-                            forward.timeout,
-                            forward.link,
-                        )
-                    }))
+        let jobs: Vec<Job<'_, I, R>> = items
+            .into_iter()
+            .map(|item| {
+                // Shared with the thread, so the item is not lost if the thread never starts.
+                let slot = Arc::new(Mutex::new(Some(item)));
+                let theirs = Arc::clone(&slot);
+                match thread::Builder::new().spawn_scoped(scope, move || take(&theirs).map(work)) {
+                    Ok(handle) => Job::Running(handle),
+                    Err(_) => Job::Inline(take(&slot)),
                 }
             })
             .collect();
-        targets
-            .iter()
-            .zip(handles)
-            .map(|(target, handle)| {
-                let answer = match handle {
-                    None => local(),
-                    Some(h) => remote(
-                        target,
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::peer(&target.http_addr, "request thread panicked"))
-                        }),
-                    ),
-                };
-                (target, answer)
+        let mine = here();
+        let results = jobs
+            .into_iter()
+            .map(|job| match job {
+                Job::Running(handle) => handle.join().ok().flatten(),
+                Job::Inline(item) => item.map(work),
             })
-            .collect()
+            .collect();
+        (mine, results)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alongside_keeps_the_order_runs_here_meanwhile_and_survives_a_panic() {
+        let (here, results) = alongside(
+            vec![3u64, 1, 2, 0],
+            |n| {
+                std::thread::sleep(Duration::from_millis(n * 20));
+                assert!(n != 0, "a failing item");
+                n * 10
+            },
+            || "here",
+        );
+        assert_eq!(here, "here");
+        assert_eq!(results, [Some(30), Some(10), Some(20), None]);
+        let (_, none) = alongside(Vec::<u8>::new(), |n| n, || ());
+        assert!(none.is_empty());
+    }
     use crate::cluster::membership::MemberState;
     use std::io::{Read, Write};
     use std::net::TcpListener;

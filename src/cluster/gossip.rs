@@ -37,6 +37,7 @@
 
 use super::membership::{Arrival, Change, Digest, FailureTimeouts};
 use super::secret::{unix_now_ms, ClusterSecret, Seal, MAC_LEN};
+use crate::cluster::fan_out::alongside;
 use crate::config::{Config, LOCAL_SLOTS};
 use crate::error::{Error, Result};
 use crate::node::Node;
@@ -566,17 +567,13 @@ pub fn announce_leave(node: &Node) {
         },
         node.trust.secret(),
     );
-    thread::scope(|s| {
-        for addr in &peers {
-            let frame = &frame;
-            s.spawn(move || {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if let Err(e) = exchange(addr, frame, left) {
-                    log_debug!("gossip: leave announcement to {addr}: {e}");
-                }
-            });
+    let announce = |addr: &String| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = exchange(addr, &frame, left) {
+            log_debug!("gossip: leave announcement to {addr}: {e}");
         }
-    });
+    };
+    alongside(peers.iter().collect(), announce, || ());
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //!
 //! [`Tombstones::drop_shadowed`]: crate::cluster::tombstones::Tombstones::drop_shadowed
 
-use crate::cluster::fan_out::PEER_TIMEOUT;
+use crate::cluster::fan_out::{alongside, PEER_TIMEOUT};
 use crate::cluster::handoff::send_points;
 use crate::cluster::membership::MemberState;
 use crate::cluster::placement::local_share;
@@ -22,7 +22,6 @@ use crate::log_warn;
 use crate::node::Node;
 use crate::storage::Point;
 use std::collections::BTreeMap;
-use std::thread;
 
 /// Stores this node's share of `points` (owned readings and hints). Ok once durable.
 pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
@@ -35,6 +34,14 @@ pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
         node.hints.keep(owner, hinted)?;
     }
     Ok(())
+}
+
+/// One remote owner's part of a write: its id, its address (`None` when it is not alive)
+/// and its points.
+struct Share {
+    owner: String,
+    address: Option<String>,
+    points: Vec<Point>,
 }
 
 /// Makes `points` durable on their owners (or as hints for them). Ok once all are.
@@ -65,40 +72,50 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
             }
         }
     }
-    let failed: Vec<(String, Vec<Point>)> = thread::scope(|scope| {
-        let local_write = scope.spawn(|| {
-            // Checked again under the gate: a delete may have come since the first check.
-            let _gate = node.tombstones.write_gate();
-            let mut local = local;
-            node.tombstones.drop_shadowed(&mut local);
-            node.engine.write(&local)
-        });
-        let sends: Vec<_> = remote
-            .into_iter()
-            .map(|(owner, (address, owned))| {
-                scope.spawn(move || match address {
-                    Some(address) => {
-                        match send_points(&address, &owned, PEER_TIMEOUT, node.trust.link()) {
-                            Ok(()) => None,
-                            Err(e) => {
-                                log_warn!("write to owner {owner}: {e}; keeping a hint");
-                                Some((owner, owned))
-                            }
-                        }
-                    }
-                    None => Some((owner, owned)),
-                })
-            })
-            .collect();
-        let failed = sends
-            .into_iter()
-            .filter_map(|h| h.join().unwrap_or(None))
-            .collect();
-        let local_result = local_write
-            .join()
-            .unwrap_or_else(|_| Err(crate::Error::Closed("local write thread".into())));
-        local_result.map(|_| failed)
-    })?;
+    let shares: Vec<Share> = remote
+        .into_iter()
+        .map(|(owner, (address, points))| Share {
+            owner,
+            address,
+            points,
+        })
+        .collect();
+    // A share that could not be sent comes back, to be kept as a hint.
+    let send = |share: Share| match &share.address {
+        Some(address) => {
+            match send_points(address, &share.points, PEER_TIMEOUT, node.trust.link()) {
+                Ok(()) => None,
+                Err(e) => {
+                    log_warn!("write to owner {}: {e}; keeping a hint", share.owner);
+                    Some(share)
+                }
+            }
+        }
+        None => Some(share),
+    };
+    let owners: Vec<String> = shares.iter().map(|s| s.owner.clone()).collect();
+    let (local_result, sent) = alongside(shares, send, || {
+        // Checked again under the gate: a delete may have come since the first check.
+        let _gate = node.tombstones.write_gate();
+        let mut local = local;
+        node.tombstones.drop_shadowed(&mut local);
+        node.engine.write(&local)
+    });
+    local_result?;
+    let mut failed = Vec::new();
+    for (owner, outcome) in owners.into_iter().zip(sent) {
+        match outcome {
+            Some(None) => {}
+            Some(Some(unsent)) => failed.push((unsent.owner, unsent.points)),
+            // Whether that owner has the points is unknown, and they are gone with the
+            // thread: the write fails, so the client retries (writes are idempotent).
+            None => {
+                return Err(crate::Error::Closed(format!(
+                    "the write to owner {owner} panicked"
+                )))
+            }
+        }
+    }
     for (owner, owned) in failed {
         node.hints.keep(&owner, &owned)?;
     }
