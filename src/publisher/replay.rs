@@ -12,7 +12,10 @@
 //! 3. Fields are separated by `,`; a field may be double-quoted (`"a,b"`, `""` for a quote).
 //!    Blank lines are skipped.
 //!
-//! A bad row is reported with its line number and skipped; the run goes on.
+//! A bad row is reported with its line number and skipped; the run goes on. Every
+//! [`PROGRESS_EVERY`](super::progress::PROGRESS_EVERY) a progress line gives the rows done
+//! of the file's total (counted by a first pass over the file, which costs one read of
+//! it) and an ETA.
 
 use crate::error::{Error, Result};
 use crate::{log_info, log_warn};
@@ -23,6 +26,7 @@ use std::time::Instant;
 
 use super::mqtt::MqttPublisher;
 use super::pacing::{Pacer, Until};
+use super::progress::{Goal, Progress};
 use super::reading::Reading;
 use super::REPORT_EVERY;
 use crate::throttle::Throttle;
@@ -233,6 +237,19 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Lines of `path` after the header that are not blank: the rows a replay will read.
+fn count_data_lines(path: &Path) -> Result<u64> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut rows = 0u64;
+    for line in std::io::BufReader::new(file).split(b'\n').skip(1) {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
+
 /// What a replay did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplayCounts {
@@ -267,8 +284,16 @@ pub fn replay_csv(
         path.display(),
         rate.map_or("full speed".to_string(), |r| format!("{r} rows/s"))
     );
+    let total_rows = count_data_lines(path)?;
     let mut counts = ReplayCounts::default();
-    let mut pacer = Pacer::per_second(rate, Instant::now());
+    let started = Instant::now();
+    let mut progress = Progress::new(
+        format!("replay {}", path.display()),
+        "rows",
+        started,
+        Goal::Items(total_rows),
+    );
+    let mut pacer = Pacer::per_second(rate, started);
     let mut trouble = Throttle::new(REPORT_EVERY);
     let until = Until::stopped(stop);
     for (index, line) in lines.enumerate() {
@@ -278,6 +303,9 @@ pub fn replay_csv(
             continue;
         }
         counts.rows += 1;
+        if let Some(line) = progress.tick(Instant::now(), counts.rows - 1, publisher.delivery()) {
+            log_info!("{line}");
+        }
         let reading = match layout.parse_row(&line) {
             Ok(r) => r,
             Err(e) => {
