@@ -61,8 +61,8 @@ Long --replay and --load runs log a progress line every 2 s: sent, acked, rate, 
 (replay: from the rows left of the file's total; load: the time left). Logs go to stderr \
 (--log_level, --log_format).";
 
-/// `minitrue-publisher`: publishes sensor readings to MiniTrue over MQTT (see
-/// [`LONG_ABOUT`] for the modes).
+/// `minitrue-publisher`: publishes sensor readings to MiniTrue over MQTT; `--help` (the
+/// `LONG_ABOUT` text) describes every mode.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "minitrue-publisher", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct PublisherArgs {
