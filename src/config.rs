@@ -6,6 +6,7 @@
 use crate::cluster::secret::ClusterSecret;
 use crate::error::{Error, Result};
 use crate::http::cors::OriginPolicy;
+use crate::ingest::topic::{TopicLayouts, DEFAULT_TOPIC};
 use crate::mqtt_link::{parse_broker_url, BrokerFlags, ClientSecurity};
 use clap::{Parser, ValueEnum};
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -98,6 +99,11 @@ pub struct ServerArgs {
     pub tcp_port: Option<u16>,
     #[command(flatten)]
     pub mqtt: BrokerFlags,
+    /// MQTT topic layout readings arrive on; repeatable or comma-separated. `{metric}` and
+    /// `{device_id}` are placeholders, each a whole level, filling in what a payload lacks.
+    /// A topic that matches no layout is rejected (counted as `topic`).
+    #[arg(long = "topic", value_delimiter = ',', default_value = DEFAULT_TOPIC)]
+    pub topic: Vec<String>,
     /// Data directory; the node keeps its files in DATA_DIR/NODE_ID.
     #[arg(long = "data_dir", default_value = "data")]
     pub data_dir: PathBuf,
@@ -213,6 +219,8 @@ pub struct Config {
     pub broker: String,
     /// `--broker_ca`, `--broker_username` and `--broker_password_file`, read.
     pub broker_security: ClientSecurity,
+    /// The `--topic` layouts, in flag order.
+    pub topic_layouts: TopicLayouts,
     pub data_dir: PathBuf,
     pub seeds: Vec<String>,
     pub log_level: String,
@@ -396,6 +404,8 @@ impl ServerArgs {
         if let Ok(addr) = parse_broker_url(&self.mqtt.broker) {
             broker_security.check(&addr)?;
         }
+        let topic_layouts =
+            TopicLayouts::parse(&self.topic).map_err(|reason| Error::invalid("topic", reason))?;
         let data_dir = self.data_dir.join(&node_id);
         let advertise_host = self.advertise_host.unwrap_or_else(|| {
             if self.bind.is_unspecified() {
@@ -412,6 +422,7 @@ impl ServerArgs {
             advertise_host,
             broker: self.mqtt.broker,
             broker_security,
+            topic_layouts,
             data_dir,
             seeds: self.seeds,
             log_level: self.log_level,
@@ -637,6 +648,24 @@ mod tests {
         assert_eq!(field("--dead_member_expiry=soon"), "dead_member_expiry");
         assert_eq!(field("--dead_member_expiry=0s"), "dead_member_expiry");
         assert_eq!(field("--dead_member_expiry=4000d"), "dead_member_expiry");
+    }
+
+    #[test]
+    fn topic_layouts_default_repeat_and_split_on_commas() {
+        let filters = |extra: &[&str]| args(extra).into_config().unwrap().topic_layouts.filters();
+        assert_eq!(filters(&["--node_id=polaris"]), ["iot/sensors/+/#"]);
+        assert_eq!(
+            filters(&[
+                "--node_id=polaris",
+                "--topic=iot/{device_id}/{metric},plant/{metric}",
+                "--topic=x/{metric}",
+            ]),
+            ["iot/+/+/#", "plant/+/#", "x/+/#"]
+        );
+        let e = args(&["--node_id=polaris", "--topic=iot/+/{metric}"])
+            .into_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("topic"), "{e}");
     }
 
     #[test]

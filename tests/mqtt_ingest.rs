@@ -11,8 +11,10 @@ mod common;
 use common::{
     wait_until, Broker, BrokerKind, Publisher, Server, TempDir, PROBE_DEVICE, PROBE_METRIC,
 };
+use minitrue::ingest::{MAX_PAYLOAD_BYTES, MAX_READINGS_PER_MESSAGE};
 use serde_json::{json, Value};
 use std::ops::Range;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -187,9 +189,9 @@ fn bad_payloads_are_counted_per_reason_and_skipped(kind: BrokerKind) {
     };
     let oversize = format!(
         r#"{{"device_id":"dev0","metric_name":"{METRIC}","timestamp":{BASE_SECONDS},"value":1,"pad":"{}"}}"#,
-        "x".repeat(17 * 1024)
+        "x".repeat(MAX_PAYLOAD_BYTES)
     );
-    let bad = [
+    let mut bad = vec![
         ("not_json", "not json at all".to_string()),
         (
             "missing_field",
@@ -203,12 +205,23 @@ fn bad_payloads_are_counted_per_reason_and_skipped(kind: BrokerKind) {
             "non_finite_value",
             r#"{"device_id":"dev0","timestamp":1710000000,"value":1e400}"#.to_string(),
         ),
-        ("oversize", oversize),
         (
             "invalid_id",
             r#"{"device_id":"dev|0","timestamp":1710000000,"value":1}"#.to_string(),
         ),
     ];
+    // The embedded broker refuses payloads over 64 KiB itself: only Mosquitto passes on
+    // one over the node's 1 MiB limit, or 10 001 readings.
+    if kind == BrokerKind::Mosquitto {
+        bad.push(("oversize", oversize));
+        bad.push((
+            "too_many_readings",
+            format!(
+                "[{}]",
+                vec![r#"{"device_id":"dev0","a":1}"#; MAX_READINGS_PER_MESSAGE + 1].join(",")
+            ),
+        ));
+    }
     const ROUNDS: u64 = 3;
     const BURST: u64 = 50;
     let mut publisher = Publisher::connect(&broker, "test-bad");
@@ -468,6 +481,215 @@ fn metric_comes_from_the_topic_when_missing(kind: BrokerKind) {
     );
 }
 
+/// An array of readings and a multi-field object, one message each: every reading stored,
+/// counted exactly. The multi-field message goes through `mosquitto_pub` when installed.
+fn array_and_multi_field_payloads_are_stored_exactly(kind: BrokerKind) {
+    const ELEMENTS: usize = 300;
+    let dir = TempDir::new("shapes");
+    let Some((broker, server)) = start(kind, &dir) else {
+        return;
+    };
+    let array: Vec<Value> = (0..ELEMENTS)
+        .map(|i| {
+            json!({"device_id": "arr", "metric_name": METRIC,
+                   "timestamp": BASE_SECONDS + i as i64, "value": i as f64})
+        })
+        .collect();
+    let mut publisher = Publisher::connect(&broker, "test-shapes");
+    publisher.publish(TOPIC, Value::Array(array).to_string());
+    let multi = format!(
+        r#"{{"device_id":"multi","timestamp":{BASE_SECONDS},"temperature":21.5,"humidity":40,"door_open":true,"room":"lab"}}"#
+    );
+    if !mosquitto_pub(broker.port, "iot/sensors/env", &multi) {
+        publisher.publish("iot/sensors/env", multi);
+    }
+    publisher.finish(PUBACK_TIMEOUT);
+    wait_until(
+        "the array and the multi-field readings",
+        INGEST_TIMEOUT,
+        || {
+            server.count("arr", METRIC) >= ELEMENTS as u64
+                && server.count("multi", "door_open") >= 1
+        },
+    );
+    let want_avg = (0..ELEMENTS).sum::<usize>() as f64 / ELEMENTS as f64;
+    assert_eq!(
+        server.query("arr", METRIC, "avg"),
+        (ELEMENTS as u64, json!(want_avg)),
+        "{kind:?}"
+    );
+    assert_eq!(
+        server.query("multi", "temperature", "avg"),
+        (1, json!(21.5))
+    );
+    assert_eq!(server.query("multi", "humidity", "avg"), (1, json!(40.0)));
+    assert_eq!(server.query("multi", "door_open", "avg"), (1, json!(1.0)));
+    assert_eq!(
+        server.get("/metrics?device_id=multi").json()["metrics"],
+        json!(["door_open", "humidity", "temperature"]),
+        "{kind:?}: the string field is not a metric, the topic's `env` neither"
+    );
+    let status = server.status();
+    let probes = server.count(PROBE_DEVICE, PROBE_METRIC);
+    assert_eq!(
+        status["ingest_accepted"],
+        json!(ELEMENTS as u64 + 3 + probes),
+        "{status}"
+    );
+    assert_eq!(rejected(&status), vec![], "{status}");
+}
+
+/// A millisecond timestamp and RFC 3339 ones land on the second they name.
+fn millisecond_and_rfc3339_timestamps_land_on_their_second(kind: BrokerKind) {
+    let dir = TempDir::new("stamps");
+    let Some((broker, server)) = start(kind, &dir) else {
+        return;
+    };
+    let mut publisher = Publisher::connect(&broker, "test-stamps");
+    // 2026-12-03T10:00:00Z is 1796292000.
+    for (device, stamp) in [
+        ("ms", "1796292000250".to_string()),
+        ("rfc", r#""2026-12-03T10:00:00Z""#.to_string()),
+        ("offset", r#""2026-12-03T11:00:00.5+01:00""#.to_string()),
+    ] {
+        publisher.publish(
+            TOPIC,
+            format!(r#"{{"device_id":"{device}","timestamp":{stamp},"value":7}}"#),
+        );
+    }
+    publisher.finish(PUBACK_TIMEOUT);
+    wait_until("three stamped readings", INGEST_TIMEOUT, || {
+        ["ms", "rfc", "offset"]
+            .iter()
+            .all(|d| server.count(d, METRIC) == 1)
+    });
+    for device in ["ms", "rfc", "offset"] {
+        let at = 1_796_292_000;
+        // Query bounds are inclusive seconds: [at, at + 1] holds it, [at + 1, ∞) and
+        // (0, at - 1] do not, so it lies within the second 10:00:00.
+        assert_eq!(
+            server.query_range(device, METRIC, "count", at, at + 1).0,
+            1,
+            "{kind:?}: {device} is not near 2026-12-03T10:00:00Z"
+        );
+        assert_eq!(
+            server.query_range(device, METRIC, "count", at + 1, 0).0,
+            0,
+            "{kind:?}: {device} is after 2026-12-03T10:00:00Z"
+        );
+        assert_eq!(
+            server.query_range(device, METRIC, "count", 1, at - 1).0,
+            0,
+            "{kind:?}: {device} is before 2026-12-03T10:00:00Z"
+        );
+    }
+}
+
+/// `--topic iot/{device_id}/{metric}`: the topic names the device and the metric; a
+/// payload naming another device is refused.
+fn device_topic_layout_fills_in_the_device(kind: BrokerKind) {
+    let dir = TempDir::new("layout");
+    let Some(broker) = Broker::start(kind) else {
+        return;
+    };
+    let server = Server::start_with_broker(
+        NODE,
+        dir.path(),
+        &broker.url(),
+        &["--topic=iot/{device_id}/{metric}"],
+    );
+    server.wait_subscribed_on(&broker, &format!("iot/{PROBE_DEVICE}/{PROBE_METRIC}"));
+    let mut publisher = Publisher::connect(&broker, "test-layout");
+    publisher.publish(
+        "iot/kitchen/humidity",
+        format!(r#"{{"timestamp":{BASE_SECONDS},"value":55.5}}"#),
+    );
+    publisher.publish(
+        "iot/kitchen/env",
+        format!(r#"{{"timestamp":{BASE_SECONDS},"co2":600,"pm25":12}}"#),
+    );
+    publisher.publish(
+        "iot/kitchen/humidity",
+        format!(r#"{{"device_id":"cellar","timestamp":{BASE_SECONDS},"value":1}}"#),
+    );
+    publisher.finish(PUBACK_TIMEOUT);
+    wait_until(
+        "the kitchen's readings and the refusal",
+        INGEST_TIMEOUT,
+        || {
+            server.count("kitchen", "pm25") == 1
+                && server.status()["rejected"]["topic_mismatch"].as_u64() == Some(1)
+        },
+    );
+    assert_eq!(server.query("kitchen", "humidity", "avg"), (1, json!(55.5)));
+    assert_eq!(server.query("kitchen", "co2", "avg"), (1, json!(600.0)));
+    assert_eq!(server.count("cellar", "humidity"), 0, "{kind:?}");
+    assert_eq!(
+        rejected(&server.status()),
+        vec![("topic_mismatch".to_string(), 1)],
+        "{kind:?}"
+    );
+}
+
+/// Under the default layout a deeper topic is counted as `topic` and stored nowhere: it
+/// used to be stored under its last level (`room1`) as the metric.
+fn deeper_topic_is_rejected_and_not_stored(kind: BrokerKind) {
+    let dir = TempDir::new("deeper");
+    let Some((broker, server)) = start(kind, &dir) else {
+        return;
+    };
+    let mut publisher = Publisher::connect(&broker, "test-deeper");
+    publisher.publish(
+        "iot/sensors/temperature/room1",
+        format!(r#"{{"device_id":"deep","timestamp":{BASE_SECONDS},"value":1}}"#),
+    );
+    publisher.publish(
+        TOPIC,
+        format!(r#"{{"device_id":"deep","timestamp":{BASE_SECONDS},"value":2}}"#),
+    );
+    publisher.finish(PUBACK_TIMEOUT);
+    wait_until("the deeper topic rejected", INGEST_TIMEOUT, || {
+        server.status()["rejected"]["topic"].as_u64() == Some(1)
+            && server.count("deep", METRIC) == 1
+    });
+    assert_eq!(
+        server.query("deep", METRIC, "avg"),
+        (1, json!(2.0)),
+        "{kind:?}"
+    );
+    assert_eq!(server.count("deep", "room1"), 0, "{kind:?}");
+    assert_eq!(
+        server.get("/metrics?device_id=deep").json()["metrics"],
+        json!([METRIC]),
+        "{kind:?}"
+    );
+    assert_eq!(
+        rejected(&server.status()),
+        vec![("topic".to_string(), 1)],
+        "{kind:?}"
+    );
+}
+
+/// Publishes `payload` to `topic` once with `mosquitto_pub` (QoS 1); false when it is not
+/// installed or failed, so the caller publishes another way.
+fn mosquitto_pub(port: u16, topic: &str, payload: &str) -> bool {
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+            "-p",
+        ])
+        .arg(port.to_string())
+        .status();
+    matches!(status, Ok(s) if s.success())
+}
+
 // ---- tests -----------------------------------------------------------------------------------
 
 #[test]
@@ -518,4 +740,39 @@ fn embedded_metric_comes_from_the_topic_when_missing() {
 #[test]
 fn mosquitto_metric_comes_from_the_topic_when_missing() {
     metric_comes_from_the_topic_when_missing(BrokerKind::Mosquitto);
+}
+
+#[test]
+fn embedded_array_and_multi_field_payloads_are_stored_exactly() {
+    array_and_multi_field_payloads_are_stored_exactly(BrokerKind::Embedded);
+}
+
+#[test]
+fn mosquitto_array_and_multi_field_payloads_are_stored_exactly() {
+    array_and_multi_field_payloads_are_stored_exactly(BrokerKind::Mosquitto);
+}
+
+#[test]
+fn embedded_millisecond_and_rfc3339_timestamps_land_on_their_second() {
+    millisecond_and_rfc3339_timestamps_land_on_their_second(BrokerKind::Embedded);
+}
+
+#[test]
+fn embedded_device_topic_layout_fills_in_the_device() {
+    device_topic_layout_fills_in_the_device(BrokerKind::Embedded);
+}
+
+#[test]
+fn mosquitto_device_topic_layout_fills_in_the_device() {
+    device_topic_layout_fills_in_the_device(BrokerKind::Mosquitto);
+}
+
+#[test]
+fn embedded_deeper_topic_is_rejected_and_not_stored() {
+    deeper_topic_is_rejected_and_not_stored(BrokerKind::Embedded);
+}
+
+#[test]
+fn mosquitto_deeper_topic_is_rejected_and_not_stored() {
+    deeper_topic_is_rejected_and_not_stored(BrokerKind::Mosquitto);
 }

@@ -361,6 +361,7 @@ pub(crate) mod test_node {
                 advertise_host: "127.0.0.1".into(),
                 broker: "tcp://127.0.0.1:1".into(),
                 broker_security: Default::default(),
+                topic_layouts: Default::default(),
                 data_dir: dir.clone(),
                 seeds: Vec::new(),
                 log_level: "error".into(),

@@ -2,9 +2,10 @@
 //!
 //! Two wire formats reach MiniTrue:
 //!
-//! - **MQTT payloads** ([`payload`]): one JSON object per message on the topic
-//!   `iot/sensors/{metric_name}`, e.g.
-//!   `{"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}`.
+//! - **MQTT payloads** ([`payload`]): JSON messages on the topics of the `--topic` layouts
+//!   ([`topic`]; by default `iot/sensors/{metric_name}`), e.g.
+//!   `{"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}`,
+//!   an array of such objects, or one object with a field per metric.
 //!   A bad message is dropped and counted by its [`RejectReason`], because MQTT has no way to
 //!   tell the publisher what was wrong.
 //! - **InfluxDB line protocol** ([`line_protocol`]), as Telegraf and Influx client libraries
@@ -27,10 +28,13 @@ pub mod payload;
 pub mod route;
 pub mod stats;
 pub mod timestamp;
+pub mod topic;
 
 pub use line_protocol::{
     parse_body, parse_line_protocol, parse_line_protocol_within, ParsedBody, Precision,
 };
 pub use payload::{
-    parse_mqtt_payload, parse_mqtt_payload_at, PayloadError, RejectReason, MAX_PAYLOAD_BYTES,
+    parse_mqtt_message, parse_mqtt_payload, parse_mqtt_payload_at, PayloadError, RejectReason,
+    MAX_PAYLOAD_BYTES, MAX_READINGS_PER_MESSAGE,
 };
+pub use topic::{TopicLayout, TopicLayouts};

@@ -1,5 +1,6 @@
-//! The MQTT receive loop: subscribes to `iot/sensors/#` and turns each message into a stored
-//! point, acknowledging a message only once its point is durable.
+//! The MQTT receive loop: subscribes to the `--topic` layouts' filters (by default
+//! `iot/sensors/+/#`, see [`crate::ingest::topic`]) and turns each message into stored
+//! points, acknowledging a message only once its points are durable.
 //!
 //! Delivery contract (at-least-once in, exactly-once stored):
 //! 1. The client connects as `minitrue-{node_id}` with a **persistent session**
@@ -29,7 +30,7 @@
 //! How the broker is reached (URL, TLS, login) is [`crate::mqtt_link`]'s, shared with the
 //! publisher.
 
-use crate::ingest::payload::{parse_mqtt_payload, PayloadError};
+use crate::ingest::payload::{parse_mqtt_message, PayloadError};
 use crate::ingest::route::store_share;
 use crate::ingest::stats::BrokerState;
 use crate::ingest::timestamp::rule_error;
@@ -41,12 +42,10 @@ use crate::{log_debug, log_error, log_info, log_warn};
 use crossbeam_channel::{Receiver, RecvTimeoutError as ShutdownTimeout, TryRecvError};
 use rumqttc::{
     Client, ClientError, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS,
+    SubscribeFilter,
 };
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-/// The topic filter every node subscribes to.
-pub const TOPIC_FILTER: &str = "iot/sensors/#";
 
 /// A batch is written once it holds this many messages.
 pub const BATCH_MAX_MESSAGES: usize = 500;
@@ -218,13 +217,12 @@ impl<'a> MqttReceiver<'a> {
                         }
                     );
                     if !ack.session_present {
-                        // The broker forgot us: old acks mean nothing, and the subscription
-                        // must be made again.
+                        // The broker forgot us: old acks mean nothing.
                         self.unsent_acks.clear();
-                        if let Err(e) = client.try_subscribe(TOPIC_FILTER, QoS::AtLeastOnce) {
-                            log_error!("mqtt: cannot subscribe to {TOPIC_FILTER}: {e}");
-                        }
                     }
+                    // Also on a resumed session: `--topic` may have changed since it was
+                    // made, and subscribing again to the same filter is harmless.
+                    self.subscribe(client);
                 }
                 Ok(Ok(Event::Incoming(Packet::Publish(publish)))) => {
                     if self.batch.is_empty() {
@@ -233,7 +231,11 @@ impl<'a> MqttReceiver<'a> {
                     self.batch.push(publish);
                 }
                 Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
-                    log_info!("mqtt: subscribed to {TOPIC_FILTER}: {:?}", ack.return_codes);
+                    log_info!(
+                        "mqtt: subscribed to {}: {:?}",
+                        self.filters().join(", "),
+                        ack.return_codes
+                    );
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
@@ -311,16 +313,26 @@ impl<'a> MqttReceiver<'a> {
         let mut points: Vec<Point> = Vec::with_capacity(batch.len());
         let received = crate::ingest::payload::now();
         let max_future = self.node.config.max_future;
+        let layouts = &self.node.config.topic_layouts;
+        let mut rejected = 0;
         for publish in &batch {
-            let checked = parse_mqtt_payload(&publish.topic, &publish.payload).and_then(|point| {
-                match rule_error(point.timestamp.0, received, max_future) {
-                    None => Ok(point),
-                    Some(why) => Err(PayloadError::too_far_ahead(why)),
-                }
-            });
+            let checked = parse_mqtt_message(layouts, &publish.topic, &publish.payload, received)
+                .and_then(|readings| {
+                    // One reading out of bounds rejects its whole message, as any bad part.
+                    match readings
+                        .iter()
+                        .find_map(|p| rule_error(p.timestamp.0, received, max_future))
+                    {
+                        None => Ok(readings),
+                        Some(why) => Err(PayloadError::too_far_ahead(why)),
+                    }
+                });
             match checked {
-                Ok(point) => points.push(point),
-                Err(e) => self.reject(&publish.topic, &e),
+                Ok(readings) => points.extend(readings),
+                Err(e) => {
+                    rejected += 1;
+                    self.reject(&publish.topic, &e);
+                }
             }
         }
         if let Err(e) = store_share(self.node, &points) {
@@ -335,10 +347,9 @@ impl<'a> MqttReceiver<'a> {
             return false;
         }
         log_debug!(
-            "mqtt: stored {} readings from {} messages ({} rejected)",
+            "mqtt: stored {} readings from {} messages ({rejected} rejected)",
             points.len(),
             batch.len(),
-            batch.len() - points.len()
         );
         // Durable from here on: acknowledging cannot lose anything.
         if ack {
@@ -348,6 +359,22 @@ impl<'a> MqttReceiver<'a> {
         self.node.hub.publish(&points);
         self.node.ingest.count_accepted(points.len() as u64);
         true
+    }
+
+    /// The subscription filters of the node's `--topic` layouts.
+    fn filters(&self) -> Vec<String> {
+        self.node.config.topic_layouts.filters()
+    }
+
+    /// Subscribes (QoS 1) to every layout's filter, without blocking.
+    fn subscribe(&self, client: &Client) {
+        let filters = self.filters();
+        let requests = filters
+            .iter()
+            .map(|filter| SubscribeFilter::new(filter.clone(), QoS::AtLeastOnce));
+        if let Err(e) = client.try_subscribe_many(requests) {
+            log_error!("mqtt: cannot subscribe to {}: {e}", filters.join(", "));
+        }
     }
 
     fn reject(&mut self, topic: &str, e: &PayloadError) {

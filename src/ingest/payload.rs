@@ -1,37 +1,70 @@
-//! MQTT payloads: one JSON object per message, turned into one validated [`Point`].
+//! MQTT payloads: one JSON message turned into validated [`Point`]s.
 //!
-//! The wire contract (topic `iot/sensors/{metric_name}`):
+//! The original wire contract (topic `iot/sensors/{metric_name}`) is one object, one reading:
 //!
 //! ```json
 //! {"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}
 //! ```
 //!
-//! 1. `device_id`: string, required. Must be non-empty, at most
-//!    [`MAX_NAME_LEN`](crate::storage::MAX_NAME_LEN) bytes, with no `|` and no control
-//!    characters (the rules of [`SeriesKey::new`]).
-//! 2. `metric_name`: string, optional. When absent it is the topic's last level
-//!    (`iot/sensors/temperature` → `temperature`); when present it wins over the topic.
-//! 3. `timestamp`: JSON number of unix **seconds**, optional (absent → the time of receipt).
-//!    Fractions are kept to the millisecond. It must lie in `[1970-01-01, 2200-01-01)`:
-//!    milliseconds or nanoseconds are not guessed at, they are rejected, because a wrong
-//!    guess would silently file a reading decades away from where its sender meant it.
-//! 4. `value`: JSON number, required, finite. A number sent as a string (`"23.5"`) is
+//! A message is one of three **shapes**:
+//!
+//! 1. **Single reading**: an object with a `value`. Its metric is `metric_name`, or else the
+//!    topic's `{metric}` level. Other numeric fields are ignored, as they always were.
+//! 2. **Multi-field**: an object with neither `value` nor `metric_name`, e.g.
+//!    `{"device_id":"d1","timestamp":1710000000,"temperature":21.5,"humidity":40}`. Every
+//!    field holding a number (or a boolean) is one reading, its metric the field's name;
+//!    the topic's `{metric}` level is not used. Strings, objects, arrays and `null`s are
+//!    skipped (strings will become labels once series carry them). An object with
+//!    `metric_name` but no `value` is still the single shape, missing its value.
+//! 3. **Array** of objects of shapes 1 and 2: `[{...},{...}]`, each element read as above
+//!    with the same topic. One bad element rejects the **whole message**: the broker gets
+//!    one ack per message, so a partly stored message could not be told apart from a
+//!    fully stored one, and a publisher that fixes the bug can resend the message as is.
+//!
+//! Fields (`null` counts as absent everywhere):
+//!
+//! 1. `device_id`: string. Non-empty, at most [`MAX_NAME_LEN`](crate::storage::MAX_NAME_LEN)
+//!    bytes, no `|` and no control characters (the rules of [`SeriesKey::new`]). Absent, it
+//!    is the topic's `{device_id}` level; absent from both, the message is rejected. When the
+//!    payload and the topic both name a device and differ, the message is rejected
+//!    (`topic_mismatch`): a device id in the topic is usually what the broker's ACLs grant,
+//!    so a payload claiming another device is refused rather than filed under either.
+//! 2. `metric_name`: string. When present it **wins** over the topic's `{metric}` level:
+//!    that is the original contract (a publisher may send `metric_name` to any
+//!    `iot/sensors/...` topic), and existing publishers rely on it.
+//! 3. `timestamp`: absent → the time of receipt. A JSON number is unix time in a unit
+//!    chosen by its magnitude, i.e. by the digits of its integer part (integers are read
+//!    exactly, fractions are kept to the millisecond):
+//!    - below 10^10 (up to 10 digits, until 2286-11-20): seconds;
+//!    - 10^10 ..< 10^13 (11 to 13 digits): milliseconds;
+//!    - 10^13 ..< 10^16 (14 to 16 digits): microseconds;
+//!    - 10^16 and above: nanoseconds.
+//!
+//!    So a millisecond timestamp before 1970-04-27 (below 10^10 ms) would be read as
+//!    seconds; no sensor clock sends those. A JSON string is an RFC 3339 date-time
+//!    (`2026-12-03T10:00:00Z`, `2026-12-03T11:00:00.250+01:00`; see
+//!    [`parse_rfc3339_millis`]). Either way the result must lie in 1970..2262
+//!    ([`crate::ingest::timestamp`]); the receive loop then applies `--max_future_s`.
+//! 4. `value`: a finite JSON number, or a boolean stored as `1` / `0` (as InfluxDB's
+//!    clients chart booleans; we store f64 only). A number sent as a string (`"23.5"`) is
 //!    rejected rather than coerced, so a publisher's bug shows up in the reject counters
 //!    instead of half-working.
 //!
-//! A field whose value is `null` counts as absent. Unknown fields are ignored, so devices may
-//! send extras such as `"unit"`. Duplicate fields are rejected as ambiguous.
+//! Unknown fields of the single shape are ignored, so devices may send extras such as
+//! `"unit"`. A field that is used (the four above, and a multi-field reading) given twice is
+//! rejected as ambiguous.
 //!
-//! Every rejection carries a [`RejectReason`] (to be counted per reason, since MQTT cannot
-//! tell the publisher) and a detail that names the field.
-//!
-//! The hot path deserializes into a struct of borrowed [`RawValue`]s — no
-//! `serde_json::Value` tree, no allocation unless a string contains escapes — and then
-//! checks each field's JSON type itself, so a type error names its field and an overflowing
-//! number (`1e400`) is reported as non-finite rather than as malformed JSON.
+//! Bounds: a message is at most [`MAX_PAYLOAD_BYTES`] and yields at most
+//! [`MAX_READINGS_PER_MESSAGE`] readings. Every rejection carries a [`RejectReason`]
+//! (counted per reason, since MQTT cannot tell the publisher) and a detail that names the
+//! field, and the element of an array.
 
+use crate::civil::parse_rfc3339_millis;
 use crate::error::Error;
+use crate::ingest::timestamp::calendar_error;
+use crate::ingest::topic::{TopicLayouts, TopicValues};
 use crate::storage::{Point, SeriesKey, Timestamp};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
@@ -39,13 +72,28 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Largest accepted payload, in bytes. The contract's payload is under 100 bytes; anything
-/// near this limit is a publisher bug or abuse, and refusing it early bounds parsing work.
-pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+/// Largest accepted payload, in bytes: room for [`MAX_READINGS_PER_MESSAGE`] readings of
+/// about 100 bytes each. Anything larger is a publisher bug or abuse, and refusing it early
+/// bounds parsing work.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
-/// First rejected timestamp, in unix seconds: 2200-01-01T00:00:00Z. Millisecond timestamps
-/// of the present day (~1.7e12) lie far above it, so they cannot pass as seconds.
+/// Most readings one message may carry (array elements times their fields).
+pub const MAX_READINGS_PER_MESSAGE: usize = 10_000;
+
+/// First second the publisher refuses to send: 2200-01-01T00:00:00Z. The server accepts
+/// up to 2262 (see [`crate::ingest::timestamp`]), but a device clock this far out is wrong.
 pub const MAX_TIMESTAMP_SECONDS: f64 = 7_258_118_400.0;
+
+/// Numeric timestamps below this are seconds ...
+const SECONDS_BELOW: u128 = 10_000_000_000;
+/// ... below this milliseconds ...
+const MILLIS_BELOW: u128 = 10_000_000_000_000;
+/// ... below this microseconds, and from here on nanoseconds.
+const MICROS_BELOW: u128 = 10_000_000_000_000_000;
+
+/// The fields with a meaning of their own; every other field of a multi-field object is a
+/// metric.
+const RESERVED_FIELDS: [&str; 4] = ["device_id", "metric_name", "timestamp", "value"];
 
 /// How many bytes of an offending value a rejection detail quotes.
 const DETAIL_QUOTE_BYTES: usize = 64;
@@ -55,26 +103,32 @@ const DETAIL_QUOTE_BYTES: usize = 64;
 pub enum RejectReason {
     /// The payload is not valid JSON (or not UTF-8).
     NotJson,
-    /// Valid JSON of the wrong shape: not an object, a field of the wrong JSON type, or a
-    /// duplicated field.
+    /// Valid JSON of the wrong shape: not an object or an array of objects, a field of the
+    /// wrong JSON type, or a duplicated field.
     WrongType,
-    /// A required field is absent (or `null`).
+    /// A required field is absent (or `null`), or an array is empty.
     MissingField,
     /// `device_id` or `metric_name` is the empty string.
     EmptyId,
-    /// `device_id` or `metric_name` is too long or holds `|` or a control character.
+    /// `device_id` or a metric name is too long or holds `|` or a control character.
     InvalidId,
-    /// `value` overflows to infinity.
+    /// A value overflows to infinity.
     NonFiniteValue,
-    /// `timestamp` is not unix seconds in `[1970, 2200)`.
+    /// `timestamp` is not a time in 1970..2262 (or too far ahead: `--max_future_s`).
     BadTimestamp,
     /// The payload is larger than [`MAX_PAYLOAD_BYTES`].
     Oversize,
+    /// The message carries more than [`MAX_READINGS_PER_MESSAGE`] readings.
+    TooManyReadings,
+    /// The topic matches no `--topic` layout.
+    Topic,
+    /// The payload's `device_id` differs from the topic's `{device_id}` level.
+    TopicMismatch,
 }
 
 impl RejectReason {
     /// Every reason, e.g. to register one counter each.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::NotJson,
         RejectReason::WrongType,
         RejectReason::MissingField,
@@ -83,6 +137,9 @@ impl RejectReason {
         RejectReason::NonFiniteValue,
         RejectReason::BadTimestamp,
         RejectReason::Oversize,
+        RejectReason::TooManyReadings,
+        RejectReason::Topic,
+        RejectReason::TopicMismatch,
     ];
 
     /// A stable snake_case label, for metrics and logs.
@@ -96,6 +153,9 @@ impl RejectReason {
             RejectReason::NonFiniteValue => "non_finite_value",
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::Oversize => "oversize",
+            RejectReason::TooManyReadings => "too_many_readings",
+            RejectReason::Topic => "topic",
+            RejectReason::TopicMismatch => "topic_mismatch",
         }
     }
 }
@@ -125,6 +185,11 @@ impl PayloadError {
     pub fn too_far_ahead(detail: String) -> PayloadError {
         PayloadError::new(RejectReason::BadTimestamp, format!("timestamp: {detail}"))
     }
+
+    /// The same error, its detail prefixed with the array element it is about.
+    fn in_element(self, index: usize) -> PayloadError {
+        PayloadError::new(self.reason, format!("element {index}: {}", self.detail))
+    }
 }
 
 impl fmt::Display for PayloadError {
@@ -141,32 +206,79 @@ impl From<PayloadError> for Error {
     }
 }
 
-/// The payload as it arrives: every field borrowed raw, its type checked after parsing so
-/// that errors can name the field.
-#[derive(Deserialize)]
-struct WirePayload<'a> {
-    #[serde(borrow)]
-    device_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    metric_name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(borrow)]
-    value: Option<&'a RawValue>,
+/// One JSON object as it arrives: its fields in order, each value borrowed raw so that its
+/// type is checked after parsing and errors can name the field. Keys borrow from the
+/// payload unless they hold escapes.
+struct WireObject<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
-/// Parses one MQTT message received on `topic`; a payload without a timestamp is stamped
-/// with the current time.
-pub fn parse_mqtt_payload(topic: &str, payload: &[u8]) -> Result<Point, PayloadError> {
+impl<'de> Deserialize<'de> for WireObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = WireObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.push((key.0, value));
+                }
+                Ok(WireObject { fields })
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Parses one MQTT message received on `topic` under the default layout
+/// (`iot/sensors/{metric}`); a reading without a timestamp is stamped with the current time.
+pub fn parse_mqtt_payload(topic: &str, payload: &[u8]) -> Result<Vec<Point>, PayloadError> {
     parse_mqtt_payload_at(topic, payload, now())
 }
 
-/// [`parse_mqtt_payload`] with the time of receipt given, for payloads without a timestamp.
+/// [`parse_mqtt_payload`] with the time of receipt given, for readings without a timestamp.
 pub fn parse_mqtt_payload_at(
     topic: &str,
     payload: &[u8],
     now: Timestamp,
-) -> Result<Point, PayloadError> {
+) -> Result<Vec<Point>, PayloadError> {
+    parse_mqtt_message(&TopicLayouts::default(), topic, payload, now)
+}
+
+/// Parses one MQTT message received on `topic` under the node's `layouts` into its
+/// readings (one or more), or the reason to reject the whole message.
+pub fn parse_mqtt_message(
+    layouts: &TopicLayouts,
+    topic: &str,
+    payload: &[u8],
+    now: Timestamp,
+) -> Result<Vec<Point>, PayloadError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(PayloadError::new(
             RejectReason::Oversize,
@@ -176,69 +288,236 @@ pub fn parse_mqtt_payload_at(
             ),
         ));
     }
-    let wire = parse_object(payload)?;
-
-    let device_id = match wire.device_id {
-        Some(raw) => string_field("device_id", raw)?,
-        None => return Err(missing("device_id")),
-    };
-    let (metric_name, from_topic) = match wire.metric_name {
-        Some(raw) => (string_field("metric_name", raw)?, false),
-        None => (Cow::Borrowed(metric_from_topic(topic)?), true),
-    };
-    let series = series_key(&device_id, &metric_name, from_topic.then_some(topic))?;
-
-    let value = match wire.value {
-        Some(raw) => number_field("value", raw)?,
-        None => return Err(missing("value")),
-    };
-    if !value.is_finite() {
+    let Some(from_topic) = layouts.capture(topic) else {
         return Err(PayloadError::new(
-            RejectReason::NonFiniteValue,
+            RejectReason::Topic,
             format!(
-                "value: {} is not a finite number",
-                quote(wire_text(wire.value))
+                "topic {} matches no --topic layout ({})",
+                quote(&format!("{topic:?}")),
+                layouts.describe()
             ),
         ));
-    }
-
-    let timestamp = match wire.timestamp {
-        Some(raw) => timestamp_field(raw)?,
-        None => now,
     };
-    Ok(Point {
-        series,
-        timestamp,
-        value,
-    })
-}
-
-fn wire_text(raw: Option<&RawValue>) -> &str {
-    raw.map_or("", RawValue::get)
-}
-
-/// Parses the payload as a JSON object, telling malformed JSON apart from JSON of another
-/// shape.
-fn parse_object(payload: &[u8]) -> Result<WirePayload<'_>, PayloadError> {
-    let first = payload
-        .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-    if first != Some(&b'{') {
-        // serde would map a JSON array onto the struct positionally; only objects are
-        // accepted. This is the error path, so a second parse costs nothing that matters.
-        return Err(match serde_json::from_slice::<&RawValue>(payload) {
-            Ok(raw) => PayloadError::new(
-                RejectReason::WrongType,
-                format!("payload: expected a JSON object, found {}", kind(raw.get())),
-            ),
-            Err(e) => not_json(&e),
-        });
+    let mut points = Vec::new();
+    match first_byte(payload) {
+        Some(b'{') => {
+            let object = parse_json::<WireObject>(payload)?;
+            read_object(&object, topic, from_topic, now, &mut points)?;
+        }
+        Some(b'[') => {
+            let elements = parse_json::<Vec<&RawValue>>(payload)?;
+            if elements.is_empty() {
+                return Err(PayloadError::new(
+                    RejectReason::MissingField,
+                    "payload: an empty array holds no reading",
+                ));
+            }
+            if elements.len() > MAX_READINGS_PER_MESSAGE {
+                return Err(too_many(elements.len()));
+            }
+            for (index, element) in elements.iter().enumerate() {
+                read_element(element, topic, from_topic, now, &mut points)
+                    .map_err(|e| e.in_element(index))?;
+            }
+        }
+        _ => {
+            return Err(match serde_json::from_slice::<&RawValue>(payload) {
+                Ok(raw) => PayloadError::new(
+                    RejectReason::WrongType,
+                    format!(
+                        "payload: expected a JSON object or an array of objects, found {}",
+                        kind(raw.get())
+                    ),
+                ),
+                Err(e) => not_json(&e),
+            })
+        }
     }
-    serde_json::from_slice::<WirePayload>(payload).map_err(|e| match e.classify() {
-        // The only data errors an object can raise here are duplicated fields.
+    Ok(points)
+}
+
+fn first_byte(payload: &[u8]) -> Option<u8> {
+    payload
+        .iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Parses the payload as `T`, telling malformed JSON apart from JSON of another shape.
+fn parse_json<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, PayloadError> {
+    serde_json::from_slice::<T>(payload).map_err(|e| match e.classify() {
         Category::Data => PayloadError::new(RejectReason::WrongType, format!("payload: {e}")),
         Category::Io | Category::Syntax | Category::Eof => not_json(&e),
     })
+}
+
+/// One array element: an object, read like a whole message.
+fn read_element(
+    element: &RawValue,
+    topic: &str,
+    from_topic: TopicValues<'_>,
+    now: Timestamp,
+    points: &mut Vec<Point>,
+) -> Result<(), PayloadError> {
+    if !element.get().starts_with('{') {
+        return Err(PayloadError::new(
+            RejectReason::WrongType,
+            format!("expected an object, found {}", kind(element.get())),
+        ));
+    }
+    let object = serde_json::from_str::<WireObject>(element.get())
+        .map_err(|e| PayloadError::new(RejectReason::NotJson, format!("{e}")))?;
+    read_object(&object, topic, from_topic, now, points)
+}
+
+fn too_many(n: usize) -> PayloadError {
+    PayloadError::new(
+        RejectReason::TooManyReadings,
+        format!("payload: {n} readings or more is over the {MAX_READINGS_PER_MESSAGE}-reading limit of one message"),
+    )
+}
+
+/// The reserved fields of one object, each `None` when absent or `null`.
+#[derive(Default)]
+struct Reserved<'a> {
+    device_id: Option<&'a RawValue>,
+    metric_name: Option<&'a RawValue>,
+    timestamp: Option<&'a RawValue>,
+    value: Option<&'a RawValue>,
+}
+
+/// Reads one object (shape 1 or 2) into `points`.
+fn read_object(
+    object: &WireObject<'_>,
+    topic: &str,
+    from_topic: TopicValues<'_>,
+    now: Timestamp,
+    points: &mut Vec<Point>,
+) -> Result<(), PayloadError> {
+    let mut reserved = Reserved::default();
+    let mut seen = [false; RESERVED_FIELDS.len()];
+    for (key, raw) in &object.fields {
+        let Some(index) = RESERVED_FIELDS.iter().position(|f| *f == key.as_ref()) else {
+            continue;
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            return Err(duplicate(key));
+        }
+        let raw = Some(*raw).filter(|r| !is_null(r));
+        match index {
+            0 => reserved.device_id = raw,
+            1 => reserved.metric_name = raw,
+            2 => reserved.timestamp = raw,
+            _ => reserved.value = raw,
+        }
+    }
+
+    let device_id = match (reserved.device_id, from_topic.device_id) {
+        (Some(raw), in_topic) => {
+            let device_id = string_field("device_id", raw)?;
+            if let Some(in_topic) = in_topic.filter(|t| *t != device_id) {
+                return Err(PayloadError::new(
+                    RejectReason::TopicMismatch,
+                    format!(
+                        "device_id {} differs from {} in topic {}",
+                        quote(&format!("{device_id:?}")),
+                        quote(&format!("{in_topic:?}")),
+                        quote(&format!("{topic:?}"))
+                    ),
+                ));
+            }
+            device_id
+        }
+        (None, Some(in_topic)) => Cow::Borrowed(in_topic),
+        (None, None) => return Err(missing("device_id")),
+    };
+    let timestamp = match reserved.timestamp {
+        Some(raw) => timestamp_field(raw)?,
+        None => now,
+    };
+
+    if reserved.value.is_some() || reserved.metric_name.is_some() {
+        let (metric_name, source) = match (reserved.metric_name, from_topic.metric) {
+            (Some(raw), _) => (string_field("metric_name", raw)?, None),
+            (None, Some(in_topic)) => (Cow::Borrowed(in_topic), Some(topic)),
+            (None, None) => {
+                return Err(PayloadError::new(
+                    RejectReason::MissingField,
+                    format!(
+                        "metric_name: missing, and topic {} has no metric level to take it from",
+                        quote(&format!("{topic:?}"))
+                    ),
+                ))
+            }
+        };
+        let series = series_key(&device_id, &metric_name, source)?;
+        let value = match reserved.value {
+            Some(raw) => value_field("value", raw)?,
+            None => return Err(missing("value")),
+        };
+        push(points, series, timestamp, value)?;
+        return Ok(());
+    }
+
+    let before = points.len();
+    let mut metrics: Vec<&str> = Vec::new();
+    for (key, raw) in &object.fields {
+        if RESERVED_FIELDS.contains(&key.as_ref()) || !is_reading(raw) {
+            continue;
+        }
+        metrics.push(key.as_ref());
+        let value = value_field(key, raw)?;
+        let series = series_key(&device_id, key, None)?;
+        push(points, series, timestamp, value)?;
+    }
+    if points.len() == before {
+        return Err(PayloadError::new(
+            RejectReason::MissingField,
+            "value: missing, and no other field holds a number to store as a metric",
+        ));
+    }
+    metrics.sort_unstable();
+    if let Some(pair) = metrics.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(duplicate(pair[0]));
+    }
+    Ok(())
+}
+
+/// Adds one reading, refusing the one over [`MAX_READINGS_PER_MESSAGE`].
+fn push(
+    points: &mut Vec<Point>,
+    series: SeriesKey,
+    timestamp: Timestamp,
+    value: f64,
+) -> Result<(), PayloadError> {
+    if points.len() >= MAX_READINGS_PER_MESSAGE {
+        return Err(too_many(points.len() + 1));
+    }
+    points.push(Point {
+        series,
+        timestamp,
+        value,
+    });
+    Ok(())
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// A multi-field value that is a reading: a number or a boolean.
+fn is_reading(raw: &RawValue) -> bool {
+    matches!(
+        raw.get().as_bytes().first(),
+        Some(b'-' | b'0'..=b'9' | b't' | b'f')
+    )
+}
+
+fn duplicate(field: &str) -> PayloadError {
+    PayloadError::new(
+        RejectReason::WrongType,
+        format!("payload: duplicate field `{}`", quote(field)),
+    )
 }
 
 fn not_json(e: &serde_json::Error) -> PayloadError {
@@ -255,7 +534,7 @@ fn missing(field: &str) -> PayloadError {
 fn wrong_type(field: &str, expected: &str, raw: &str) -> PayloadError {
     PayloadError::new(
         RejectReason::WrongType,
-        format!("{field}: expected {expected}, found {}", kind(raw)),
+        format!("{}: expected {expected}, found {}", quote(field), kind(raw)),
     )
 }
 
@@ -307,40 +586,97 @@ fn number_field(field: &str, raw: &RawValue) -> Result<f64, PayloadError> {
         Some(b'-' | b'0'..=b'9') => text
             .parse::<f64>()
             .map_err(|e| PayloadError::new(RejectReason::NotJson, format!("{field}: {e}"))),
-        _ => Err(wrong_type(field, "a number", text)),
+        _ => Err(wrong_type(field, "a number or a boolean", text)),
     }
 }
 
-fn timestamp_field(raw: &RawValue) -> Result<Timestamp, PayloadError> {
-    let seconds = number_field("timestamp", raw)?;
-    let bad = || {
-        PayloadError::new(
-            RejectReason::BadTimestamp,
+/// A reading's value: a finite number, or a boolean as 1 / 0.
+fn value_field(field: &str, raw: &RawValue) -> Result<f64, PayloadError> {
+    let value = match raw.get() {
+        "true" => return Ok(1.0),
+        "false" => return Ok(0.0),
+        _ => number_field(field, raw)?,
+    };
+    if !value.is_finite() {
+        return Err(PayloadError::new(
+            RejectReason::NonFiniteValue,
             format!(
-                "timestamp: {} is not unix seconds in 1970..2200 \
-                 (seconds are expected, not milliseconds or nanoseconds)",
+                "{}: {} is not a finite number",
+                quote(field),
                 quote(raw.get())
             ),
-        )
-    };
-    if !(0.0..MAX_TIMESTAMP_SECONDS).contains(&seconds) {
-        return Err(bad());
+        ));
     }
-    Timestamp::from_unix_seconds(seconds).map_err(|_| bad())
+    Ok(value)
 }
 
-/// The metric name carried by the topic: its last level (`iot/sensors/temperature`).
-fn metric_from_topic(topic: &str) -> Result<&str, PayloadError> {
-    match topic.rsplit('/').next() {
-        Some(level) if !level.is_empty() => Ok(level),
-        _ => Err(PayloadError::new(
-            RejectReason::MissingField,
-            format!(
-                "metric_name: missing, and topic {} has no last level to take it from",
-                quote(&format!("{topic:?}"))
-            ),
-        )),
+fn bad_timestamp(raw: &RawValue, why: &str) -> PayloadError {
+    PayloadError::new(
+        RejectReason::BadTimestamp,
+        format!("timestamp: {} {why}", quote(raw.get())),
+    )
+}
+
+/// A timestamp: a number whose unit goes by its magnitude, or an RFC 3339 string.
+fn timestamp_field(raw: &RawValue) -> Result<Timestamp, PayloadError> {
+    let text = raw.get();
+    let millis = match text.as_bytes().first() {
+        Some(b'"') => {
+            let inner = string_field("timestamp", raw)?;
+            parse_rfc3339_millis(&inner).map_err(|why| {
+                bad_timestamp(raw, &format!("is not an RFC 3339 date-time: {why}"))
+            })?
+        }
+        Some(b'-') => {
+            return Err(bad_timestamp(raw, "is negative: before 1970"));
+        }
+        Some(b'0'..=b'9') => number_millis(raw)?,
+        _ => {
+            return Err(wrong_type(
+                "timestamp",
+                "a number or an RFC 3339 string",
+                text,
+            ))
+        }
+    };
+    if let Some(why) = calendar_error(millis) {
+        return Err(PayloadError::new(
+            RejectReason::BadTimestamp,
+            format!("timestamp: {}: {why}", quote(text)),
+        ));
     }
+    Ok(Timestamp(millis))
+}
+
+/// A non-negative JSON number as unix milliseconds, its unit chosen by magnitude. Integers
+/// are read exactly (nanoseconds exceed f64's 53 bits); other numbers as f64, rounded to
+/// the millisecond.
+fn number_millis(raw: &RawValue) -> Result<i64, PayloadError> {
+    let text = raw.get();
+    let out_of_range = || bad_timestamp(raw, "is out of range");
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u128 = text.parse().map_err(|_| out_of_range())?;
+        let millis = match n {
+            _ if n < SECONDS_BELOW => n * 1000,
+            _ if n < MILLIS_BELOW => n,
+            _ if n < MICROS_BELOW => n / 1000,
+            _ => n / 1_000_000,
+        };
+        return i64::try_from(millis).map_err(|_| out_of_range());
+    }
+    let x = number_field("timestamp", raw)?;
+    if !x.is_finite() {
+        return Err(out_of_range());
+    }
+    let seconds = match x {
+        _ if x < SECONDS_BELOW as f64 => x,
+        _ if x < MILLIS_BELOW as f64 => x / 1e3,
+        _ if x < MICROS_BELOW as f64 => x / 1e6,
+        _ => x / 1e9,
+    };
+    Timestamp::from_unix_seconds(seconds)
+        .map(|t| t.0)
+        .map_err(|_| out_of_range())
 }
 
 /// Builds the series key, classifying id problems as empty or invalid. `topic` is set when
@@ -396,22 +732,39 @@ mod tests {
     const TOPIC: &str = "iot/sensors/temperature";
     const NOW: Timestamp = Timestamp(1_720_000_000_000);
 
-    fn parse(topic: &str, payload: &str) -> Result<Point, PayloadError> {
+    fn parse(topic: &str, payload: &str) -> Result<Vec<Point>, PayloadError> {
         parse_mqtt_payload_at(topic, payload.as_bytes(), NOW)
     }
 
-    fn accepted(topic: &str, payload: &str) -> Point {
+    /// Every reading of an accepted payload.
+    fn accepted_all(topic: &str, payload: &str) -> Vec<Point> {
         match parse(topic, payload) {
-            Ok(point) => point,
+            Ok(points) => points,
             Err(e) => panic!("{payload} was rejected: {e}"),
         }
     }
 
+    /// The one reading of an accepted payload.
+    fn accepted(topic: &str, payload: &str) -> Point {
+        let mut points = accepted_all(topic, payload);
+        assert_eq!(points.len(), 1, "{payload}: {points:?}");
+        points.remove(0)
+    }
+
     fn rejected(topic: &str, payload: &str) -> PayloadError {
         match parse(topic, payload) {
-            Ok(point) => panic!("{payload} was accepted as {point:?}"),
+            Ok(points) => panic!("{payload} was accepted as {points:?}"),
             Err(e) => e,
         }
+    }
+
+    fn in_layouts(
+        templates: &[&str],
+        topic: &str,
+        payload: &str,
+    ) -> Result<Vec<Point>, PayloadError> {
+        let layouts = TopicLayouts::parse(templates).unwrap();
+        parse_mqtt_message(&layouts, topic, payload.as_bytes(), NOW)
     }
 
     fn point(device: &str, metric: &str, millis: i64, value: f64) -> Point {
@@ -429,6 +782,198 @@ mod tests {
             r#"{"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}"#,
         );
         assert_eq!(p, point("sensor_1", "temperature", 1_710_000_000_000, 24.2));
+    }
+
+    #[test]
+    fn an_array_gives_one_reading_per_element_in_order() {
+        let points = accepted_all(
+            TOPIC,
+            r#"[{"device_id":"a","timestamp":1,"value":1},
+                {"device_id":"b","metric_name":"humidity","timestamp":2,"value":2},
+                {"device_id":"c","timestamp":3,"t1":3,"t2":4}]"#,
+        );
+        assert_eq!(
+            points,
+            vec![
+                point("a", "temperature", 1000, 1.0),
+                point("b", "humidity", 2000, 2.0),
+                point("c", "t1", 3000, 3.0),
+                point("c", "t2", 3000, 4.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_bad_element_rejects_the_whole_array_naming_it() {
+        let e = rejected(
+            TOPIC,
+            r#"[{"device_id":"a","value":1},{"device_id":"b","value":"x"}]"#,
+        );
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.starts_with("element 1: value"), "{}", e.detail);
+        let e = rejected(TOPIC, r#"[{"device_id":"a","value":1},{"value":1}]"#);
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert_eq!(e.detail, "element 1: device_id: missing");
+    }
+
+    #[test]
+    fn an_empty_array_is_missing_field() {
+        let e = rejected(TOPIC, " [ ] ");
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.contains("empty array"), "{}", e.detail);
+    }
+
+    #[test]
+    fn readings_per_message_are_bounded() {
+        let element = r#"{"device_id":"d","value":1}"#;
+        let at_limit = format!("[{}]", vec![element; MAX_READINGS_PER_MESSAGE].join(","));
+        assert_eq!(
+            accepted_all(TOPIC, &at_limit).len(),
+            MAX_READINGS_PER_MESSAGE
+        );
+        let over = format!(
+            "[{}]",
+            vec![element; MAX_READINGS_PER_MESSAGE + 1].join(",")
+        );
+        assert_eq!(rejected(TOPIC, &over).reason, RejectReason::TooManyReadings);
+        // Counted in readings, not elements: 5001 elements of two fields each.
+        let pair = r#"{"device_id":"d","a":1,"b":2}"#;
+        let over = format!(
+            "[{}]",
+            vec![pair; MAX_READINGS_PER_MESSAGE / 2 + 1].join(",")
+        );
+        let e = rejected(TOPIC, &over);
+        assert_eq!(e.reason, RejectReason::TooManyReadings);
+        assert!(e.detail.contains("10000-reading limit"), "{}", e.detail);
+    }
+
+    #[test]
+    fn multi_field_object_gives_one_reading_per_numeric_field() {
+        let points = accepted_all(
+            "iot/sensors/env",
+            r#"{"device_id":"d1","timestamp":1710000000,"temperature":21.5,"humidity":40,
+                "unit":"C","room":"lab","note":null,"nested":{"x":1},"list":[1,2]}"#,
+        );
+        assert_eq!(
+            points,
+            vec![
+                point("d1", "temperature", 1_710_000_000_000, 21.5),
+                point("d1", "humidity", 1_710_000_000_000, 40.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn booleans_are_stored_as_one_and_zero() {
+        let points = accepted_all(TOPIC, r#"{"device_id":"d","door_open":true,"alarm":false}"#);
+        assert_eq!(
+            points.iter().map(|p| p.value).collect::<Vec<_>>(),
+            [1.0, 0.0]
+        );
+        assert_eq!(
+            accepted(TOPIC, r#"{"device_id":"d","value":true}"#).value,
+            1.0
+        );
+        assert_eq!(
+            accepted(TOPIC, r#"{"device_id":"d","value":false}"#).value,
+            0.0
+        );
+    }
+
+    #[test]
+    fn value_makes_the_single_shape_and_other_numbers_are_ignored() {
+        let p = accepted(
+            TOPIC,
+            r#"{"device_id":"d","value":1,"battery":87,"rssi":-60}"#,
+        );
+        assert_eq!(p, point("d", "temperature", NOW.0, 1.0));
+    }
+
+    #[test]
+    fn multi_field_names_must_be_valid_metric_names_and_unique() {
+        let e = rejected(TOPIC, r#"{"device_id":"d","a|b":1}"#);
+        assert_eq!(e.reason, RejectReason::InvalidId);
+        assert!(e.detail.starts_with("metric_name \"a|b\""), "{}", e.detail);
+        let e = rejected(TOPIC, r#"{"device_id":"d","t":1,"t":2}"#);
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.contains("duplicate field `t`"), "{}", e.detail);
+        let e = rejected(TOPIC, r#"{"device_id":"d","t":1e400}"#);
+        assert_eq!(e.reason, RejectReason::NonFiniteValue);
+        assert!(e.detail.starts_with("t:"), "{}", e.detail);
+        let e = rejected(TOPIC, r#"{"device_id":"d","unit":"C"}"#);
+        assert_eq!(e.reason, RejectReason::MissingField);
+    }
+
+    #[test]
+    fn null_then_value_is_still_a_duplicate() {
+        let e = rejected(TOPIC, r#"{"device_id":"d","value":null,"value":2}"#);
+        assert_eq!(e.reason, RejectReason::WrongType);
+    }
+
+    #[test]
+    fn topic_matching_no_layout_is_rejected_and_never_stored() {
+        for topic in [
+            "iot/sensors/temperature/room1",
+            "iot/sensors",
+            "elsewhere/temperature",
+            "",
+        ] {
+            let e = rejected(
+                topic,
+                r#"{"device_id":"d","metric_name":"temperature","value":1}"#,
+            );
+            assert_eq!(e.reason, RejectReason::Topic, "{topic:?}");
+            assert!(e.detail.contains("iot/sensors/{metric}"), "{}", e.detail);
+        }
+    }
+
+    #[test]
+    fn device_id_comes_from_the_topic_when_the_payload_lacks_it() {
+        let layout = ["iot/{device_id}/{metric}"];
+        let points = in_layouts(&layout, "iot/d7/humidity", r#"{"timestamp":1,"value":40}"#);
+        assert_eq!(points, Ok(vec![point("d7", "humidity", 1000, 40.0)]));
+        let points = in_layouts(
+            &layout,
+            "iot/d7/env",
+            r#"[{"timestamp":1,"t":1,"h":2},{"device_id":"d7","timestamp":2,"value":3}]"#,
+        );
+        assert_eq!(
+            points,
+            Ok(vec![
+                point("d7", "t", 1000, 1.0),
+                point("d7", "h", 1000, 2.0),
+                point("d7", "env", 2000, 3.0),
+            ])
+        );
+    }
+
+    #[test]
+    fn device_id_in_payload_and_topic_must_agree() {
+        let layout = ["iot/{device_id}/{metric}"];
+        let same = in_layouts(&layout, "iot/d7/t", r#"{"device_id":"d7","value":1}"#);
+        assert_eq!(same, Ok(vec![point("d7", "t", NOW.0, 1.0)]));
+        let e = in_layouts(&layout, "iot/d7/t", r#"{"device_id":"d8","value":1}"#).unwrap_err();
+        assert_eq!(e.reason, RejectReason::TopicMismatch);
+        assert!(
+            e.detail.contains("\"d8\" differs from \"d7\""),
+            "{}",
+            e.detail
+        );
+    }
+
+    #[test]
+    fn a_layout_without_device_or_metric_needs_them_in_the_payload() {
+        let layout = ["plant/{device_id}"];
+        let e = in_layouts(&layout, "plant/p1", r#"{"value":1}"#).unwrap_err();
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.starts_with("metric_name: missing"), "{}", e.detail);
+        let ok = in_layouts(&layout, "plant/p1", r#"{"metric_name":"rpm","value":1}"#);
+        assert_eq!(ok, Ok(vec![point("p1", "rpm", NOW.0, 1.0)]));
+        let e = in_layouts(&["plant/{metric}"], "plant/rpm", r#"{"value":1}"#).unwrap_err();
+        assert_eq!(
+            e,
+            PayloadError::new(RejectReason::MissingField, "device_id: missing")
+        );
     }
 
     #[test]
@@ -470,7 +1015,7 @@ mod tests {
     fn default_now_is_the_wall_clock() {
         let before = now();
         let p = parse_mqtt_payload(TOPIC, br#"{"device_id":"d","value":1}"#).unwrap();
-        assert!(p.timestamp >= before && p.timestamp <= now());
+        assert!(p[0].timestamp >= before && p[0].timestamp <= now());
     }
 
     #[test]
@@ -482,20 +1027,91 @@ mod tests {
         assert_eq!(p.timestamp, Timestamp(1_710_000_000_123));
     }
 
+    fn stamped(timestamp: &str) -> Result<Timestamp, PayloadError> {
+        parse(
+            TOPIC,
+            &format!(r#"{{"device_id":"d","timestamp":{timestamp},"value":1}}"#),
+        )
+        .map(|p| p[0].timestamp)
+    }
+
     #[test]
-    fn timestamp_bounds_are_1970_inclusive_and_2200_exclusive() {
-        let p = accepted(TOPIC, r#"{"device_id":"d","timestamp":0,"value":1}"#);
-        assert_eq!(p.timestamp, Timestamp(0));
-        let p = accepted(
-            TOPIC,
-            r#"{"device_id":"d","timestamp":7258118399.999,"value":1}"#,
+    fn timestamp_unit_goes_by_magnitude() {
+        let second = 1_710_000_000_000;
+        for (text, millis) in [
+            ("0", 0),
+            ("1710000000", second),
+            ("10000000000", 10_000_000_000),
+            ("1710000000123", second + 123),
+            ("9000000000000", 9_000_000_000_000),
+            ("10000000000000", 10_000_000_000),
+            ("1710000000123456", second + 123),
+            ("9000000000000999", 9_000_000_000_000),
+            ("10000000000000000", 10_000_000_000),
+            ("1710000000123456789", second + 123),
+            ("1710000000.5", second + 500),
+            ("1710000000123.4", second + 123),
+            ("1.710000000123e12", second + 123),
+            ("1.710000000123456e15", second + 123),
+            ("1.7100000001234568e18", second + 123),
+        ] {
+            assert_eq!(stamped(text), Ok(Timestamp(millis)), "{text}");
+        }
+    }
+
+    #[test]
+    fn timestamp_bounds_are_1970_to_2262() {
+        assert_eq!(stamped("0"), Ok(Timestamp(0)));
+        // 2262-04-11T23:47:16.854Z, the last i64 nanosecond, as nanoseconds.
+        assert_eq!(
+            stamped("9223372036854775807"),
+            Ok(Timestamp(crate::ingest::timestamp::LATEST_MS))
         );
-        assert_eq!(p.timestamp, Timestamp(7_258_118_399_999));
-        let e = rejected(
-            TOPIC,
-            r#"{"device_id":"d","timestamp":7258118400,"value":1}"#,
+        for text in [
+            "-1",
+            "-1710000000",
+            "9999999999",
+            "1e400",
+            "9223372036854775808000",
+            "99999999999999999999999999999999999999999999",
+            r#""1969-12-31T23:59:59Z""#,
+        ] {
+            let e = stamped(text).unwrap_err();
+            assert_eq!(e.reason, RejectReason::BadTimestamp, "{text}: {}", e.detail);
+            assert!(e.detail.starts_with("timestamp"), "{}", e.detail);
+        }
+    }
+
+    #[test]
+    fn rfc3339_timestamps_are_read_with_offsets_and_fractions() {
+        let ten = Timestamp(1_796_292_000_000);
+        assert_eq!(stamped(r#""2026-12-03T10:00:00Z""#), Ok(ten));
+        assert_eq!(stamped(r#""2026-12-03T11:00:00+01:00""#), Ok(ten));
+        assert_eq!(
+            stamped(r#""2026-12-03T10:00:00.250Z""#),
+            Ok(Timestamp(ten.0 + 250))
         );
-        assert_eq!(e.reason, RejectReason::BadTimestamp);
+        assert_eq!(stamped(r#""2026-12-03T10:00:00Z""#), Ok(ten));
+    }
+
+    #[test]
+    fn bad_timestamp_strings_say_why() {
+        for text in [
+            r#""1710000000""#,
+            r#""2026-12-03""#,
+            r#""2026-02-30T10:00:00Z""#,
+            r#""2026-12-03T10:00:00""#,
+            r#""yesterday""#,
+            r#""""#,
+        ] {
+            let e = stamped(text).unwrap_err();
+            assert_eq!(e.reason, RejectReason::BadTimestamp, "{text}");
+            assert!(e.detail.contains("RFC 3339"), "{}", e.detail);
+        }
+        for text in ["true", "[1]", "{}"] {
+            let e = stamped(text).unwrap_err();
+            assert_eq!(e.reason, RejectReason::WrongType, "{text}");
+        }
     }
 
     #[test]
@@ -545,7 +1161,7 @@ mod tests {
     fn oversize_payload_is_rejected_before_parsing() {
         let e = rejected(TOPIC, &" ".repeat(MAX_PAYLOAD_BYTES + 1));
         assert_eq!(e.reason, RejectReason::Oversize);
-        assert!(e.detail.contains("16385 bytes"), "{}", e.detail);
+        assert!(e.detail.contains("1048577 bytes"), "{}", e.detail);
     }
 
     #[test]
@@ -576,7 +1192,11 @@ mod tests {
     #[test]
     fn non_object_json_is_wrong_type() {
         for (payload, found) in [
-            ("[\"d\",\"t\",1,2]", "an array"),
+            (
+                "[\"d\",\"t\",1,2]",
+                "element 0: expected an object, found a string",
+            ),
+            ("[[{}]]", "element 0: expected an object, found an array"),
             ("42", "a number 42"),
             ("\"text\"", "a string"),
             ("null", "null"),
@@ -593,7 +1213,7 @@ mod tests {
         assert_eq!(e.reason, RejectReason::WrongType);
         assert_eq!(
             e.detail,
-            r#"value: expected a number, found a string "23.5""#
+            r#"value: expected a number or a boolean, found a string "23.5""#
         );
     }
 
@@ -605,13 +1225,9 @@ mod tests {
                 r#"{"device_id":"d","metric_name":true,"value":1}"#,
                 "metric_name",
             ),
-            (
-                r#"{"device_id":"d","timestamp":"1710000000","value":1}"#,
-                "timestamp",
-            ),
             (r#"{"device_id":"d","value":[1]}"#, "value"),
             (r#"{"device_id":"d","value":{"v":1}}"#, "value"),
-            (r#"{"device_id":"d","value":false}"#, "value"),
+            (r#"{"device_id":"d","value":"1"}"#, "value"),
         ] {
             let e = rejected(TOPIC, payload);
             assert_eq!(e.reason, RejectReason::WrongType, "{payload}");
@@ -633,6 +1249,9 @@ mod tests {
         assert_eq!(e.detail, "device_id: missing");
         let e = rejected(TOPIC, r#"{"device_id":"d"}"#);
         assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.starts_with("value: missing"), "{}", e.detail);
+        let e = rejected(TOPIC, r#"{"device_id":"d","metric_name":"m"}"#);
+        assert_eq!(e.reason, RejectReason::MissingField);
         assert_eq!(e.detail, "value: missing");
         let e = rejected(TOPIC, r#"{"device_id":null,"value":1}"#);
         assert_eq!(e.reason, RejectReason::MissingField);
@@ -640,11 +1259,9 @@ mod tests {
 
     #[test]
     fn metric_name_missing_from_payload_and_topic_is_missing_field() {
-        for topic in ["iot/sensors/", ""] {
-            let e = rejected(topic, r#"{"device_id":"d","value":1}"#);
-            assert_eq!(e.reason, RejectReason::MissingField, "{topic:?}");
-            assert!(e.detail.starts_with("metric_name"), "{}", e.detail);
-        }
+        let e = rejected("iot/sensors/", r#"{"device_id":"d","value":1}"#);
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.starts_with("metric_name"), "{}", e.detail);
     }
 
     #[test]
@@ -699,16 +1316,11 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_not_in_seconds_are_bad_timestamp() {
-        for text in ["1710000000000", "1710000000000000000", "-1", "1e400"] {
-            let e = rejected(
-                TOPIC,
-                &format!(r#"{{"device_id":"d","timestamp":{text},"value":1}}"#),
-            );
-            assert_eq!(e.reason, RejectReason::BadTimestamp, "{text}");
-            assert!(e.detail.starts_with("timestamp"), "{}", e.detail);
-            assert!(e.detail.contains("seconds are expected"), "{}", e.detail);
-        }
+    fn timestamps_before_1970_say_so() {
+        let e = stamped("-1").unwrap_err();
+        assert!(e.detail.contains("before 1970"), "{}", e.detail);
+        let e = stamped(r#""1960-01-01T00:00:00Z""#).unwrap_err();
+        assert!(e.detail.contains("before 1970"), "{}", e.detail);
     }
 
     #[test]
@@ -747,6 +1359,16 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_topics_and_layouts_never_panic(
+            topic in "[a-z0-9/{}+#_]{0,30}",
+            payload in r#"[{}\[\]":,0-9a-z_.\-]{0,80}"#,
+        ) {
+            let layouts = TopicLayouts::parse(&["iot/{device_id}/{metric}", "a/{metric}"]).unwrap();
+            let _ = parse_mqtt_message(&layouts, &topic, payload.as_bytes(), NOW);
+            let _ = parse_mqtt_message(&layouts, "iot/d/m", payload.as_bytes(), NOW);
+        }
+
+        #[test]
         fn json_like_text_never_panics(payload in r#"[{}\[\]":,0-9a-z_.eE+\-\\ |\u{0}-\u{1f}é]{0,120}"#) {
             let _ = parse_mqtt_payload_at(TOPIC, payload.as_bytes(), NOW);
         }
@@ -766,7 +1388,7 @@ mod tests {
                 value,
             );
             let p = parse_mqtt_payload_at(TOPIC, payload.as_bytes(), NOW).unwrap();
-            prop_assert_eq!(p, point(&device, &metric, millis, value));
+            prop_assert_eq!(p, vec![point(&device, &metric, millis, value)]);
         }
     }
 }

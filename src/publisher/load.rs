@@ -1,6 +1,7 @@
 //! Load generation: a large simulated fleet published at a target rate for a fixed time,
-//! with a progress line every [`PROGRESS_EVERY`] so a long run shows it is alive and
-//! whether the broker keeps up (acked close behind sent).
+//! with a progress line every [`PROGRESS_EVERY`](super::progress::PROGRESS_EVERY) (ETA: the
+//! time left of `--duration`) so a long run shows it is alive and whether the broker keeps
+//! up (acked close behind sent).
 
 use crate::error::Result;
 use crate::log_info;
@@ -9,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::mqtt::MqttPublisher;
 use super::pacing::{Pacer, Until};
+use super::progress::{Goal, Progress};
 use super::reading::unix_now;
 use super::simulator::Fleet;
-
-/// How often a load run prints its progress (to stderr).
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// A load run's shape.
 #[derive(Clone, Debug)]
@@ -37,20 +36,14 @@ pub fn generate_load(
     let end = start + settings.duration;
     let until = Until::stopped_or(stop, Some(end));
     let mut pacer = Pacer::per_second(settings.rate, start);
-    let mut next_progress = start + PROGRESS_EVERY;
+    let mut progress = Progress::new("load", "points", start, Goal::At(end));
     let mut published = 0u64;
     loop {
         let now = Instant::now();
-        if now >= next_progress && now < end {
-            let d = publisher.delivery();
-            let elapsed = now.duration_since(start).as_secs_f64();
-            log_info!(
-                "progress: sent={} acked={} elapsed={elapsed:.1}s rate={:.0}/s",
-                d.sent,
-                d.acked,
-                d.sent as f64 / elapsed
-            );
-            next_progress += PROGRESS_EVERY;
+        if now < end {
+            if let Some(line) = progress.tick(now, published, publisher.delivery()) {
+                log_info!("{line}");
+            }
         }
         if !pacer.wait(&until) {
             break;

@@ -35,6 +35,7 @@ pub mod config;
 pub mod load;
 pub mod mqtt;
 pub mod pacing;
+pub mod progress;
 pub mod reading;
 pub mod replay;
 pub mod serial;

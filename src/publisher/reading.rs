@@ -117,8 +117,10 @@ mod tests {
     fn payload_is_accepted_by_the_server_parser() {
         let r = reading(1710000000.123, -3.25);
         let json = r.to_json();
-        let point = payload::parse_mqtt_payload("iot/sensors/temperature", json.as_bytes())
+        let points = payload::parse_mqtt_payload("iot/sensors/temperature", json.as_bytes())
             .expect("server accepts the payload");
+        assert_eq!(points.len(), 1);
+        let point = &points[0];
         assert_eq!(point.value, -3.25);
         assert_eq!(point.series.device_id(), "sensor_1");
     }

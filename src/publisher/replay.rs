@@ -12,8 +12,12 @@
 //! 3. Fields are separated by `,`; a field may be double-quoted (`"a,b"`, `""` for a quote).
 //!    Blank lines are skipped.
 //!
-//! A bad row is reported with its line number and skipped; the run goes on.
+//! A bad row is reported with its line number and skipped; the run goes on. Every
+//! [`PROGRESS_EVERY`](super::progress::PROGRESS_EVERY) a progress line gives the rows done
+//! of the file's total (counted by a first pass over the file, which costs one read of
+//! it) and an ETA.
 
+use crate::civil::parse_rfc3339_millis;
 use crate::error::{Error, Result};
 use crate::{log_info, log_warn};
 use std::io::BufRead;
@@ -23,6 +27,7 @@ use std::time::Instant;
 
 use super::mqtt::MqttPublisher;
 use super::pacing::{Pacer, Until};
+use super::progress::{Goal, Progress};
 use super::reading::Reading;
 use super::REPORT_EVERY;
 use crate::throttle::Throttle;
@@ -178,59 +183,26 @@ pub fn parse_timestamp(raw: &str) -> std::result::Result<f64, String> {
     })
 }
 
+/// RFC 3339 through [`parse_rfc3339_millis`], the server's parser, as unix seconds; a
+/// date-time without a zone is read as UTC (spreadsheets often export it so).
 fn parse_rfc3339(raw: &str) -> Option<f64> {
-    let b = raw.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| raw.get(r)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &raw[19..];
-    let mut fraction = 0.0;
-    if let Some(after_dot) = rest.strip_prefix('.') {
-        let digits = after_dot.len()
-            - after_dot
-                .trim_start_matches(|c: char| c.is_ascii_digit())
-                .len();
-        if digits == 0 {
-            return None;
-        }
-        fraction = format!("0.{}", &after_dot[..digits]).parse().ok()?;
-        rest = &after_dot[digits..];
-    }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        zone => {
-            let sign = match zone.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let (h, m) = zone[1..].split_once(':')?;
-            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(seconds as f64 + fraction)
+    let millis = parse_rfc3339_millis(raw)
+        .or_else(|_| parse_rfc3339_millis(&format!("{raw}Z")))
+        .ok()?;
+    Some(millis as f64 / 1000.0)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Lines of `path` after the header that are not blank: the rows a replay will read.
+fn count_data_lines(path: &Path) -> Result<u64> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut rows = 0u64;
+    for line in std::io::BufReader::new(file).split(b'\n').skip(1) {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            rows += 1;
+        }
+    }
+    Ok(rows)
 }
 
 /// What a replay did.
@@ -267,8 +239,16 @@ pub fn replay_csv(
         path.display(),
         rate.map_or("full speed".to_string(), |r| format!("{r} rows/s"))
     );
+    let total_rows = count_data_lines(path)?;
     let mut counts = ReplayCounts::default();
-    let mut pacer = Pacer::per_second(rate, Instant::now());
+    let started = Instant::now();
+    let mut progress = Progress::new(
+        format!("replay {}", path.display()),
+        "rows",
+        started,
+        Goal::Items(total_rows),
+    );
+    let mut pacer = Pacer::per_second(rate, started);
     let mut trouble = Throttle::new(REPORT_EVERY);
     let until = Until::stopped(stop);
     for (index, line) in lines.enumerate() {
@@ -278,6 +258,9 @@ pub fn replay_csv(
             continue;
         }
         counts.rows += 1;
+        if let Some(line) = progress.tick(Instant::now(), counts.rows - 1, publisher.delivery()) {
+            log_info!("{line}");
+        }
         let reading = match layout.parse_row(&line) {
             Ok(r) => r,
             Err(e) => {
@@ -377,7 +360,13 @@ mod tests {
             1709208000.5
         );
         assert_eq!(parse_timestamp("1710000000.25").unwrap(), 1710000000.25);
+        assert_eq!(
+            parse_timestamp("2010-01-01T00:00:00").unwrap(),
+            1262304000.0,
+            "no zone: UTC"
+        );
         assert!(parse_timestamp("2024-13-01T00:00:00Z").is_err());
+        assert!(parse_timestamp("2010-01-01T00:00:00ZZ").is_err());
         assert!(parse_timestamp("yesterday").is_err());
     }
 }

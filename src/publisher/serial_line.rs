@@ -10,7 +10,14 @@
 //!    `{"temperature":23.45,"humidity":40.1}` (`device_id` and `timestamp` keep their meaning).
 //! 2. One pair, `metric:value` — `temperature:23.45`.
 //! 3. Pairs separated by commas, `key=value,key=value` — `humidity=40.1,light=312`, each a
-//!    metric (`:` is accepted in place of `=` too, and `;` in place of `,`).
+//!    metric (`:` is accepted in place of `=` too, and `;` in place of `,`). The key
+//!    `device_id` is not a metric: it names the device of every reading on the line
+//!    (`device_id=uno_7,temp=21.5`), as `--device_id` does for lines without it.
+//!
+//! In formats 2 and 3 (and in a JSON string value) a unit may follow the number, with or
+//! without a space: `Temperature: 25.0 C`, `temp=21.5C`, `rh=40 %`, `t=21.5 °C`. The unit is
+//! dropped, not stored: a unit is letters, `°`, `%` and `/` (`m/s`), so `21.5 x3` is still
+//! refused as not a number.
 //!
 //! An empty line, or one starting with `#`, is a comment and yields nothing, so a sketch can
 //! print banners. Anything else is an error that names the problem; the caller reports it
@@ -56,6 +63,7 @@ pub fn parse_serial_line(line: &str) -> Result<Vec<LineReading>, String> {
         return parse_json_line(line);
     }
     let mut readings = Vec::new();
+    let mut device_id: Option<String> = None;
     for pair in line.split([',', ';']) {
         let pair = pair.trim();
         if pair.is_empty() {
@@ -64,6 +72,13 @@ pub fn parse_serial_line(line: &str) -> Result<Vec<LineReading>, String> {
         let (key, value) = pair
             .split_once(['=', ':'])
             .ok_or_else(|| format!("{pair:?} is not metric:value or key=value"))?;
+        if key.trim() == "device_id" {
+            if device_id.is_some() {
+                return Err("device_id given twice on the line".to_string());
+            }
+            device_id = Some(device_name(value)?);
+            continue;
+        }
         readings.push(LineReading {
             device_id: None,
             metric_name: metric_name(key)?,
@@ -73,6 +88,11 @@ pub fn parse_serial_line(line: &str) -> Result<Vec<LineReading>, String> {
     }
     if readings.is_empty() {
         return Err("no reading on the line".to_string());
+    }
+    if device_id.is_some() {
+        for reading in &mut readings {
+            reading.device_id.clone_from(&device_id);
+        }
     }
     Ok(readings)
 }
@@ -149,10 +169,33 @@ fn metric_name(raw: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-/// A number as a sketch prints it (`Serial.print(23.45)`); `nan`/`inf` (a failed sensor
-/// read) are refused.
+/// A `device_id=` value: non-empty, without `|` or control characters (the server's rules
+/// for a device id).
+fn device_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("empty device_id".to_string());
+    }
+    if name.chars().any(|c| c == '|' || c.is_control()) {
+        return Err(format!(
+            "device_id {name:?} may not hold '|' or control characters"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// A number as a sketch prints it (`Serial.print(23.45)`), optionally followed by a unit
+/// (dropped); `nan`/`inf` (a failed sensor read) are refused.
 fn number(metric: &str, raw: &str) -> Result<f64, String> {
-    let value: f64 = raw
+    let (digits, unit) = raw.split_at(number_prefix_len(raw));
+    let unit = unit.trim();
+    let is_unit = |c: char| c.is_alphabetic() || matches!(c, '°' | '%' | '/');
+    let text = if raw.parse::<f64>().is_ok() || unit.is_empty() || !unit.chars().all(is_unit) {
+        raw
+    } else {
+        digits.trim_end()
+    };
+    let value: f64 = text
         .parse()
         .map_err(|_| format!("{metric}: {raw:?} is not a number"))?;
     if !value.is_finite() {
@@ -161,6 +204,31 @@ fn number(metric: &str, raw: &str) -> Result<f64, String> {
         ));
     }
     Ok(value)
+}
+
+/// Bytes of `raw` that form a decimal number: sign, digits, fraction, and an exponent
+/// only when digits follow the `e` (so `21.5e` leaves `e` as a unit, not a broken number).
+fn number_prefix_len(raw: &str) -> usize {
+    let b = raw.as_bytes();
+    let digits_from = |mut at: usize| {
+        while b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    at = digits_from(at);
+    if b.get(at) == Some(&b'.') {
+        at = digits_from(at + 1);
+    }
+    if matches!(b.get(at), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(b.get(at + 1), Some(b'+' | b'-')));
+        let end = digits_from(at + 1 + sign);
+        if end > at + 1 + sign {
+            at = end;
+        }
+    }
+    at
 }
 
 fn json_number(field: &str, v: &Value) -> Result<f64, String> {
@@ -272,6 +340,60 @@ mod tests {
         let r = parse_serial_line(r#"{"temperature":23.4,"humidity":40}"#).unwrap();
         let names: Vec<_> = r.iter().map(|r| r.metric_name.as_str()).collect();
         assert_eq!(names, ["humidity", "temperature"]);
+    }
+
+    #[test]
+    fn device_id_pair_names_the_device_of_the_line() {
+        let r = parse_serial_line("device_id=uno_7, temp=21.5; rh:40").unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.device_id.as_deref() == Some("uno_7")));
+        assert_eq!((r[0].metric_name.as_str(), r[0].value), ("temp", 21.5));
+        let full = r[1].clone().complete("arduino_1", 1.0);
+        assert_eq!(full.device_id, "uno_7");
+        // Not a metric, and on its own no reading.
+        assert!(parse_serial_line("device_id=uno_7").is_err());
+        for bad in [
+            "device_id=,t=1",
+            "device_id=a|b,t=1",
+            "device_id=a,device_id=b,t=1",
+        ] {
+            assert!(parse_serial_line(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_unit_after_the_number_is_dropped() {
+        for (line, metric, value) in [
+            ("Temperature: 25.0 C", "Temperature", 25.0),
+            ("temp=21.5C", "temp", 21.5),
+            ("rh=40 %", "rh", 40.0),
+            ("t=21.5 °C", "t", 21.5),
+            ("wind=3.5m/s", "wind", 3.5),
+            ("p=1.0e3hPa", "p", 1000.0),
+            ("x=-2e", "x", -2.0),
+        ] {
+            assert_eq!(
+                parse_serial_line(line).unwrap(),
+                vec![one(metric, value)],
+                "{line}"
+            );
+        }
+        let r = parse_serial_line(r#"{"temperature":"25.0 C"}"#).unwrap();
+        assert_eq!(r[0].value, 25.0);
+    }
+
+    #[test]
+    fn a_unit_does_not_make_junk_a_number() {
+        for bad in [
+            "t=C",
+            "t=21.5 x3",
+            "t=21.5.3C",
+            "t= C 21",
+            "t=nanC",
+            "t=infinity",
+        ] {
+            assert!(parse_serial_line(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

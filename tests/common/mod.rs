@@ -392,6 +392,12 @@ impl Server {
     /// before this returns could be lost. Probes are stored like any reading: account for
     /// them with `self.count(PROBE_DEVICE, PROBE_METRIC)`.
     pub fn wait_subscribed(&self, broker: &Broker) {
+        self.wait_subscribed_on(broker, &format!("iot/sensors/{PROBE_METRIC}"));
+    }
+
+    /// [`Server::wait_subscribed`] with the probes published to `topic`, for a node whose
+    /// `--topic` layouts do not take `iot/sensors/probe`.
+    pub fn wait_subscribed_on(&self, broker: &Broker, topic: &str) {
         static NEXT_PROBE: AtomicU64 = AtomicU64::new(0);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut probe = Publisher::connect(broker, &format!("probe-{}", self.port));
@@ -399,7 +405,7 @@ impl Server {
         loop {
             let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
             probe.publish(
-                &format!("iot/sensors/{PROBE_METRIC}"),
+                topic,
                 format!(
                     r#"{{"device_id":"{PROBE_DEVICE}","metric_name":"{PROBE_METRIC}","timestamp":{},"value":{n}}}"#,
                     PROBE_BASE_SECONDS + n
@@ -713,7 +719,8 @@ impl Publisher {
         options
             .set_keep_alive(Duration::from_secs(10))
             .set_clean_session(clean_session)
-            .set_max_packet_size(1 << 20, 1 << 20);
+            // Room for a payload just over the server's 1 MiB limit, to see it rejected.
+            .set_max_packet_size(2 << 20, 2 << 20);
         let (client, mut connection) = Client::new(options, PUBLISH_QUEUE);
         let acked = Arc::new(AtomicUsize::new(0));
         let connection_errors = Arc::new(AtomicUsize::new(0));
