@@ -50,6 +50,11 @@ use std::time::{Duration, Instant};
 /// A batch is written once it holds this many messages.
 pub const BATCH_MAX_MESSAGES: usize = 500;
 
+/// ... or once its payloads add up to this many bytes (a message may be up to
+/// [`MAX_PAYLOAD_BYTES`](super::payload::MAX_PAYLOAD_BYTES), so a count alone would let a
+/// batch grow to hundreds of MiB) ...
+pub const BATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
+
 /// ... or once its first message is this old ...
 pub const BATCH_MAX_AGE: Duration = Duration::from_millis(5);
 
@@ -299,6 +304,7 @@ impl<'a> MqttReceiver<'a> {
         }
         quiet
             || self.batch.len() >= BATCH_MAX_MESSAGES
+            || self.batch.iter().map(|p| p.payload.len()).sum::<usize>() >= BATCH_MAX_BYTES
             || self
                 .batch_started
                 .is_some_and(|started| started.elapsed() >= BATCH_MAX_AGE)
