@@ -49,6 +49,7 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod log;
+pub mod metrics;
 pub mod mqtt_link;
 pub mod node;
 pub mod publisher;

@@ -5,6 +5,7 @@
 use crate::cluster::handoff::Hints;
 use crate::cluster::incarnation::IncarnationStore;
 use crate::cluster::membership::{Member, MemberState};
+use crate::cluster::repair::RepairReport;
 use crate::cluster::secret::{unix_now_ms, ClusterTrust};
 use crate::cluster::stale::StaleData;
 use crate::cluster::tombstones::Tombstones;
@@ -12,10 +13,12 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::auth::TokenTable;
 use crate::http::listener::HttpStats;
+use crate::http::router::RequestLatency;
 use crate::ingest::stats::IngestStats;
 use crate::live::Hub;
 use crate::mqtt_link::TrustedCa;
 use crate::storage::Engine;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +43,36 @@ pub struct Node {
     pub http: Arc<HttpStats>,
     /// Data set aside at this start because the node was down past the tombstone grace.
     pub stale_data: Option<StaleData>,
+    /// How long each endpoint takes to answer.
+    pub request_latency: RequestLatency,
+    /// What the repair rounds did since start.
+    pub repair: RepairStats,
+}
+
+/// Totals of the repair rounds since start (for `/debug/metrics`).
+#[derive(Debug, Default)]
+pub struct RepairStats {
+    pub rounds: AtomicU64,
+    pub points_pulled: AtomicU64,
+    pub points_handed_over: AtomicU64,
+    pub tombstones_learned: AtomicU64,
+    /// Peers a round could not reach or read, summed over rounds.
+    pub peer_failures: AtomicU64,
+}
+
+impl RepairStats {
+    /// Adds one round's report.
+    pub fn record(&self, report: &RepairReport) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+        self.points_pulled
+            .fetch_add(report.pulled, Ordering::Relaxed);
+        self.points_handed_over
+            .fetch_add(report.handed_over, Ordering::Relaxed);
+        self.tombstones_learned
+            .fetch_add(report.tombstones_learned as u64, Ordering::Relaxed);
+        self.peer_failures
+            .fetch_add(report.failed_peers.len() as u64, Ordering::Relaxed);
+    }
 }
 
 impl Node {
@@ -85,6 +118,8 @@ impl Node {
             hub: Hub::new(),
             http: Arc::default(),
             stale_data: None,
+            request_latency: RequestLatency::default(),
+            repair: RepairStats::default(),
         })
     }
 }

@@ -274,7 +274,8 @@ fn repair(node: &Node, shutdown_rx: &Receiver<()>) {
         select! {
             recv(shutdown_rx) -> _ => return,
             recv(ticker) -> _ => {
-                repair_round(node);
+                let report = repair_round(node);
+                node.repair.record(&report);
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
 use crate::ingest::line_protocol::{parse_body, ParsedBody, Precision};
 use crate::ingest::route::store_everywhere;
-use crate::ingest::stats::BrokerState;
+use crate::ingest::stats::{BrokerState, Source};
 use crate::node::Node;
 use crate::query::combine::{delete_everywhere, fullest_replica, union_of, DeleteAnswer};
 use crate::query::read::{self, AggregateRequest, ListingAnswer, ReplicaAnswer, SamplesRequest};
@@ -181,6 +181,220 @@ pub fn metrics(node: &Node, query: &str) -> Answer {
         None => "/metrics?local=1".to_string(),
     };
     listing(node, &path, &|| Ok(local()))
+}
+
+/// `GET /debug/metrics`: this node's metrics in the Prometheus text format, for Prometheus
+/// (or vmagent, Telegraf's prometheus input) to scrape. Names start with `minitrue_`;
+/// counters end in `_total`, latencies are histograms in seconds.
+pub fn debug_metrics(node: &Node) -> Answer {
+    use crate::metrics::{Exposition, Kind};
+    let mut e = Exposition::default();
+    let stats = node.engine.stats();
+    e.family(
+        "minitrue_ingest_accepted_total",
+        Kind::Counter,
+        "Readings accepted, by where they came in.",
+    );
+    for source in Source::ALL {
+        e.sample(
+            "minitrue_ingest_accepted_total",
+            &[("source", source.as_str())],
+            node.ingest.accepted_from(source) as f64,
+        );
+    }
+    e.family(
+        "minitrue_ingest_rejected_total",
+        Kind::Counter,
+        "MQTT payloads rejected, by reason.",
+    );
+    for (reason, n) in node.ingest.rejected() {
+        e.sample(
+            "minitrue_ingest_rejected_total",
+            &[("reason", reason)],
+            n as f64,
+        );
+    }
+    e.family(
+        "minitrue_write_lines_not_stored_total",
+        Kind::Counter,
+        "Line protocol lines a write did not store, or stored only in part.",
+    )
+    .sample(
+        "minitrue_write_lines_not_stored_total",
+        &[],
+        node.ingest.lines_not_stored() as f64,
+    );
+    e.family(
+        "minitrue_wal_fsync_seconds",
+        Kind::Histogram,
+        "Write-ahead log group-commit fsyncs.",
+    )
+    .histogram(
+        "minitrue_wal_fsync_seconds",
+        &[],
+        node.engine.wal_sync_latency(),
+    );
+    e.family(
+        "minitrue_http_request_seconds",
+        Kind::Histogram,
+        "Time to answer an HTTP request, by endpoint (other: the dashboard, unknown paths).",
+    );
+    for (endpoint, histogram) in node.request_latency.by_endpoint() {
+        e.histogram(
+            "minitrue_http_request_seconds",
+            &[("endpoint", endpoint)],
+            histogram,
+        );
+    }
+    let gauges: [(&str, &str, f64); 7] = [
+        (
+            "minitrue_series",
+            "Series held by this node.",
+            stats.series as f64,
+        ),
+        (
+            "minitrue_points",
+            "Points held by this node.",
+            stats.points as f64,
+        ),
+        (
+            "minitrue_memory_bytes",
+            "Bytes of series data in memory.",
+            stats.memory_bytes as f64,
+        ),
+        (
+            "minitrue_disk_bytes",
+            "Bytes of segments and WAL on disk.",
+            stats.disk_bytes as f64,
+        ),
+        (
+            "minitrue_wal_bytes",
+            "Bytes of write-ahead log on disk.",
+            stats.wal_bytes as f64,
+        ),
+        (
+            "minitrue_segments",
+            "Segment files on disk.",
+            stats.segments as f64,
+        ),
+        (
+            "minitrue_write_failing",
+            "1 while writes fail (the write-ahead log cannot write), else 0.",
+            f64::from(u8::from(node.engine.write_failure().is_some())),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        e.family(name, Kind::Gauge, help).sample(name, &[], value);
+    }
+    e.family(
+        "minitrue_points_written_total",
+        Kind::Counter,
+        "Points this node's store has written since start.",
+    )
+    .sample(
+        "minitrue_points_written_total",
+        &[],
+        stats.points_written as f64,
+    );
+    e.family(
+        "minitrue_members",
+        Kind::Gauge,
+        "Cluster members this node knows, by state (itself included).",
+    );
+    let membership = node.cluster.membership();
+    for state in [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ] {
+        let n = membership.members().filter(|m| m.state == state).count();
+        e.sample("minitrue_members", &[("state", state.as_str())], n as f64);
+    }
+    e.family(
+        "minitrue_hints_pending",
+        Kind::Gauge,
+        "Readings kept here for owners that are down, by owner.",
+    );
+    for (owner, n) in node.hints.pending() {
+        e.sample("minitrue_hints_pending", &[("owner", &owner)], n as f64);
+    }
+    let repair = &node.repair;
+    let load =
+        |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let counters: [(&str, &str, f64); 5] = [
+        (
+            "minitrue_repair_rounds_total",
+            "Anti-entropy repair rounds run.",
+            load(&repair.rounds),
+        ),
+        (
+            "minitrue_repair_points_pulled_total",
+            "Points repair pulled from peers.",
+            load(&repair.points_pulled),
+        ),
+        (
+            "minitrue_repair_points_handed_over_total",
+            "Points repair handed to new owners.",
+            load(&repair.points_handed_over),
+        ),
+        (
+            "minitrue_repair_tombstones_learned_total",
+            "Deletes repair learned from peers.",
+            load(&repair.tombstones_learned),
+        ),
+        (
+            "minitrue_repair_peer_failures_total",
+            "Peers a repair round could not reach or read.",
+            load(&repair.peer_failures),
+        ),
+    ];
+    for (name, help, value) in counters {
+        e.family(name, Kind::Counter, help).sample(name, &[], value);
+    }
+    let broker = match node.ingest.broker() {
+        BrokerState::Disabled => "disabled",
+        BrokerState::Connecting => "connecting",
+        BrokerState::Connected => "connected",
+        BrokerState::Disconnected(_) => "disconnected",
+    };
+    e.family(
+        "minitrue_broker_state",
+        Kind::Gauge,
+        "1 for the MQTT connection's current state.",
+    );
+    for state in ["disabled", "connecting", "connected", "disconnected"] {
+        e.sample(
+            "minitrue_broker_state",
+            &[("state", state)],
+            f64::from(u8::from(state == broker)),
+        );
+    }
+    Ok(Reply::new(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        e.finish(),
+    ))
+}
+
+/// `GET /api/v1/status/buildinfo`: Prometheus's build information, which Grafana asks for
+/// to tell what kind of server it talks to.
+pub fn buildinfo() -> Answer {
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({
+            "status": "success",
+            "data": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "revision": "",
+                "branch": "",
+                "buildUser": "",
+                "buildDate": "",
+                "goVersion": "",
+                "application": "minitrue",
+            }
+        }),
+    ))
 }
 
 /// `GET /health`: cheap liveness, in the shape of InfluxDB 2's health check (so
@@ -382,11 +596,14 @@ pub fn write(node: &Node, query: &str, content_encoding: Option<&str>, body: &[u
     if !parsed.points.is_empty() {
         store_everywhere(node, &parsed.points)?;
         node.hub.publish(&parsed.points);
-        node.ingest.count_accepted(parsed.points.len() as u64);
+        node.ingest
+            .count_accepted(Source::Http, parsed.points.len() as u64);
     }
     if parsed.problems.is_empty() {
         return Ok(Reply::new(204, "text/plain", Vec::new()));
     }
+    node.ingest
+        .count_lines_not_stored(parsed.problems.len() as u64);
     Ok(partial_write(&parsed))
 }
 
@@ -973,5 +1190,66 @@ mod tests {
         assert_eq!(health["name"], "minitrue");
         assert_eq!(health["node_id"], "test");
         assert!(health["checks"].as_array().is_some_and(|c| c.is_empty()));
+    }
+
+    #[test]
+    fn debug_metrics_are_prometheus_text_with_the_nodes_counts() {
+        let t = TestNode::new("metrics");
+        write(
+            &t.node,
+            "precision=s",
+            None,
+            b"t,device_id=m value=1 1\nt,device_id=m value=x 2",
+        )
+        .expect("write");
+        let _ = query(
+            &t.node,
+            "",
+            br#"{"device_id":"m","metric_name":"t","operation":"count"}"#,
+        );
+        t.node
+            .request_latency
+            .observe("/query", std::time::Duration::from_millis(2));
+        let reply = debug_metrics(&t.node).unwrap();
+        assert_eq!(
+            reply.content_type,
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let text = String::from_utf8(reply.body).unwrap();
+        for line in [
+            "minitrue_ingest_accepted_total{source=\"http\"} 1",
+            "minitrue_ingest_accepted_total{source=\"mqtt\"} 0",
+            "minitrue_write_lines_not_stored_total 1",
+            "minitrue_points 1",
+            "minitrue_series 1",
+            "minitrue_members{state=\"alive\"} 1",
+            "minitrue_http_request_seconds_bucket{endpoint=\"/query\",le=\"0.0025\"} 1",
+            "minitrue_http_request_seconds_count{endpoint=\"/query\"} 1",
+            "minitrue_broker_state{state=\"disabled\"} 1",
+            "minitrue_write_failing 0",
+            "# TYPE minitrue_wal_fsync_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        // Every sample line is `name{labels} value`, its family announced before it.
+        let mut announced = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                announced.insert(rest.split(' ').next().unwrap().to_string());
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok() || value == "+Inf", "{line}");
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| announced.contains(*f)))
+                .unwrap_or(name);
+            assert!(announced.contains(family), "{line}: family not announced");
+        }
+        assert_eq!(json(buildinfo())["status"], "success");
     }
 }

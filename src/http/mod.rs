@@ -151,14 +151,17 @@ fn serve_request(node: &Node, frontend: &Frontend, http: &HttpListener, ready: R
                 remote,
                 from_peer,
             };
+            let started = Instant::now();
             // A handler bug must cost one request, not a worker thread.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 router::route(node, frontend, &request)
             }))
             .unwrap_or_else(|_| {
                 log_error!("{method} {path}: handler panicked");
                 Reply::error(500, "internal error")
-            })
+            });
+            node.request_latency.observe(path, started.elapsed());
+            reply
         }
         Err(e) => e.into_reply(),
     };

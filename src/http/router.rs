@@ -11,8 +11,10 @@ use super::static_files::Frontend;
 use super::wire::Method;
 use super::{handlers, Reply};
 use crate::log_info;
+use crate::metrics::Histogram;
 use crate::node::Node;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// A request's headers, names compared case-insensitively.
 #[derive(Clone, Debug, Default)]
@@ -80,9 +82,41 @@ const READ: Option<Role> = Some(Role::Read);
 const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
+/// How many API endpoints there are (see [`ENDPOINTS`]).
+pub const ENDPOINT_COUNT: usize = 19;
+
+/// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
+/// one for everything else (the dashboard's files, unknown paths).
+#[derive(Debug, Default)]
+pub struct RequestLatency {
+    endpoints: [Histogram; ENDPOINT_COUNT],
+    other: Histogram,
+}
+
+impl RequestLatency {
+    /// Records that a request for `path` took `took` to answer.
+    pub fn observe(&self, path: &str, took: Duration) {
+        match ENDPOINTS.iter().position(|e| e.path == path) {
+            Some(i) => self.endpoints[i].observe(took),
+            None => self.other.observe(took),
+        }
+    }
+
+    /// `(endpoint, histogram)` for every endpoint that has answered at least once, `other`
+    /// last.
+    pub fn by_endpoint(&self) -> impl Iterator<Item = (&'static str, &Histogram)> {
+        ENDPOINTS
+            .iter()
+            .map(|e| e.path)
+            .zip(&self.endpoints)
+            .chain([("other", &self.other)])
+            .filter(|(_, h)| h.count() > 0)
+    }
+}
+
 /// Every API endpoint. `GET /ws` is taken before routing (the hub answers it, after
 /// [`admit_live`]) but is listed so other methods get a 405.
-static ENDPOINTS: [Endpoint; 17] = [
+static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/query", Method::Post, Part::Query, READ),
     endpoint("/query-samples", Method::Post, Part::Query, READ),
     endpoint("/query-aggregated", Method::Post, Part::Query, READ),
@@ -97,6 +131,8 @@ static ENDPOINTS: [Endpoint; 17] = [
     endpoint("/ws/stats", Method::Get, Part::Any, READ),
     endpoint("/api/v2/health", Method::Get, Part::Any, None),
     endpoint("/ping", Method::Get, Part::Any, None),
+    endpoint("/debug/metrics", Method::Get, Part::Any, READ),
+    endpoint("/api/v1/status/buildinfo", Method::Get, Part::Any, READ),
     endpoint("/internal/write", Method::Post, Part::Any, ADMIN),
     endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
     endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
@@ -252,6 +288,8 @@ fn dispatch(
             handlers::write(node, query, request.headers.get("Content-Encoding"), body)
         }
         "/ping" => handlers::ping(),
+        "/debug/metrics" => handlers::debug_metrics(node),
+        "/api/v1/status/buildinfo" => handlers::buildinfo(),
         "/ws/stats" => handlers::ws_stats(node),
         "/internal/write" => handlers::internal_write(node, body),
         "/internal/summary" => handlers::internal_summary(node),

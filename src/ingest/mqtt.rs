@@ -32,7 +32,7 @@
 
 use crate::ingest::payload::{parse_mqtt_message, PayloadError};
 use crate::ingest::route::store_share;
-use crate::ingest::stats::BrokerState;
+use crate::ingest::stats::{BrokerState, Source};
 use crate::ingest::timestamp::rule_error;
 use crate::mqtt_link::{parse_broker_url, BrokerAddr};
 use crate::node::Node;
@@ -363,7 +363,9 @@ impl<'a> MqttReceiver<'a> {
             self.send_acks(client);
         }
         self.node.hub.publish(&points);
-        self.node.ingest.count_accepted(points.len() as u64);
+        self.node
+            .ingest
+            .count_accepted(Source::Mqtt, points.len() as u64);
         true
     }
 

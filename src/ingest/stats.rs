@@ -18,9 +18,31 @@ pub enum BrokerState {
     Disconnected(String),
 }
 
+/// Where accepted readings came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Mqtt,
+    /// `POST /write` and `/api/v2/write`.
+    Http,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::Mqtt, Source::Http];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Mqtt => "mqtt",
+            Source::Http => "http",
+        }
+    }
+}
+
 pub struct IngestStats {
     pub accepted: AtomicU64,
+    accepted_by: [AtomicU64; Source::ALL.len()],
     rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Line protocol lines not stored, or stored only in part (partial writes).
+    lines_not_stored: AtomicU64,
     broker: Mutex<BrokerState>,
 }
 
@@ -28,15 +50,33 @@ impl Default for IngestStats {
     fn default() -> Self {
         IngestStats {
             accepted: AtomicU64::new(0),
+            accepted_by: std::array::from_fn(|_| AtomicU64::new(0)),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            lines_not_stored: AtomicU64::new(0),
             broker: Mutex::new(BrokerState::Disabled),
         }
     }
 }
 
 impl IngestStats {
-    pub fn count_accepted(&self, n: u64) {
+    /// Counts `n` readings accepted from `source`.
+    pub fn count_accepted(&self, source: Source, n: u64) {
         self.accepted.fetch_add(n, Ordering::Relaxed);
+        self.accepted_by[source as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Readings accepted from `source` since start.
+    pub fn accepted_from(&self, source: Source) -> u64 {
+        self.accepted_by[source as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts line protocol lines a write did not store (or stored only in part).
+    pub fn count_lines_not_stored(&self, n: u64) {
+        self.lines_not_stored.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn lines_not_stored(&self) -> u64 {
+        self.lines_not_stored.load(Ordering::Relaxed)
     }
 
     pub fn count_rejected(&self, reason: RejectReason) {

@@ -555,6 +555,11 @@ impl Engine {
         &self.dir
     }
 
+    /// How long the write-ahead log's group-commit fsyncs take.
+    pub fn wal_sync_latency(&self) -> &crate::metrics::Histogram {
+        self.wal.sync_latency()
+    }
+
     /// Why writes fail, while they do: the WAL stopped after a failed write or sync and has
     /// not yet restarted (see [`Engine::maintain`]).
     pub fn write_failure(&self) -> Option<String> {

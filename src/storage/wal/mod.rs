@@ -75,6 +75,7 @@ pub use self::record::*;
 pub use self::replay::*;
 
 use crate::error::{Error, Result};
+use crate::metrics::Histogram;
 use crate::storage::durable::sync_dir;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -96,6 +97,8 @@ pub struct Wal {
     sync_done: Condvar,
     /// Number of fdatasyncs of record data, to see how well group commit batches.
     syncs: AtomicU64,
+    /// How long each fdatasync of record data took.
+    sync_latency: Histogram,
     /// Test hook: the disk fault every write (and file creation) hits until cleared.
     #[cfg(test)]
     fault: Mutex<Option<Fault>>,
@@ -312,6 +315,7 @@ impl Wal {
             }),
             sync_done: Condvar::new(),
             syncs: AtomicU64::new(0),
+            sync_latency: Histogram::default(),
             #[cfg(test)]
             fault: Mutex::new(None),
         })
@@ -557,6 +561,11 @@ impl Wal {
 
     /// How many times record data was fdatasynced since open; fewer than appends when group
     /// commit batches.
+    /// How long the fdatasyncs of record data took (group commits, not rotations).
+    pub fn sync_latency(&self) -> &Histogram {
+        &self.sync_latency
+    }
+
     pub fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
     }
@@ -606,7 +615,9 @@ impl Wal {
             return Err(io::Error::from_raw_os_error(fault.errno));
         }
         file.write_all(buf)?;
+        let started = std::time::Instant::now();
         file.sync_data()?;
+        self.sync_latency.observe(started.elapsed());
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -1,0 +1,136 @@
+//! A node as Prometheus sees it (issue 14's "metrics out"): `GET /debug/metrics` passes
+//! `promtool check metrics`, and a real Prometheus (Debian's `prometheus`) scrapes it and
+//! answers with the node's own numbers. Skipped, with a message, where Prometheus is not
+//! installed (CI installs it, `.ci/run`).
+
+mod common;
+
+use common::{free_port, wait_until, Server, TempDir};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Writes `n` readings of one series through `/write`.
+fn write_points(server: &Server, n: usize) {
+    let body: String = (0..n)
+        .map(|i| {
+            format!(
+                "temperature,device_id=prom value={i} {}\n",
+                1_760_000_000 + i
+            )
+        })
+        .collect();
+    let r = server.post("/write?precision=s", &body);
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+#[test]
+fn debug_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
+    if !installed("promtool") || !installed("prometheus") {
+        eprintln!("skipped: prometheus/promtool not installed (apt-get install prometheus)");
+        return;
+    }
+    let dir = TempDir::new("prometheus");
+    let server = Server::start("prom1", dir.path(), &[]);
+    write_points(&server, 250);
+    assert_eq!(server.count("prom", "temperature"), 250);
+
+    let metrics = server.get("/debug/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics
+        .header("Content-Type")
+        .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    lint.stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.text().as_bytes())
+        .expect("feed promtool");
+    let out = lint.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A real Prometheus scraping the node every second.
+    let prom_port = free_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: minitrue\n    \
+             metrics_path: /debug/metrics\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            server.port
+        ),
+    )
+    .expect("write prometheus.yml");
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    let ask = |query: &str| -> Option<f64> {
+        let r = common::try_request(
+            prom_port,
+            "GET",
+            &format!("/api/v1/query?query={query}"),
+            &[],
+            &[],
+        )
+        .ok()?;
+        let v = r.json();
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let mut seen = None;
+    wait_until(
+        "Prometheus to have scraped the node",
+        Duration::from_secs(30),
+        || {
+            seen = ask("minitrue_points");
+            seen.is_some()
+        },
+    );
+    assert_eq!(seen, Some(250.0));
+    assert_eq!(
+        ask("minitrue_ingest_accepted_total%7Bsource%3D%22http%22%7D"),
+        Some(250.0)
+    );
+    assert_eq!(ask("up%7Bjob%3D%22minitrue%22%7D"), Some(1.0));
+    // The scrapes themselves show up in the node's request latency.
+    wait_until(
+        "the scrape endpoint in the latency histogram",
+        Duration::from_secs(10),
+        || {
+            ask("minitrue_http_request_seconds_count%7Bendpoint%3D%22%2Fdebug%2Fmetrics%22%7D")
+                .is_some_and(|n| n >= 1.0)
+        },
+    );
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+}
