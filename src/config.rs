@@ -7,7 +7,7 @@ use crate::cluster::secret::ClusterSecret;
 use crate::error::{Error, Result};
 use crate::http::cors::OriginPolicy;
 use crate::ingest::topic::{TopicLayouts, DEFAULT_TOPIC};
-use crate::mqtt_link::{parse_broker_url, BrokerFlags, ClientSecurity};
+use crate::mqtt_link::{parse_broker_url, BrokerAddr, BrokerFlags, ClientSecurity};
 use clap::{Parser, ValueEnum};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -217,6 +217,8 @@ pub struct Config {
     /// Host part of the addresses this node advertises to peers.
     pub advertise_host: String,
     pub broker: String,
+    /// `--broker`, parsed.
+    pub broker_addr: BrokerAddr,
     /// `--broker_ca`, `--broker_username` and `--broker_password_file`, read.
     pub broker_security: ClientSecurity,
     /// The `--topic` layouts, in flag order.
@@ -398,12 +400,12 @@ impl ServerArgs {
             ));
         }
         let broker_security = self.mqtt.security()?;
-        // Flags that contradict the URL (mqtts:// without --broker_ca, a CA for tcp://) are
-        // refused here; a URL that does not parse leaves ingestion off at run time instead,
-        // reported in /status, as it always has.
-        if let Ok(addr) = parse_broker_url(&self.mqtt.broker) {
-            broker_security.check(&addr)?;
-        }
+        // Parsed once, here, like every other flag: a typo stops the start naming --broker,
+        // and flags that contradict the URL (mqtts:// without --broker_ca, a CA for
+        // tcp://) are refused too.
+        let broker_addr = parse_broker_url(&self.mqtt.broker)
+            .map_err(|e| Error::invalid("broker", format!("{:?}: {e}", self.mqtt.broker)))?;
+        broker_security.check(&broker_addr)?;
         let topic_layouts =
             TopicLayouts::parse(&self.topic).map_err(|reason| Error::invalid("topic", reason))?;
         let data_dir = self.data_dir.join(&node_id);
@@ -421,6 +423,7 @@ impl ServerArgs {
             gossip_addr: SocketAddr::new(self.bind, tcp_port),
             advertise_host,
             broker: self.mqtt.broker,
+            broker_addr,
             broker_security,
             topic_layouts,
             data_dir,
@@ -531,8 +534,8 @@ mod tests {
             field(&["--broker_password_file=/nonexistent/pw"]),
             "broker_username"
         );
-        // An unusable URL is still the receive loop's to report, not a start-up failure.
-        assert!(args(&["--broker=ssl://h"]).into_config().is_ok());
+        assert_eq!(field(&["--broker=ssl://h"]), "broker");
+        assert_eq!(field(&["--broker=tcp://h:99999"]), "broker");
     }
 
     #[test]

@@ -363,6 +363,8 @@ pub(crate) mod test_node {
                 gossip_addr: "127.0.0.1:0".parse().expect("address"),
                 advertise_host: "127.0.0.1".into(),
                 broker: "tcp://127.0.0.1:1".into(),
+                broker_addr: crate::mqtt_link::parse_broker_url("tcp://127.0.0.1:1")
+                    .expect("a valid broker url"),
                 broker_security: Default::default(),
                 topic_layouts: Default::default(),
                 data_dir: dir.clone(),

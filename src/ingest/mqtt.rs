@@ -34,7 +34,7 @@ use crate::ingest::payload::{parse_mqtt_message, PayloadError};
 use crate::ingest::route::store_share;
 use crate::ingest::stats::{BrokerState, Source};
 use crate::ingest::timestamp::rule_error;
-use crate::mqtt_link::{parse_broker_url, BrokerAddr};
+use crate::mqtt_link::BrokerAddr;
 use crate::node::Node;
 use crate::storage::Point;
 use crate::throttle::{Backoff, Throttle};
@@ -117,8 +117,7 @@ pub fn mqtt_receive(node: &Node, shutdown_rx: &Receiver<()>) {
 /// The broker's address and the client options for it (delivery contract, TLS,
 /// credentials), or why there are none.
 fn client_options(node: &Node) -> std::result::Result<(BrokerAddr, MqttOptions), String> {
-    let addr = parse_broker_url(&node.config.broker)
-        .map_err(|e| format!("invalid broker url {:?}: {e}", node.config.broker))?;
+    let addr = node.config.broker_addr.clone();
     let mut options = MqttOptions::new(
         format!("minitrue-{}", node.config.node_id),
         addr.host.clone(),
