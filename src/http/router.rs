@@ -82,7 +82,7 @@ const READ: Option<Role> = Some(Role::Read);
 const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
-/// How many API endpoints there are (see [`ENDPOINTS`]).
+/// How many API endpoints there are (the router's endpoint table).
 pub const ENDPOINT_COUNT: usize = 19;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
