@@ -16,7 +16,7 @@ use crate::cluster::membership::MemberState;
 use crate::cluster::peer::{self, PeerLink};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::storage::{Engine, EngineConfig, Point, TimeRange};
+use crate::storage::{Engine, EngineConfig, Point, TimeRange, Timestamp};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -60,7 +60,7 @@ impl InternalWrite {
         self.points
             .into_iter()
             .map(|(device, metric, ts, value)| {
-                if let Some(why) = crate::ingest::timestamp::calendar_error(ts) {
+                if let Some(why) = Timestamp::calendar_error(ts) {
                     return Err(Error::invalid(
                         "points",
                         format!("{device}/{metric}: {why}"),
@@ -68,7 +68,7 @@ impl InternalWrite {
                 }
                 Ok(Point {
                     series: crate::storage::SeriesKey::new(&device, &metric)?,
-                    timestamp: crate::storage::Timestamp(ts),
+                    timestamp: Timestamp(ts),
                     value,
                 })
             })

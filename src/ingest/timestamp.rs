@@ -15,27 +15,15 @@ use crate::storage::Timestamp;
 use std::time::Duration;
 
 /// The last accepted millisecond: `i64::MAX` nanoseconds, floored.
-pub const LATEST_MS: i64 = i64::MAX / 1_000_000;
+pub const LATEST_MS: i64 = Timestamp::LATEST.0;
 
 /// `--max_future_s`'s default: two days.
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(2 * 24 * 3600);
 
-/// Why `ms` is outside 1970..2262, or `None`.
+/// Why `ms` is outside 1970..2262, or `None` (the store's own range,
+/// [`Timestamp::calendar_error`]).
 pub fn calendar_error(ms: i64) -> Option<String> {
-    if ms < 0 {
-        return Some(format!(
-            "timestamp {} is before 1970-01-01",
-            rfc3339_millis(ms)
-        ));
-    }
-    if ms > LATEST_MS {
-        return Some(format!(
-            "timestamp {} is after {} (the last instant in i64 nanoseconds); check the precision",
-            rfc3339_millis(ms),
-            rfc3339_millis(LATEST_MS)
-        ));
-    }
-    None
+    Timestamp::calendar_error(ms)
 }
 
 /// Why `ms` breaks the whole rule at `now` with `max_future`, or `None`.

@@ -42,6 +42,30 @@ use std::fmt;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The last storable millisecond: `i64::MAX` nanoseconds, floored
+    /// (2262-04-11T23:47:16.854Z, where InfluxDB's range ends too).
+    pub const LATEST: Timestamp = Timestamp(i64::MAX / 1_000_000);
+
+    /// Why `ms` is outside what the store keeps (1970-01-01 ..= [`Timestamp::LATEST`]), or
+    /// `None`. Every path into the store checks it (see `ingest::timestamp`).
+    pub fn calendar_error(ms: i64) -> Option<String> {
+        use crate::civil::rfc3339_millis;
+        if ms < 0 {
+            return Some(format!(
+                "timestamp {} is before 1970-01-01",
+                rfc3339_millis(ms)
+            ));
+        }
+        if ms > Timestamp::LATEST.0 {
+            return Some(format!(
+                "timestamp {} is after {} (the last instant in i64 nanoseconds); check the precision",
+                rfc3339_millis(ms),
+                rfc3339_millis(Timestamp::LATEST.0)
+            ));
+        }
+        None
+    }
+
     /// Converts unix seconds (possibly fractional) to a timestamp, rounding to the nearest
     /// millisecond. Fails on non-finite or out-of-range input.
     pub fn from_unix_seconds(seconds: f64) -> Result<Timestamp> {
