@@ -104,6 +104,10 @@ fn debug_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
             &[],
         )
         .ok()?;
+        // 503 until Prometheus has loaded its storage and is ready to answer.
+        if r.status != 200 {
+            return None;
+        }
         let v = r.json();
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     };
