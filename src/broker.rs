@@ -107,7 +107,7 @@ pub struct BrokerTls {
     pub listen: SocketAddr,
     /// Certificate chain, the broker's own certificate first.
     pub cert: PathBuf,
-    /// Private key of that certificate (PKCS#8 or RSA).
+    /// Private key of that certificate (PKCS#8, RSA or SEC1 EC).
     pub key: PathBuf,
 }
 

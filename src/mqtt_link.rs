@@ -17,9 +17,9 @@
 
 use crate::error::{Error, Result};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
-use rustls23::pki_types::pem::PemObject;
-use rustls23::pki_types::CertificateDer;
-use rustls23::{ClientConfig, RootCertStore};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -198,7 +198,7 @@ impl TrustedCa {
 
     /// A rustls client configuration trusting these CAs, on the ring provider.
     pub fn client_config(&self) -> Result<ClientConfig> {
-        let provider = Arc::new(rustls23::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| {

@@ -43,7 +43,7 @@ struct Flags {
     #[arg(long, requires = "tls_listen")]
     tls_cert: Option<PathBuf>,
 
-    /// PEM private key (PKCS#8 or RSA) of --tls-cert.
+    /// PEM private key (PKCS#8, RSA or SEC1 EC) of --tls-cert.
     #[arg(long, requires = "tls_listen")]
     tls_key: Option<PathBuf>,
 

@@ -10,8 +10,8 @@
 
 use crate::cluster::secret::{unix_now_ms, ClusterSecret};
 use crate::error::{Error, Result};
-use rustls23::pki_types::ServerName;
-use rustls23::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;

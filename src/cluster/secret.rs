@@ -336,7 +336,7 @@ impl ReplayGuard {
 /// in `/status`.
 pub struct ClusterTrust {
     secret: Option<ClusterSecret>,
-    peer_tls: Option<Arc<rustls23::ClientConfig>>,
+    peer_tls: Option<Arc<rustls::ClientConfig>>,
     replay: Mutex<ReplayGuard>,
     refused_frames: AtomicU64,
     refused_requests: AtomicU64,
@@ -359,7 +359,7 @@ impl ClusterTrust {
     /// Trust whose peer calls use HTTPS with `peer_tls` (`--tls_ca`), when given.
     pub fn with_peer_tls(
         secret: Option<ClusterSecret>,
-        peer_tls: Option<Arc<rustls23::ClientConfig>>,
+        peer_tls: Option<Arc<rustls::ClientConfig>>,
     ) -> ClusterTrust {
         ClusterTrust {
             secret,

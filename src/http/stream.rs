@@ -93,37 +93,32 @@ impl Write for Stream {
     }
 }
 
-/// The TLS server configuration from a PEM certificate chain and a PEM private key
-/// (PKCS#8 or RSA).
+/// The TLS server configuration (rustls on ring) from a PEM certificate chain and a PEM
+/// private key (PKCS#8, PKCS#1 RSA or SEC1 EC; encrypted keys are not supported).
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let invalid =
         |what: &Path, why: String| Error::invalid("tls", format!("{}: {why}", what.display()));
-    let cert_pem = std::fs::read(cert).map_err(|e| Error::io(cert, e))?;
-    let key_pem = std::fs::read(key).map_err(|e| Error::io(key, e))?;
-    let chain: Vec<rustls::Certificate> = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .map_err(|e| invalid(cert, format!("not a PEM certificate: {e}")))?
-        .into_iter()
-        .map(rustls::Certificate)
-        .collect();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| invalid(cert, format!("cannot read: {e}")))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| invalid(cert, format!("not a PEM certificate: {e}")))?;
     if chain.is_empty() {
         return Err(invalid(cert, "holds no PEM certificate".into()));
     }
-    let mut keys = rustls_pemfile::pkcs8_private_keys(&mut key_pem.as_slice())
-        .map_err(|e| invalid(key, format!("not a PEM key: {e}")))?;
-    if keys.is_empty() {
-        keys = rustls_pemfile::rsa_private_keys(&mut key_pem.as_slice())
-            .map_err(|e| invalid(key, format!("not a PEM key: {e}")))?;
-    }
-    let Some(private_key) = keys.into_iter().next() else {
-        return Err(invalid(
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        invalid(
             key,
-            "holds no PKCS#8 or RSA private key (encrypted keys are not supported)".into(),
-        ));
-    };
-    let config = rustls::ServerConfig::builder()
-        .with_safe_defaults()
+            format!("holds no usable PEM private key (PKCS#8, RSA or EC; not encrypted): {e}"),
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(cert, format!("tls setup: {e}")))?
         .with_no_client_auth()
-        .with_single_cert(chain, rustls::PrivateKey(private_key))
+        .with_single_cert(chain, private_key)
         .map_err(|e| invalid(cert, format!("certificate and key do not fit: {e}")))?;
     Ok(Arc::new(config))
 }
