@@ -1,6 +1,6 @@
 // End-to-end tests of the dashboard in headless Chromium against a real three-node cluster
-// (broker, polaris/sirius/vega on 8080-8082, the fleet simulator). The page is loaded from
-// polaris (http://localhost:8080/), exactly as a user opens it.
+// (broker, polaris/sirius/vega on non-default ports, see cluster.mjs, the fleet simulator).
+// The page is loaded from polaris (http://localhost:PORT/), exactly as a user opens it.
 //
 // The tests share one cluster and one page and run in order: query, chart, live monitor,
 // validation, delete (with the simulator paused), failover (kills a node, so it runs last).
@@ -33,7 +33,8 @@ function displayedNumber(text) {
 /** What the UI shows for a number (src/format.js formatValue). */
 const shown = (v) => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 4 }));
 
-const LIVE_STATUS = /^Connected to ws:\/\/localhost:(\d+)\/ws$/;
+const LIVE_STATUS = /^Connected to ws:\/\/(?:localhost|127\.0\.0\.1):(\d+)\/ws$/;
+const [POLARIS, SIRIUS] = NODES;
 
 describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
   let cluster;
@@ -95,11 +96,11 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     cluster = await startCluster({ devices: 3, interval: 0.2 });
     // ~3 s of data, and every device/metric known, before the page asks for the lists.
     await waitFor('readings of sensor_1..3 on polaris', async () => {
-      const { data } = await api(8080, '/devices');
+      const { data } = await api(POLARIS.port, '/devices');
       if (!['sensor_1', 'sensor_2', 'sensor_3'].every((d) => data?.devices?.includes(d))) return false;
-      const m = await api(8080, '/metrics?device_id=sensor_3');
+      const m = await api(POLARIS.port, '/metrics?device_id=sensor_3');
       if (!m.data?.metrics?.includes('humidity')) return false;
-      const q = await directQuery(8080, { device_id: 'sensor_1', metric_name: 'temperature', operation: 'count', start_time: 0, end_time: 0 });
+      const q = await directQuery(POLARIS.port, { device_id: 'sensor_1', metric_name: 'temperature', operation: 'count', start_time: 0, end_time: 0 });
       return q.count >= 15;
     }, { timeoutMs: 20000, intervalMs: 250 });
 
@@ -114,7 +115,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     });
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
-    await page.goto('http://localhost:8080/');
+    await page.goto(`http://localhost:${POLARIS.port}/`);
     await tab('Query Data').waitFor();
   });
 
@@ -263,7 +264,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     const series = { device_id: 'sensor_3', metric_name: 'humidity', operation: 'count', start_time: 0, end_time: 0 };
     let previous = -1;
     const settled = await waitFor('the sensor_3/humidity count to settle', async () => {
-      const { count } = await directQuery(8081, series);
+      const { count } = await directQuery(SIRIUS.port, series);
       const stable = count > 0 && count === previous;
       previous = count;
       return stable ? count : false;
@@ -335,6 +336,36 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     await dialog.getByRole('button', { name: 'Close' }).click();
     await dialog.waitFor({ state: 'hidden' });
   }
+
+  test('cluster tab: exactly the real members (from /status), no built-in ports; the hash switches tabs', withShot('5b-cluster-hash', async () => {
+    if (await page.locator('dialog[open]').count() > 0) await page.keyboard.press('Escape');
+    // Navigation on the open page: a new hash switches the tab without a reload.
+    await page.evaluate(() => { window.location.hash = '#cluster'; });
+    await waitFor('the Cluster tab to be selected by #cluster', async () =>
+      (await tab('Cluster').getAttribute('aria-selected')) === 'true', { timeoutMs: 3000 });
+    await waitFor('the Cluster tab to see 3 of 3 nodes', async () =>
+      /^3 of 3 nodes reachable/.test((await byTestId('cluster-summary').textContent()).trim()), { timeoutMs: 10000 });
+    const cards = page.locator('article.node-card');
+    assert.equal(await cards.count(), 3, 'one card per real member, none for ports nobody runs');
+    const titles = (await cards.locator('.card-title').allTextContents()).map((t) => t.trim()).sort();
+    assert.deepEqual(titles, NODES.map((n) => n.id).sort());
+    assert.equal(await page.locator('.node-card.node-down').count(), 0, 'no red card');
+    for (const n of NODES) {
+      assert.equal(await page.getByRole('article', { name: new RegExp(`Node .*:${n.port}$`) }).count(), 1, `${n.id}'s card`);
+    }
+    assert.doesNotMatch(await page.locator('main').textContent(), /:808[0-2]\b/);
+
+    await page.evaluate(() => { window.location.hash = '#live'; });
+    await waitFor('#live to select the Real-Time Monitor', async () =>
+      (await tab('Real-Time Monitor').getAttribute('aria-selected')) === 'true', { timeoutMs: 3000 });
+    // A tab click sets the hash; Back goes to the tab before.
+    await tab('Query Data').click();
+    assert.equal(new URL(page.url()).hash, '#query');
+    await page.goBack();
+    await waitFor('Back to return to the Real-Time Monitor', async () =>
+      (await tab('Real-Time Monitor').getAttribute('aria-selected')) === 'true', { timeoutMs: 3000 });
+    await tab('Cluster').click();
+  }));
 
   test('failover: kill -9 the node serving the page; live monitor and queries move to another node', withShot('6-failover', async () => {
     // Data flows again (the delete test restarted the simulator). A dialog left open by a
