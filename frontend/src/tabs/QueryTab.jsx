@@ -116,7 +116,7 @@ export default function QueryTab({ client }) {
     await lists.reload();
   };
 
-  const unit = result ? unitFor(result.metric_name ?? result.asked.metric_name, result.operation ?? result.asked.operation) : '';
+  const unit = result ? unitFor({ metric_name: result.metric_name ?? result.asked.metric_name, labels: result.labels }, result.operation ?? result.asked.operation) : '';
 
   return (
     <div className="query-tab">
