@@ -367,6 +367,23 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     await tab('Cluster').click();
   }));
 
+  test('dark mode: prefers-color-scheme dark switches the colours, the chart\'s too', withShot('5c-dark', async () => {
+    const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    assert.equal(await background(), 'rgb(243, 244, 246)', 'light by default');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    try {
+      await waitFor('the dark background', async () => (await background()) === 'rgb(15, 23, 42)', { timeoutMs: 3000 });
+      await tab('Query Data').click();
+      const axis = await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue('--chart-axis').trim());
+      assert.equal(axis, '#cbd5e1', 'the chart axis colour follows the scheme');
+      await shot('5c-dark-query');
+      await tab('Cluster').click();
+      await shot('5c-dark-cluster');
+    } finally {
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+  }));
+
   test('failover: kill -9 the node serving the page; live monitor and queries move to another node', withShot('6-failover', async () => {
     // Data flows again (the delete test restarted the simulator). A dialog left open by a
     // failed test before would block every click.
