@@ -6,7 +6,7 @@
 // validation, delete (with the simulator paused), failover (kills a node, so it runs last).
 // Every test saves a screenshot to test-output/e2e/ at the repo root.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, screenshots } from './browser.mjs';
 import { NODES, OUTPUT_DIR, api, nodeById, nodeByPort, startCluster, waitFor } from './cluster.mjs';
@@ -194,6 +194,8 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     const legend = chartCard.locator('.u-legend');
     assert.match(await legend.textContent(), /sensor_1\/temperature \(avg\)/);
     const over = chartCard.locator('.u-over');
+    // The auto-refresh row pushed the chart below the fold: the mouse only reaches the viewport.
+    await over.scrollIntoViewIfNeeded();
     const ob = await over.boundingBox();
     let readout = '';
     for (const fx of [0.5, 0.6, 0.7, 0.8, 0.9, 0.4, 0.3]) {
@@ -203,6 +205,65 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     }
     assert.match(readout, /^-?[\d,.]+$/, 'legend readout under the cursor');
     await page.mouse.move(0, 0);
+  }));
+
+  test('query in the URL, CSV and PNG downloads, auto-refresh', withShot('2b-share-export', async () => {
+    // The fixed past window of the query test is now in the hash.
+    const hash = new URL(page.url()).hash;
+    const m = /^#query\?device=sensor_1&metric=temperature&op=avg&start=(\d+)&end=(\d+)$/.exec(hash);
+    assert.ok(m, `the query is in the URL: ${hash}`);
+    const [start, end] = [Number(m[1]), Number(m[2])];
+    const shownCount = (await byTestId('result-count').textContent()).trim();
+    const shownValue = (await byTestId('result-value').textContent()).trim();
+
+    // A second page opened from the link runs the same query by itself.
+    const shared = await browser.context.newPage();
+    try {
+      await shared.goto(page.url());
+      await shared.getByTestId('result-value').waitFor({ timeout: 15000 });
+      assert.equal((await shared.getByTestId('result-count').textContent()).trim(), shownCount, 'same count from the link');
+      assert.equal((await shared.getByTestId('result-value').textContent()).trim(), shownValue, 'same value from the link');
+      assert.equal(await shared.getByLabel('Operation').inputValue(), 'avg');
+      await shared.screenshot({ path: `${OUTPUT_DIR}/2b-shared-link.png`, fullPage: true });
+    } finally {
+      await shared.close();
+    }
+
+    // CSV: the chart's buckets, ISO 8601 times, each bucket's avg within the window's min..max.
+    const [csvDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download CSV' }).click(),
+    ]);
+    assert.equal(csvDownload.suggestedFilename(), 'sensor_1-temperature-avg.csv');
+    const csv = readFileSync(await csvDownload.path(), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'time,sensor_1/temperature (avg)');
+    assert.ok(csv.length > 1, 'CSV has rows');
+    const window = { device_id: 'sensor_1', metric_name: 'temperature', start_time: start, end_time: end };
+    const lo = (await directQuery(POLARIS.port, { ...window, operation: 'min' })).result;
+    const hi = (await directQuery(POLARIS.port, { ...window, operation: 'max' })).result;
+    for (const line of csv.slice(1)) {
+      const row = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z),(-?[\d.e+-]+)$/.exec(line);
+      assert.ok(row, `CSV row "${line}"`);
+      const t = Date.parse(row[1]) / 1000;
+      assert.ok(t >= start - 86400 && t <= end, `bucket time ${row[1]} near the window`);
+      const v = Number(row[2]);
+      assert.ok(v >= lo - 1e-9 && v <= hi + 1e-9, `bucket avg ${v} within ${lo}..${hi}`);
+    }
+    console.log(`# csv: ${csv.length - 1} buckets, values within ${lo}..${hi}`);
+
+    const [pngDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download PNG' }).click(),
+    ]);
+    const png = readFileSync(await pngDownload.path());
+    assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG', 'a PNG of the chart');
+
+    // Auto-refresh every 5 s re-runs the last query.
+    const before = queryRequests.length;
+    await byTestId('auto-refresh').selectOption('5000');
+    await waitFor('an auto-refreshed /query', () => queryRequests.length > before, { timeoutMs: 9000 });
+    await byTestId('auto-refresh').selectOption('0');
+    await waitFor('Run query to be enabled again', () => page.getByRole('button', { name: 'Run query' }).isEnabled(), { timeoutMs: 15000 });
   }));
 
   test('live monitor: connected to a node and the message count grows', withShot('3-live', async () => {

@@ -1,13 +1,35 @@
 // Query Data: pick a series and a range (QueryForm), get one aggregate plus a bucketed chart
 // of the range, or delete the series everywhere (DeleteSeriesDialog, behind a typed
-// confirmation). The series lists come from useSeriesLists.
-import { useRef, useState } from 'react';
+// confirmation). The series lists come from useSeriesLists. The last query is kept in the
+// URL hash (`#query?device=…`, src/queryExport.js) so a link reopens it, can be re-run on a
+// timer (auto-refresh), and the chart can be downloaded as CSV (its buckets) or PNG.
+import { useEffect, useMemo, useRef, useState } from 'react';
 import TimeChart from '../components/TimeChart.jsx';
 import DeleteSeriesDialog from '../components/DeleteSeriesDialog.jsx';
 import useSeriesLists from '../hooks/useSeriesLists.js';
 import QueryForm from './QueryForm.jsx';
 import { bucketsToColumns, chooseStep, formatStep } from '../bucketStep.js';
 import { axisLabel, formatDurationNs, formatTimestamp, formatValue, unitFor } from '../format.js';
+import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName } from '../queryExport.js';
+import { presetRange } from '../time12h.js';
+
+/** Auto-refresh choices: label and period in ms (0: off). */
+const REFRESH_CHOICES = [
+  { label: 'Off', ms: 0 },
+  { label: '5 s', ms: 5000 },
+  { label: '30 s', ms: 30000 },
+  { label: '1 min', ms: 60000 },
+];
+
+/** Starts a download of `href` as `name` (an object URL or a data: URL). */
+function download(href, name) {
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
 
 const MINUTE = 60;
 const DAY = 86400;
@@ -42,7 +64,11 @@ async function dataExtent(client, base, start, end, signal) {
 }
 
 export default function QueryTab({ client }) {
-  const lists = useSeriesLists(client);
+  const initial = useMemo(() => decodeQueryHash(window.location.hash), []);
+  const lists = useSeriesLists(client, initial);
+  const [refreshMs, setRefreshMs] = useState(0);
+  const lastRun = useRef(null);
+  const chartRef = useRef(null);
   const [running, setRunning] = useState(false);
   const [result, setResult] = useState(null);
   const [queryError, setQueryError] = useState('');
@@ -88,7 +114,20 @@ export default function QueryTab({ client }) {
     }
   }
 
-  const runQuery = async (base, range) => {
+  const runQuery = async (base, range, preset = '') => {
+    lastRun.current = { base, range, preset };
+    const quick = preset && preset !== 'all';
+    const hash = encodeQueryHash({
+      device: base.device_id,
+      metric: base.metric_name,
+      op: base.operation,
+      start: quick ? 0 : range.start,
+      end: quick ? 0 : range.end,
+      preset,
+    });
+    if (window.location.hash !== hash) {
+      window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
+    }
     abortRef.current?.abort();
     const controller = new AbortController();
     abortRef.current = controller;
@@ -110,6 +149,36 @@ export default function QueryTab({ client }) {
     }
   };
 
+  // Auto-refresh re-runs the last query; a quick range ("last hour") moves up to now.
+  useEffect(() => {
+    if (refreshMs === 0) return undefined;
+    const timer = setInterval(() => {
+      const last = lastRun.current;
+      if (!last || running) return;
+      const range = last.preset && last.preset !== 'all'
+        ? { ok: true, ...presetRange(last.preset, Date.now() / 1000) }
+        : last.range;
+      runQuery(last.base, range, last.preset);
+    }, refreshMs);
+    return () => clearInterval(timer);
+    // runQuery is a fresh closure each render; the timer only needs the period and the lock.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [refreshMs, running]);
+
+  const seriesName = chart?.of ? `${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})` : '';
+  const exportName = (ext) => exportFileName(
+    { device: chart.of.device_id, metric: chart.of.metric_name, op: chart.of.operation }, ext);
+  const downloadCsv = () => {
+    const blob = new Blob([columnsToCsv(chart.data, seriesName)], { type: 'text/csv' });
+    const url = URL.createObjectURL(blob);
+    download(url, exportName('csv'));
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  };
+  const downloadPng = () => {
+    const canvas = chartRef.current?.querySelector('canvas');
+    if (canvas) download(canvas.toDataURL('image/png'), exportName('png'));
+  };
+
   const afterDelete = async () => {
     setResult(null);
     setChartState(null);
@@ -126,7 +195,18 @@ export default function QueryTab({ client }) {
         deleting={deleting}
         onRun={runQuery}
         onDelete={() => setDeleting(true)}
+        initial={initial}
       />
+
+      <div className="card refresh-row">
+        <label>
+          Auto-refresh{' '}
+          <select value={refreshMs} onChange={(e) => setRefreshMs(Number(e.target.value))} data-testid="auto-refresh">
+            {REFRESH_CHOICES.map((c) => <option key={c.ms} value={c.ms}>{c.label}</option>)}
+          </select>
+        </label>
+        <span className="muted small"> re-runs the last query{refreshMs ? '' : ' (off)'}</span>
+      </div>
 
       {queryError && <p className="card error" role="alert" data-testid="query-error">Query failed: {queryError}</p>}
 
@@ -173,12 +253,20 @@ export default function QueryTab({ client }) {
           {chart.empty && <p className="muted">No readings in this range.</p>}
           {chart.error && <p className="error" role="alert">{chart.error}</p>}
           {chart.data && (
+            <div ref={chartRef} data-testid="query-chart">
             <TimeChart
               data={chart.data}
-              seriesNames={[`${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})`]}
+              seriesNames={[seriesName]}
               yLabel={axisLabel(chart.of.metric_name, chart.of.operation)}
               ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.of.device_id}`}
             />
+            </div>
+          )}
+          {chart.data && (
+            <p className="export-row">
+              <button type="button" onClick={downloadCsv}>Download CSV</button>{' '}
+              <button type="button" onClick={downloadPng}>Download PNG</button>
+            </p>
           )}
           {chart.data && <p className="muted small">Drag across the chart to zoom; double-click to reset.</p>}
         </div>
