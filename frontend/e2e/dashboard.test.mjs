@@ -266,6 +266,33 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     await waitFor('Run query to be enabled again', () => page.getByRole('button', { name: 'Run query' }).isEnabled(), { timeoutMs: 15000 });
   }));
 
+  test('several series: every device of a metric on one chart, with a legend', withShot('2c-all-devices', async () => {
+    const all = page.getByLabel('Whole fleet on the chart (one line each)');
+    await all.check();
+    try {
+      await page.getByRole('button', { name: 'Last hour' }).click();
+      await runQuery();
+      const chartCard = page.locator('.card', { has: page.getByRole('img', { name: /^Chart of avg temperature for the whole fleet$/ }) });
+      await chartCard.waitFor({ timeout: 10000 });
+      const names = (await chartCard.locator('.u-legend .u-series .u-label').allTextContents()).map((t) => t.trim());
+      assert.deepEqual(names.slice(1), ['sensor_1', 'sensor_2', 'sensor_3'].map((d) => `${d}/temperature (avg)`), `legend: ${names.join(' | ')}`);
+      const [csvDownload] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download CSV' }).click(),
+      ]);
+      assert.equal(csvDownload.suggestedFilename(), 'all-devices-temperature-avg.csv');
+      const header = readFileSync(await csvDownload.path(), 'utf8').split('\n')[0];
+      assert.equal(header, 'time,sensor_1/temperature (avg),sensor_2/temperature (avg),sensor_3/temperature (avg)');
+      await chartCard.scrollIntoViewIfNeeded();
+      await shot('2c-all-devices-chart');
+    } finally {
+      await all.uncheck();
+    }
+    // Back to sensor_1 alone: the delete test expects its chart on screen.
+    await runQuery();
+    await page.getByRole('img', { name: 'Chart of avg temperature for sensor_1' }).waitFor({ timeout: 10000 });
+  }));
+
   test('live monitor: connected to a node and the message count grows', withShot('3-live', async () => {
     await tab('Real-Time Monitor').click();
     const status = byTestId('live-status');

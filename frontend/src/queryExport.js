@@ -57,18 +57,38 @@ function csvField(value) {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+const isValue = (v) => typeof v === 'number' && !Number.isNaN(v);
+
 /**
- * The chart's columns (`[times, values]`, uPlot's shape: unix seconds and numbers or null)
- * → CSV with a header `time,<valueName>`; times in ISO 8601 UTC, empty buckets left out.
+ * The chart's columns (`[times, values…]`, uPlot's shape: unix seconds, then one array of
+ * numbers or nulls per series) → CSV with a header `time,<name>…`; times in ISO 8601 UTC, a
+ * missing value empty, rows with no value at all left out. `names`: one name a series (a
+ * single string for one series).
  */
-export function columnsToCsv([times, values], valueName = 'value') {
-  const lines = [`time,${csvField(valueName)}`];
+export function columnsToCsv([times, ...series], names = 'value') {
+  const header = (Array.isArray(names) ? names : [names]).map(csvField);
+  const lines = [['time', ...header].join(',')];
   for (let i = 0; i < times.length; i += 1) {
-    const v = values[i];
-    if (v === null || v === undefined || Number.isNaN(v)) continue;
-    lines.push(`${new Date(times[i] * 1000).toISOString()},${v}`);
+    const row = series.map((values) => values[i]);
+    if (!row.some(isValue)) continue;
+    lines.push([new Date(times[i] * 1000).toISOString(), ...row.map((v) => (isValue(v) ? v : ''))].join(','));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Several series' columns (`[times, values]` each) on one time axis for one chart: the union
+ * of their times, sorted, each series null where it has no bucket.
+ */
+export function mergeColumns(columnsList) {
+  const times = [...new Set(columnsList.flatMap(([xs]) => xs))].sort((a, b) => a - b);
+  const index = new Map(times.map((t, i) => [t, i]));
+  const series = columnsList.map(([xs, ys]) => {
+    const out = new Array(times.length).fill(null);
+    xs.forEach((t, i) => { out[index.get(t)] = ys[i]; });
+    return out;
+  });
+  return [times, ...series];
 }
 
 /** A file name for an export: `sensor_1-temperature-avg.csv`, unsafe characters replaced. */

@@ -1,6 +1,6 @@
 // Unit tests of src/queryExport.js: the query in the URL hash and the CSV export.
 import { describe, it, expect } from 'vitest';
-import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName } from './queryExport.js';
+import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName, mergeColumns } from './queryExport.js';
 
 describe('query in the URL', () => {
   it('round-trips a query', () => {
@@ -41,5 +41,16 @@ describe('CSV of the chart', () => {
 
   it('names export files safely', () => {
     expect(exportFileName({ device: 'sensor 1', metric: 'temp/x', op: 'avg' }, 'csv')).toBe('sensor_1-temp_x-avg.csv');
+  });
+});
+
+describe('several series on one chart', () => {
+  it('merges on the union of times, null where a series has no bucket', () => {
+    expect(mergeColumns([[[60, 120], [1, 2]], [[0, 120], [5, 6]]])).toEqual([[0, 60, 120], [null, 1, 2], [5, null, 6]]);
+  });
+
+  it('writes one CSV column a series, empty where missing', () => {
+    const csv = columnsToCsv([[0, 60, 120], [null, 1, null], [5, null, null]], ['a', 'b']);
+    expect(csv).toBe('time,a,b\n1970-01-01T00:00:00.000Z,,5\n1970-01-01T00:01:00.000Z,1,\n');
   });
 });

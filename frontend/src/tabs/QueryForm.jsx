@@ -21,6 +21,7 @@ export default function QueryForm({ lists, running, deleting, onRun, onDelete, i
     return initial.start || initial.end ? '' : 'all';
   });
   const autoRun = useRef(initial !== null);
+  const [allDevices, setAllDevices] = useState(false);
   const [formErrors, setFormErrors] = useState({});
 
   const applyPreset = (id) => {
@@ -50,7 +51,7 @@ export default function QueryForm({ lists, running, deleting, onRun, onDelete, i
     if (!range.ok) Object.assign(errors, range.errors);
     setFormErrors(errors);
     if (Object.keys(errors).length > 0) return;
-    onRun({ device_id: device, metric_name: metric, operation }, range, preset ?? '');
+    onRun({ device_id: device, metric_name: metric, operation }, range, preset ?? '', { allDevices });
   };
 
   useEffect(() => {
@@ -94,6 +95,10 @@ export default function QueryForm({ lists, running, deleting, onRun, onDelete, i
           </select>
         </label>
       </div>
+      <label className="check">
+        <input type="checkbox" checked={allDevices} onChange={(e) => setAllDevices(e.target.checked)} />
+        {' '}Whole fleet on the chart (one line each)
+      </label>
 
       <fieldset className="presets">
         <legend>Quick range</legend>

@@ -10,7 +10,7 @@ import useSeriesLists from '../hooks/useSeriesLists.js';
 import QueryForm from './QueryForm.jsx';
 import { bucketsToColumns, chooseStep, formatStep } from '../bucketStep.js';
 import { axisLabel, formatDurationNs, formatTimestamp, formatValue, unitFor } from '../format.js';
-import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName } from '../queryExport.js';
+import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName, mergeColumns } from '../queryExport.js';
 import { presetRange } from '../time12h.js';
 
 /** Auto-refresh choices: label and period in ms (0: off). */
@@ -76,7 +76,8 @@ export default function QueryTab({ client }) {
   const [deleting, setDeleting] = useState(false);
   const abortRef = useRef(null);
 
-  async function runChart(base, start, end, signal) {
+  /** `devices`: more than one draws one line a device (same range and step for each). */
+  async function runChart(base, start, end, signal, devices = [base.device_id]) {
     // Every chart state names the series it was asked for: the form may change afterwards.
     const setChart = (state) => setChartState({ ...state, of: base });
     setChart({ loading: true });
@@ -94,6 +95,27 @@ export default function QueryTab({ client }) {
         if (hi <= lo) hi = lo + MINUTE;
       }
       const step = chooseStep(hi - lo);
+      if (devices.length > 1) {
+        const answers = await Promise.all(devices.map((device_id) => client.query(
+          { ...base, device_id, start_time: lo, end_time: hi, step },
+          { signal },
+        )));
+        const drawn = answers
+          .map(({ data }, i) => ({ device: devices[i], buckets: Array.isArray(data?.buckets) ? data.buckets : [] }))
+          .filter((a) => a.buckets.some((b) => b.count > 0));
+        if (drawn.length === 0) {
+          setChart({ empty: true });
+          return;
+        }
+        setChart({
+          data: mergeColumns(drawn.map((a) => bucketsToColumns(a.buckets, step))),
+          devices: drawn.map((a) => a.device),
+          step, lo, hi,
+          node: answers[0].data?.node ?? answers[0].node,
+          buckets: Math.max(...drawn.map((a) => a.buckets.length)),
+        });
+        return;
+      }
       const { data, node } = await client.query(
         { ...base, start_time: lo, end_time: hi, step },
         { signal },
@@ -114,8 +136,8 @@ export default function QueryTab({ client }) {
     }
   }
 
-  const runQuery = async (base, range, preset = '') => {
-    lastRun.current = { base, range, preset };
+  const runQuery = async (base, range, preset = '', { allDevices = false } = {}) => {
+    lastRun.current = { base, range, preset, allDevices };
     const quick = preset && preset !== 'all';
     const hash = encodeQueryHash({
       device: base.device_id,
@@ -134,7 +156,8 @@ export default function QueryTab({ client }) {
     setRunning(true);
     setQueryError('');
     setResult(null);
-    const chartDone = runChart(base, range.start, range.end, controller.signal);
+    const chartDevices = allDevices && lists.devices.length > 1 ? lists.devices : [base.device_id];
+    const chartDone = runChart(base, range.start, range.end, controller.signal, chartDevices);
     try {
       const { data, node } = await client.query(
         { ...base, start_time: range.start, end_time: range.end },
@@ -158,7 +181,7 @@ export default function QueryTab({ client }) {
       const range = last.preset && last.preset !== 'all'
         ? { ok: true, ...presetRange(last.preset, Date.now() / 1000) }
         : last.range;
-      runQuery(last.base, range, last.preset);
+      runQuery(last.base, range, last.preset, { allDevices: last.allDevices });
     }, refreshMs);
     return () => clearInterval(timer);
     // runQuery is a fresh closure each render; the timer only needs the period and the lock.
@@ -166,10 +189,13 @@ export default function QueryTab({ client }) {
   }, [refreshMs, running]);
 
   const seriesName = chart?.of ? `${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})` : '';
+  const seriesNames = chart?.devices
+    ? chart.devices.map((d) => `${d}/${chart.of.metric_name} (${chart.of.operation})`)
+    : [seriesName];
   const exportName = (ext) => exportFileName(
-    { device: chart.of.device_id, metric: chart.of.metric_name, op: chart.of.operation }, ext);
+    { device: chart.devices ? 'all-devices' : chart.of.device_id, metric: chart.of.metric_name, op: chart.of.operation }, ext);
   const downloadCsv = () => {
-    const blob = new Blob([columnsToCsv(chart.data, seriesName)], { type: 'text/csv' });
+    const blob = new Blob([columnsToCsv(chart.data, seriesNames)], { type: 'text/csv' });
     const url = URL.createObjectURL(blob);
     download(url, exportName('csv'));
     setTimeout(() => URL.revokeObjectURL(url), 1000);
@@ -256,9 +282,9 @@ export default function QueryTab({ client }) {
             <div ref={chartRef} data-testid="query-chart">
             <TimeChart
               data={chart.data}
-              seriesNames={[seriesName]}
+              seriesNames={seriesNames}
               yLabel={axisLabel(chart.of.metric_name, chart.of.operation)}
-              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.of.device_id}`}
+              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.devices ? 'the whole fleet' : chart.of.device_id}`}
             />
             </div>
           )}
