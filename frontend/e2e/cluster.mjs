@@ -22,12 +22,17 @@ export const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output', 'e2e');
 // The Rust binaries: MINITRUE_BIN_DIR, or the debug build `make test` already made.
 const BIN_DIR = process.env.MINITRUE_BIN_DIR || path.join(REPO_ROOT, 'target', 'debug');
 
-/** The dashboard's default nodes: name, HTTP port, gossip port. */
+/**
+ * The test cluster's nodes: name, HTTP port, gossip port. Deliberately not the defaults
+ * (8080-8082, 9000-9002), which a developer's `run_cluster.sh` may hold at the same time, and
+ * which the dashboard must not assume: it finds the members through `/status`.
+ */
 export const NODES = [
-  { id: 'polaris', port: 8080, tcpPort: 9000 },
-  { id: 'sirius', port: 8081, tcpPort: 9001 },
-  { id: 'vega', port: 8082, tcpPort: 9002 },
+  { id: 'polaris', port: 18480, tcpPort: 19400 },
+  { id: 'sirius', port: 18481, tcpPort: 19401 },
+  { id: 'vega', port: 18482, tcpPort: 19402 },
 ];
+const SEEDS = NODES.map((n) => `127.0.0.1:${n.tcpPort}`).join(',');
 
 export const nodeByPort = (port) => NODES.find((n) => n.port === Number(port));
 export const nodeById = (id) => NODES.find((n) => n.id === id);
@@ -171,8 +176,8 @@ export async function startCluster({ devices = 3, interval = 0.2 } = {}) {
     }
   }
   if (busy.length > 0) {
-    throw new Error(`port(s) ${busy.join(', ')} in use: the e2e tests need 8080-8082 and 9000-9002 ` +
-      '(the dashboard\'s default nodes). Stop whatever listens there (another MiniTrue cluster?) and retry.');
+    throw new Error(`port(s) ${busy.join(', ')} in use: the e2e tests need ${NODES.map((n) => `${n.port}/${n.tcpPort}`).join(', ')}. ` +
+      'Stop whatever listens there (another MiniTrue cluster?) and retry.');
   }
 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'minitrue-e2e-'));
@@ -241,7 +246,7 @@ export async function startCluster({ devices = 3, interval = 0.2 } = {}) {
     for (const n of NODES) {
       launch(n.id, server, [
         '--mode=all', '--node_id', n.id, '--port', String(n.port), '--tcp_port', String(n.tcpPort),
-        '--data_dir', dataDir, '--broker', brokerUrl, '--log_level', 'info',
+        '--data_dir', dataDir, '--broker', brokerUrl, '--log_level', 'info', '--seeds', SEEDS,
       ], { MINITRUE_FRONTEND_DIR: DIST_DIR });
     }
     for (const n of NODES) {
@@ -262,7 +267,7 @@ export async function startCluster({ devices = 3, interval = 0.2 } = {}) {
 }
 
 /**
- * Starts one node on free loopback ports (not 8080-8082, so it never meets the cluster
+ * Starts one node on free loopback ports (not the cluster's, so it never meets the cluster
  * above) with `args` added to its command line, and waits until `/health` answers. No
  * broker: the HTTP API works without one. Returns `{ port, tcpPort, nodeId, dataDir,
  * logFile, stop() }`; the process is killed by PID by `stop()` and on exit.

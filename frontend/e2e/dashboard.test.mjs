@@ -1,12 +1,12 @@
 // End-to-end tests of the dashboard in headless Chromium against a real three-node cluster
-// (broker, polaris/sirius/vega on 8080-8082, the fleet simulator). The page is loaded from
-// polaris (http://localhost:8080/), exactly as a user opens it.
+// (broker, polaris/sirius/vega on non-default ports, see cluster.mjs, the fleet simulator).
+// The page is loaded from polaris (http://localhost:PORT/), exactly as a user opens it.
 //
 // The tests share one cluster and one page and run in order: query, chart, live monitor,
 // validation, delete (with the simulator paused), failover (kills a node, so it runs last).
 // Every test saves a screenshot to test-output/e2e/ at the repo root.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, screenshots } from './browser.mjs';
 import { NODES, OUTPUT_DIR, api, nodeById, nodeByPort, startCluster, waitFor } from './cluster.mjs';
@@ -23,7 +23,7 @@ function format12hSeconds(seconds) {
     `${pad(h12)}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${h < 12 ? 'AM' : 'PM'}`;
 }
 
-/** "1,234.5678 °C" → 1234.5678 */
+/** "1,234.5678 readings" → 1234.5678 */
 function displayedNumber(text) {
   const m = /^-?[\d,]+(?:\.\d+)?/.exec(text.trim());
   assert.ok(m, `"${text}" does not start with a number`);
@@ -33,7 +33,8 @@ function displayedNumber(text) {
 /** What the UI shows for a number (src/format.js formatValue). */
 const shown = (v) => (Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 4 }));
 
-const LIVE_STATUS = /^Connected to ws:\/\/localhost:(\d+)\/ws$/;
+const LIVE_STATUS = /^Connected to ws:\/\/(?:localhost|127\.0\.0\.1):(\d+)\/ws$/;
+const [POLARIS, SIRIUS] = NODES;
 
 describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
   let cluster;
@@ -95,11 +96,11 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     cluster = await startCluster({ devices: 3, interval: 0.2 });
     // ~3 s of data, and every device/metric known, before the page asks for the lists.
     await waitFor('readings of sensor_1..3 on polaris', async () => {
-      const { data } = await api(8080, '/devices');
+      const { data } = await api(POLARIS.port, '/devices');
       if (!['sensor_1', 'sensor_2', 'sensor_3'].every((d) => data?.devices?.includes(d))) return false;
-      const m = await api(8080, '/metrics?device_id=sensor_3');
+      const m = await api(POLARIS.port, '/metrics?device_id=sensor_3');
       if (!m.data?.metrics?.includes('humidity')) return false;
-      const q = await directQuery(8080, { device_id: 'sensor_1', metric_name: 'temperature', operation: 'count', start_time: 0, end_time: 0 });
+      const q = await directQuery(POLARIS.port, { device_id: 'sensor_1', metric_name: 'temperature', operation: 'count', start_time: 0, end_time: 0 });
       return q.count >= 15;
     }, { timeoutMs: 20000, intervalMs: 250 });
 
@@ -114,7 +115,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     });
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
-    await page.goto('http://localhost:8080/');
+    await page.goto(`http://localhost:${POLARIS.port}/`);
     await tab('Query Data').waitFor();
   });
 
@@ -135,7 +136,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     await page.getByRole('button', { name: 'Last hour' }).click();
     assert.equal(await page.getByRole('button', { name: 'Last hour' }).getAttribute('aria-pressed'), 'true');
     const hour = await runQuery();
-    assert.match(hour.value, /^-?[\d,.]+ °C$/);
+    assert.match(hour.value, /^-?[\d,.]+$/, 'no unit guessed from the metric name');
     assert.ok(displayedNumber(hour.count) > 0, `readings in the last hour: ${hour.count}`);
 
     // Then a fixed window in the past, so the data cannot change between the page's request
@@ -155,7 +156,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     assert.equal(direct.node, node.id);
     assert.ok(direct.count > 0, 'the window holds readings');
     assert.equal(ui.count, shown(direct.count), 'reading count');
-    assert.equal(ui.value, `${shown(direct.result)} °C`, 'avg shown in the UI');
+    assert.equal(ui.value, shown(direct.result), 'avg shown in the UI, without a guessed unit');
     assert.ok(Math.abs(displayedNumber(ui.value) - direct.result) <= 5e-5 * Math.max(1, Math.abs(direct.result)));
   }));
 
@@ -193,6 +194,8 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     const legend = chartCard.locator('.u-legend');
     assert.match(await legend.textContent(), /sensor_1\/temperature \(avg\)/);
     const over = chartCard.locator('.u-over');
+    // The auto-refresh row pushed the chart below the fold: the mouse only reaches the viewport.
+    await over.scrollIntoViewIfNeeded();
     const ob = await over.boundingBox();
     let readout = '';
     for (const fx of [0.5, 0.6, 0.7, 0.8, 0.9, 0.4, 0.3]) {
@@ -202,6 +205,92 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     }
     assert.match(readout, /^-?[\d,.]+$/, 'legend readout under the cursor');
     await page.mouse.move(0, 0);
+  }));
+
+  test('query in the URL, CSV and PNG downloads, auto-refresh', withShot('2b-share-export', async () => {
+    // The fixed past window of the query test is now in the hash.
+    const hash = new URL(page.url()).hash;
+    const m = /^#query\?device=sensor_1&metric=temperature&op=avg&start=(\d+)&end=(\d+)$/.exec(hash);
+    assert.ok(m, `the query is in the URL: ${hash}`);
+    const [start, end] = [Number(m[1]), Number(m[2])];
+    const shownCount = (await byTestId('result-count').textContent()).trim();
+    const shownValue = (await byTestId('result-value').textContent()).trim();
+
+    // A second page opened from the link runs the same query by itself.
+    const shared = await browser.context.newPage();
+    try {
+      await shared.goto(page.url());
+      await shared.getByTestId('result-value').waitFor({ timeout: 15000 });
+      assert.equal((await shared.getByTestId('result-count').textContent()).trim(), shownCount, 'same count from the link');
+      assert.equal((await shared.getByTestId('result-value').textContent()).trim(), shownValue, 'same value from the link');
+      assert.equal(await shared.getByLabel('Operation').inputValue(), 'avg');
+      await shared.screenshot({ path: `${OUTPUT_DIR}/2b-shared-link.png`, fullPage: true });
+    } finally {
+      await shared.close();
+    }
+
+    // CSV: the chart's buckets, ISO 8601 times, each bucket's avg within the window's min..max.
+    const [csvDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download CSV' }).click(),
+    ]);
+    assert.equal(csvDownload.suggestedFilename(), 'sensor_1-temperature-avg.csv');
+    const csv = readFileSync(await csvDownload.path(), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'time,sensor_1/temperature (avg)');
+    assert.ok(csv.length > 1, 'CSV has rows');
+    const window = { device_id: 'sensor_1', metric_name: 'temperature', start_time: start, end_time: end };
+    const lo = (await directQuery(POLARIS.port, { ...window, operation: 'min' })).result;
+    const hi = (await directQuery(POLARIS.port, { ...window, operation: 'max' })).result;
+    for (const line of csv.slice(1)) {
+      const row = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z),(-?[\d.e+-]+)$/.exec(line);
+      assert.ok(row, `CSV row "${line}"`);
+      const t = Date.parse(row[1]) / 1000;
+      assert.ok(t >= start - 86400 && t <= end, `bucket time ${row[1]} near the window`);
+      const v = Number(row[2]);
+      assert.ok(v >= lo - 1e-9 && v <= hi + 1e-9, `bucket avg ${v} within ${lo}..${hi}`);
+    }
+    console.log(`# csv: ${csv.length - 1} buckets, values within ${lo}..${hi}`);
+
+    const [pngDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download PNG' }).click(),
+    ]);
+    const png = readFileSync(await pngDownload.path());
+    assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG', 'a PNG of the chart');
+
+    // Auto-refresh every 5 s re-runs the last query.
+    const before = queryRequests.length;
+    await byTestId('auto-refresh').selectOption('5000');
+    await waitFor('an auto-refreshed /query', () => queryRequests.length > before, { timeoutMs: 9000 });
+    await byTestId('auto-refresh').selectOption('0');
+    await waitFor('Run query to be enabled again', () => page.getByRole('button', { name: 'Run query' }).isEnabled(), { timeoutMs: 15000 });
+  }));
+
+  test('several series: every device of a metric on one chart, with a legend', withShot('2c-all-devices', async () => {
+    const all = page.getByLabel('Whole fleet on the chart (one line each)');
+    await all.check();
+    try {
+      await page.getByRole('button', { name: 'Last hour' }).click();
+      await runQuery();
+      const chartCard = page.locator('.card', { has: page.getByRole('img', { name: /^Chart of avg temperature for the whole fleet$/ }) });
+      await chartCard.waitFor({ timeout: 10000 });
+      const names = (await chartCard.locator('.u-legend .u-series .u-label').allTextContents()).map((t) => t.trim());
+      assert.deepEqual(names.slice(1), ['sensor_1', 'sensor_2', 'sensor_3'].map((d) => `${d}/temperature (avg)`), `legend: ${names.join(' | ')}`);
+      const [csvDownload] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download CSV' }).click(),
+      ]);
+      assert.equal(csvDownload.suggestedFilename(), 'all-devices-temperature-avg.csv');
+      const header = readFileSync(await csvDownload.path(), 'utf8').split('\n')[0];
+      assert.equal(header, 'time,sensor_1/temperature (avg),sensor_2/temperature (avg),sensor_3/temperature (avg)');
+      await chartCard.scrollIntoViewIfNeeded();
+      await shot('2c-all-devices-chart');
+    } finally {
+      await all.uncheck();
+    }
+    // Back to sensor_1 alone: the delete test expects its chart on screen.
+    await runQuery();
+    await page.getByRole('img', { name: 'Chart of avg temperature for sensor_1' }).waitFor({ timeout: 10000 });
   }));
 
   test('live monitor: connected to a node and the message count grows', withShot('3-live', async () => {
@@ -263,7 +352,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     const series = { device_id: 'sensor_3', metric_name: 'humidity', operation: 'count', start_time: 0, end_time: 0 };
     let previous = -1;
     const settled = await waitFor('the sensor_3/humidity count to settle', async () => {
-      const { count } = await directQuery(8081, series);
+      const { count } = await directQuery(SIRIUS.port, series);
       const stable = count > 0 && count === previous;
       previous = count;
       return stable ? count : false;
@@ -335,6 +424,53 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     await dialog.getByRole('button', { name: 'Close' }).click();
     await dialog.waitFor({ state: 'hidden' });
   }
+
+  test('cluster tab: exactly the real members (from /status), no built-in ports; the hash switches tabs', withShot('5b-cluster-hash', async () => {
+    if (await page.locator('dialog[open]').count() > 0) await page.keyboard.press('Escape');
+    // Navigation on the open page: a new hash switches the tab without a reload.
+    await page.evaluate(() => { window.location.hash = '#cluster'; });
+    await waitFor('the Cluster tab to be selected by #cluster', async () =>
+      (await tab('Cluster').getAttribute('aria-selected')) === 'true', { timeoutMs: 3000 });
+    await waitFor('the Cluster tab to see 3 of 3 nodes', async () =>
+      /^3 of 3 nodes reachable/.test((await byTestId('cluster-summary').textContent()).trim()), { timeoutMs: 10000 });
+    const cards = page.locator('article.node-card');
+    assert.equal(await cards.count(), 3, 'one card per real member, none for ports nobody runs');
+    const titles = (await cards.locator('.card-title').allTextContents()).map((t) => t.trim()).sort();
+    assert.deepEqual(titles, NODES.map((n) => n.id).sort());
+    assert.equal(await page.locator('.node-card.node-down').count(), 0, 'no red card');
+    for (const n of NODES) {
+      assert.equal(await page.getByRole('article', { name: new RegExp(`Node .*:${n.port}$`) }).count(), 1, `${n.id}'s card`);
+    }
+    assert.doesNotMatch(await page.locator('main').textContent(), /:808[0-2]\b/);
+
+    await page.evaluate(() => { window.location.hash = '#live'; });
+    await waitFor('#live to select the Real-Time Monitor', async () =>
+      (await tab('Real-Time Monitor').getAttribute('aria-selected')) === 'true', { timeoutMs: 3000 });
+    // A tab click sets the hash; Back goes to the tab before.
+    await tab('Query Data').click();
+    assert.equal(new URL(page.url()).hash, '#query');
+    await page.goBack();
+    await waitFor('Back to return to the Real-Time Monitor', async () =>
+      (await tab('Real-Time Monitor').getAttribute('aria-selected')) === 'true', { timeoutMs: 3000 });
+    await tab('Cluster').click();
+  }));
+
+  test('dark mode: prefers-color-scheme dark switches the colours, the chart\'s too', withShot('5c-dark', async () => {
+    const background = () => page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    assert.equal(await background(), 'rgb(243, 244, 246)', 'light by default');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    try {
+      await waitFor('the dark background', async () => (await background()) === 'rgb(15, 23, 42)', { timeoutMs: 3000 });
+      await tab('Query Data').click();
+      const axis = await page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue('--chart-axis').trim());
+      assert.equal(axis, '#cbd5e1', 'the chart axis colour follows the scheme');
+      await shot('5c-dark-query');
+      await tab('Cluster').click();
+      await shot('5c-dark-cluster');
+    } finally {
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+  }));
 
   test('failover: kill -9 the node serving the page; live monitor and queries move to another node', withShot('6-failover', async () => {
     // Data flows again (the delete test restarted the simulator). A dialog left open by a

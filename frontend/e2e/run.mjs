@@ -1,5 +1,5 @@
 // `npm run test:e2e`: the end-to-end tests (e2e/*.test.mjs) under Node's test runner, one file
-// at a time (they share ports 8080-8082), with the run time printed at the end. The harness
+// at a time (they share the cluster ports of cluster.mjs), with the run time printed at the end. The harness
 // (e2e/cluster.mjs) needs the Rust binaries (../target/debug, or MINITRUE_BIN_DIR) and Debian's Chromium.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

@@ -2,15 +2,16 @@
 // naming the node that served the last request.
 //
 // Nodes come from `?nodes=host:port,host:port` when given, else the page's own origin (every
-// node serves this dashboard) followed by the local cluster's three nodes. Under the Vite dev
-// server the origin is left out, as it is not a MiniTrue node.
+// node serves this dashboard); the other members are then learned from that node's `/status`
+// (their advertised HTTP addresses) and join the failover list. No address is built in. Under
+// the Vite dev server the origin is left out, as it is not a MiniTrue node: `?nodes=` names one.
 //
 // The access token (nodes started with `--auth_file`) is asked for by the token prompt the
 // first time a node answers 401, kept in sessionStorage, and sent by the client and the live
 // socket; "Forget token" in the header drops it.
 import { useEffect, useMemo, useState, useSyncExternalStore } from 'react';
 import { createAuthGate, createTokenStore } from './auth.js';
-import { createClusterClient, defaultNodes, uniqueNodes } from './clusterClient.js';
+import { createClusterClient, defaultNodes, nodesFromStatus, uniqueNodes } from './clusterClient.js';
 import TokenPrompt from './components/TokenPrompt.jsx';
 import QueryTab from './tabs/QueryTab.jsx';
 import LiveTab from './tabs/LiveTab.jsx';
@@ -31,23 +32,77 @@ function configuredNodes() {
   return defaultNodes(window.location, { includeOrigin: !import.meta.env.DEV });
 }
 
-function initialTab() {
-  const hash = window.location.hash.replace('#', '');
-  return TABS.some((t) => t.id === hash) ? hash : 'query';
+/** The tab a hash names: `#cluster`, `#query?device=…` (the part before `?`); else query. */
+function tabFromHash(hash) {
+  const id = String(hash ?? '').replace(/^#/, '').split('?')[0];
+  return TABS.some((t) => t.id === id) ? id : 'query';
+}
+
+/** How often the failover list is refreshed from `/status` (members that joined later). */
+const MEMBERS_REFRESH_MS = 30000;
+
+/** Shown under the Vite dev server without `?nodes=`: there is no node to ask. */
+function NoNodes() {
+  return (
+    <div className="app">
+      <p className="card error" data-testid="no-nodes">
+        No MiniTrue node to ask: open the dashboard from a node (http://NODE:PORT/), or add
+        {' '}<code>?nodes=host:port</code> to this page&apos;s address.
+      </p>
+    </div>
+  );
 }
 
 export default function App() {
+  const nodes = useMemo(configuredNodes, []);
+  return nodes.length === 0 ? <NoNodes /> : <Dashboard nodes={nodes} />;
+}
+
+function Dashboard({ nodes }) {
   const gate = useMemo(() => createAuthGate(createTokenStore()), []);
-  const client = useMemo(() => createClusterClient({ nodes: configuredNodes(), auth: gate }), [gate]);
+  const client = useMemo(() => createClusterClient({ nodes, auth: gate }), [gate, nodes]);
   const token = useSyncExternalStore(gate.store.subscribe, gate.store.get);
-  const [tab, setTab] = useState(initialTab);
+  const [tab, setTab] = useState(() => tabFromHash(window.location.hash));
   const [served, setServed] = useState(null);
 
   useEffect(() => client.subscribe((event) => setServed(event)), [client]);
 
+  // The rest of the cluster: the members the nodes list, so failover reaches them.
+  useEffect(() => {
+    let timer = null;
+    const controller = new AbortController();
+    const learn = async () => {
+      try {
+        const { data } = await client.get('/status', { signal: controller.signal });
+        client.addNodes(nodesFromStatus(data, window.location.protocol).map((m) => m.url));
+      } catch {
+        // No node answered: the list stays as it is; the next round tries again.
+      }
+      if (!controller.signal.aborted) timer = setTimeout(learn, MEMBERS_REFRESH_MS);
+    };
+    learn();
+    return () => {
+      controller.abort();
+      if (timer !== null) clearTimeout(timer);
+    };
+  }, [client]);
+
+  // The hash is the tab: typed, pasted, or Back/Forward on an open page switches it.
+  useEffect(() => {
+    const onHashChange = () => setTab(tabFromHash(window.location.hash));
+    window.addEventListener('hashchange', onHashChange);
+    window.addEventListener('popstate', onHashChange);
+    return () => {
+      window.removeEventListener('hashchange', onHashChange);
+      window.removeEventListener('popstate', onHashChange);
+    };
+  }, []);
+
   const selectTab = (id) => {
     setTab(id);
-    window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}#${id}`);
+    if (window.location.hash !== `#${id}`) {
+      window.history.pushState(null, '', `${window.location.pathname}${window.location.search}#${id}`);
+    }
   };
 
   const onTabKey = (event, index) => {

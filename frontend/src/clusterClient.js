@@ -18,13 +18,6 @@ import { authHeaders } from './auth.js';
 /** Default time a node gets to answer before the next one is tried. */
 export const DEFAULT_TIMEOUT_MS = 5000;
 
-/** The three nodes of the local cluster that `run_cluster.sh` starts. */
-export const LOCAL_CLUSTER_NODES = [
-  'http://localhost:8080',
-  'http://localhost:8081',
-  'http://localhost:8082',
-];
-
 /**
  * Turns "host:port", "http://host:port/" or "https://host" into a base URL without a
  * trailing slash; returns null for something that is not a usable URL.
@@ -58,16 +51,61 @@ export function uniqueNodes(nodes) {
 }
 
 /**
- * The node list a dashboard page starts with: the origin that served the page first (every
- * node serves the dashboard, so that node is alive), then the local three-node cluster.
- * `includeOrigin` is false under the Vite dev server, whose origin is not a MiniTrue node.
+ * The node list a dashboard page starts with: the origin that served the page (every node
+ * serves the dashboard, so that node is alive). The rest of the cluster is learned from its
+ * `/status` (`nodesFromStatus`); no address is built in. `includeOrigin` is false under the
+ * Vite dev server, whose origin is not a MiniTrue node (then `?nodes=` names them).
  */
 export function defaultNodes(location = globalThis.location, { includeOrigin = true } = {}) {
-  const nodes = [];
   if (includeOrigin && location && /^https?:$/.test(location.protocol) && location.host) {
-    nodes.push(`${location.protocol}//${location.host}`);
+    return [`${location.protocol}//${location.host}`];
   }
-  return uniqueNodes([...nodes, ...LOCAL_CLUSTER_NODES]);
+  return [];
+}
+
+/**
+ * The members a node's `/status` lists, as `{ id, url }` with absolute URLs: `http_addr` is
+ * the advertised `host:port`, given the page's scheme (`protocol`, 'http:' or 'https:'), since
+ * every node of a cluster speaks the same one. Members without a usable address are left out.
+ */
+export function nodesFromStatus(status, protocol = 'http:') {
+  const scheme = protocol === 'https:' ? 'https:' : 'http:';
+  const members = status && Array.isArray(status.members) ? status.members : [];
+  const out = [];
+  for (const m of members) {
+    if (!m || typeof m.http_addr !== 'string') continue;
+    const addr = m.http_addr.trim();
+    const url = normalizeNode(/^[a-z]+:\/\//i.test(addr) ? addr : `${scheme}//${addr}`);
+    if (url && !out.some((n) => n.url === url)) out.push({ id: typeof m.id === 'string' ? m.id : null, url });
+  }
+  return out;
+}
+
+/**
+ * The Cluster tab's next list of node URLs to show and poll, after one round of `/status`.
+ * - `seeds`: the nodes the page started with (its origin, or `?nodes=`);
+ * - `results`: `[url, { ok, status? }]` of the round;
+ * - `idsByUrl`: node id each URL has answered with (remembered across rounds, so a dead
+ *   node keeps its one card although its peers list it under another address form).
+ * A node is shown when it answered, or a node that answered lists it as a member; a seed
+ * nobody lists is dropped, unless no node answered at all (then the seeds stay, shown as
+ * unreachable, so the page says what it tried). Members are matched by id first.
+ */
+export function clusterNodeList(seeds, results, idsByUrl = new Map(), protocol = 'http:') {
+  const urlById = new Map();
+  for (const [url, id] of idsByUrl) if (id && !urlById.has(id)) urlById.set(id, url);
+  const answered = results.filter(([, e]) => e && e.ok);
+  const listed = [];
+  for (const [, e] of answered) {
+    for (const m of nodesFromStatus(e.status, protocol)) {
+      const url = (m.id && urlById.get(m.id)) || m.url;
+      if (!listed.includes(url)) listed.push(url);
+    }
+  }
+  if (answered.length === 0) return uniqueNodes([...seeds, ...results.map(([url]) => url)]);
+  const answeredUrls = answered.map(([url]) => url);
+  const keep = (url) => answeredUrls.includes(url) || listed.includes(url);
+  return uniqueNodes([...seeds.filter(keep), ...results.map(([url]) => url).filter(keep), ...listed]);
 }
 
 /** `http://host:port` → `ws://host:port/ws` (`https` → `wss`). */
@@ -159,7 +197,7 @@ export function createClusterClient({
   timeoutMs = DEFAULT_TIMEOUT_MS,
   auth = null,
 } = {}) {
-  const nodeList = uniqueNodes(nodes ?? defaultNodes());
+  let nodeList = uniqueNodes(nodes ?? defaultNodes());
   if (nodeList.length === 0) throw new Error('cluster client needs at least one node');
   const doFetch = fetchImpl ?? ((...args) => globalThis.fetch(...args));
   let preferred = nodeList[0];
@@ -304,7 +342,12 @@ export function createClusterClient({
   const post = (path, body, opts) => request(path, { ...opts, method: 'POST', body });
 
   return {
-    nodes: nodeList,
+    /** The nodes tried, in configured order (grows with `addNodes`). */
+    get nodes() { return nodeList; },
+    /** Adds nodes learned later (the members in `/status`) at the end of the failover order. */
+    addNodes(more) {
+      nodeList = uniqueNodes([...nodeList, ...more]);
+    },
     order,
     lastGoodNode: () => preferred,
     /**

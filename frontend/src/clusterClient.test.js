@@ -1,6 +1,6 @@
 import { describe, it, expect, vi } from 'vitest';
 import {
-  createClusterClient, defaultNodes, normalizeNode, uniqueNodes, wsUrlFor, ClusterError,
+  createClusterClient, clusterNodeList, defaultNodes, nodesFromStatus, normalizeNode, uniqueNodes, wsUrlFor, ClusterError,
 } from './clusterClient.js';
 import { createAuthGate, createTokenStore } from './auth.js';
 
@@ -39,16 +39,70 @@ describe('node lists', () => {
     expect(uniqueNodes([B, 'localhost:8080', A, 'localhost:8081/'])).toEqual([B, A]);
   });
 
-  it('puts the page origin first and does not repeat it', () => {
-    const loc = { protocol: 'http:', host: 'localhost:8081' };
-    expect(defaultNodes(loc)).toEqual([B, A, C]);
-    const other = { protocol: 'http:', host: 'db.example:9000' };
-    expect(defaultNodes(other)).toEqual(['http://db.example:9000', A, B, C]);
+  it('starts from the page origin alone, with no built-in ports', () => {
+    expect(defaultNodes({ protocol: 'http:', host: 'localhost:8081' })).toEqual([B]);
+    expect(defaultNodes({ protocol: 'https:', host: 'db.example:18443' })).toEqual(['https://db.example:18443']);
+    expect(defaultNodes({ protocol: 'file:', host: '' })).toEqual([]);
   });
 
   it('leaves the origin out under the dev server', () => {
     const loc = { protocol: 'http:', host: 'localhost:5173' };
-    expect(defaultNodes(loc, { includeOrigin: false })).toEqual([A, B, C]);
+    expect(defaultNodes(loc, { includeOrigin: false })).toEqual([]);
+  });
+
+  const status = (id, members) => ({ node_id: id, members });
+  const member = (id, http_addr) => ({ id, http_addr, gossip_addr: 'x:1', state: 'alive' });
+
+  it('reads members from /status as absolute URLs in the page scheme', () => {
+    const s = status('a', [member('a', '127.0.0.1:18080'), member('b', 'db2.example:18081'), { id: 'c' }, member('d', 'https://h:1')]);
+    expect(nodesFromStatus(s, 'http:')).toEqual([
+      { id: 'a', url: 'http://127.0.0.1:18080' },
+      { id: 'b', url: 'http://db2.example:18081' },
+      { id: 'd', url: 'https://h:1' },
+    ]);
+    expect(nodesFromStatus(s, 'https:')[1]).toEqual({ id: 'b', url: 'https://db2.example:18081' });
+    expect(nodesFromStatus(null)).toEqual([]);
+    expect(nodesFromStatus({ members: 'nope' })).toEqual([]);
+  });
+
+  it('cluster list: the seed, then exactly the members it lists, the seed matched by id', () => {
+    const seed = 'http://localhost:18080';
+    const ids = new Map([[seed, 'polaris']]);
+    const results = [[seed, { ok: true, status: status('polaris', [
+      member('polaris', '127.0.0.1:18080'), member('sirius', '127.0.0.1:18081'), member('vega', '127.0.0.1:18082'),
+    ]) }]];
+    expect(clusterNodeList([seed], results, ids)).toEqual([seed, 'http://127.0.0.1:18081', 'http://127.0.0.1:18082']);
+  });
+
+  it('cluster list: a seed nobody lists is dropped; a dead listed member stays', () => {
+    const stale = 'http://localhost:8080';
+    const results = [
+      [stale, { ok: false, error: 'refused' }],
+      ['http://h:2', { ok: true, status: status('b', [member('b', 'h:2'), member('c', 'h:3')]) }],
+      ['http://h:3', { ok: false, error: 'refused' }],
+    ];
+    expect(clusterNodeList([stale, 'http://h:2'], results, new Map())).toEqual(['http://h:2', 'http://h:3']);
+  });
+
+  it('cluster list: a dead seed keeps its card under its own address when peers list it', () => {
+    const seed = 'http://localhost:18080';
+    const ids = new Map([[seed, 'polaris'], ['http://127.0.0.1:18081', 'sirius']]);
+    const results = [
+      [seed, { ok: false, error: 'refused' }],
+      ['http://127.0.0.1:18081', { ok: true, status: status('sirius', [member('polaris', '127.0.0.1:18080'), member('sirius', '127.0.0.1:18081')]) }],
+    ];
+    expect(clusterNodeList([seed], results, ids)).toEqual([seed, 'http://127.0.0.1:18081']);
+  });
+
+  it('cluster list: when nothing answers, the seeds stay (shown unreachable)', () => {
+    expect(clusterNodeList([A], [[A, { ok: false }]], new Map())).toEqual([A]);
+  });
+
+  it('the client learns nodes later, at the end of the failover order', () => {
+    const client = createClusterClient({ nodes: [A], fetchImpl: vi.fn() });
+    client.addNodes([B, A, C]);
+    expect(client.nodes).toEqual([A, B, C]);
+    expect(client.wsUrls()).toEqual(['ws://localhost:8080/ws', 'ws://localhost:8081/ws', 'ws://localhost:8082/ws']);
   });
 
   it('derives websocket URLs', () => {

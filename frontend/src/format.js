@@ -1,27 +1,23 @@
 // Number, duration and unit formatting shared by the tabs.
 
-/** Units for metric names the simulator and common sensors use; unknown metrics get none. */
-const METRIC_UNITS = {
-  temperature: '°C',
-  humidity: '%',
-  pressure: 'hPa',
-  voltage: 'V',
-  current: 'A',
-  power: 'W',
-  co2: 'ppm',
-  light: 'lx',
-};
-
-/** The unit of a metric for a given operation ('count' counts readings). */
-export function unitFor(metricName, operation = 'avg') {
+/**
+ * The unit to show beside a value of `series` (`{ metric_name, labels? }`, or a metric name)
+ * under `operation`. Only a unit that is known is shown: a count counts readings, and a
+ * series' `unit` label names its unit (series carry no labels yet, so today that is never
+ * set). Nothing is guessed from the metric name: a sensor's "temperature" may be in °F.
+ * The one place a unit is decided, so the `unit` label plugs in here.
+ */
+export function unitFor(series, operation = 'avg') {
   if (operation === 'count') return 'readings';
-  return METRIC_UNITS[String(metricName).toLowerCase()] ?? '';
+  const unit = series && typeof series === 'object' ? series.labels?.unit : undefined;
+  return typeof unit === 'string' ? unit.trim() : '';
 }
 
-/** "temperature (°C)" for axis labels. */
-export function axisLabel(metricName, operation) {
-  const unit = unitFor(metricName, operation);
-  return unit ? `${metricName} (${unit})` : metricName;
+/** "temperature (°F)" for axis labels when the unit is known, else the metric name. */
+export function axisLabel(series, operation) {
+  const name = series && typeof series === 'object' ? series.metric_name : series;
+  const unit = unitFor(series, operation);
+  return unit ? `${name} (${unit})` : String(name ?? '');
 }
 
 /** A measurement for people: null → "—", big or small numbers trimmed to 4 decimals. */

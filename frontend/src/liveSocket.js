@@ -36,7 +36,8 @@ export function parseReadings(text) {
 /**
  * Opens the live stream. Callbacks: `onStatus({ state, url, attempt, retryInMs })` where
  * state is 'connecting' | 'open' | 'waiting' | 'stopped'; `onReadings(readings)` per frame.
- * `token()` gives the access token to put on the URL (null: none). Returns `{ stop() }`.
+ * `token()` gives the access token to put on the URL (null: none). `urls` is a list, or a
+ * function giving the current list (nodes learned from `/status` join it). Returns `{ stop() }`.
  * Timer and WebSocket implementations are injectable for tests.
  */
 export function connectLive({
@@ -49,7 +50,8 @@ export function connectLive({
   onStatus = () => {},
   onReadings = () => {},
 }) {
-  if (!urls || urls.length === 0) throw new Error('live stream needs at least one URL');
+  const urlList = typeof urls === 'function' ? urls : () => urls;
+  if (!urlList() || urlList().length === 0) throw new Error('live stream needs at least one URL');
   let index = 0;
   let failedInRow = 0;
   let attempt = 0;
@@ -58,7 +60,7 @@ export function connectLive({
   let stopped = false;
 
   function schedule(delay) {
-    onStatus({ state: 'waiting', url: urls[index], attempt, retryInMs: delay });
+    onStatus({ state: 'waiting', url: urlList()[index % urlList().length], attempt, retryInMs: delay });
     timer = setTimer(() => {
       timer = null;
       open();
@@ -68,7 +70,8 @@ export function connectLive({
   function open() {
     if (stopped) return;
     attempt += 1;
-    const url = urls[index];
+    index %= urlList().length;
+    const url = urlList()[index];
     onStatus({ state: 'connecting', url, attempt });
     let opened = false;
     let ws;
@@ -82,14 +85,14 @@ export function connectLive({
       if (socket !== ws && ws !== null) return;
       socket = null;
       if (stopped) return;
-      index = (index + 1) % urls.length;
+      index = (index + 1) % urlList().length;
       if (opened) {
         failedInRow = 0;
         schedule(retryMs);
         return;
       }
       failedInRow += 1;
-      if (failedInRow >= urls.length) {
+      if (failedInRow >= urlList().length) {
         failedInRow = 0;
         schedule(retryMs);
       } else {

@@ -71,6 +71,15 @@ export function format12h(seconds) {
     `${pad(hour)}:${pad(date.getMinutes())} ${meridiem}`;
 }
 
+/** As format12h, with `:ss` when `seconds` is not a whole minute (a shared link's exact times). */
+export function format12hExact(seconds) {
+  if (seconds % 60 === 0) return format12h(seconds);
+  const date = new Date(seconds * 1000);
+  const { hour, meridiem } = to12Hour(date.getHours());
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(hour)}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${meridiem}`;
+}
+
 /**
  * Validates the Start/End fields of the form. Empty means open (0). Returns
  * `{ ok: true, start, end }` in seconds, or `{ ok: false, errors: { start?, end?, range? } }`.

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import {
-  parse12h, format12h, validateRange, to24Hour, to12Hour, presetRange,
+  parse12h, format12h, format12hExact, validateRange, to24Hour, to12Hour, presetRange,
 } from './time12h.js';
 
 const local = (y, mo, d, h, mi, s = 0) => Math.floor(new Date(y, mo - 1, d, h, mi, s).getTime() / 1000);
@@ -110,5 +110,14 @@ describe('presetRange', () => {
     expect(presetRange('week', 1e9)).toEqual({ start: 1e9 - 604800, end: 1e9 });
     expect(presetRange('all', 1e9)).toEqual({ start: 0, end: 0 });
     expect(() => presetRange('decade', 1)).toThrow();
+  });
+});
+
+describe('exact times of a shared link', () => {
+  it('keep their seconds and read back the same', () => {
+    const t = Math.floor(new Date(2024, 2, 10, 14, 30, 5).getTime() / 1000);
+    expect(format12hExact(t)).toBe('2024-03-10 02:30:05 PM');
+    expect(format12hExact(t - 5)).toBe('2024-03-10 02:30 PM');
+    expect(parse12h(format12hExact(t))).toEqual({ ok: true, seconds: t });
   });
 });

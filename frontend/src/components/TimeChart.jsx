@@ -1,7 +1,7 @@
 // A uPlot time-series chart in React: uPlot owns the canvas, React only hands it data.
 // The chart is rebuilt when its series or labels change and fed with setData otherwise,
 // so a live chart updating twice a second does not re-create the canvas.
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useSyncExternalStore } from 'react';
 import uPlot from 'uplot';
 import { PALETTE, formatTimestamp, formatValue } from '../format.js';
 
@@ -9,6 +9,26 @@ import { PALETTE, formatTimestamp, formatValue } from '../format.js';
  * Time-axis tick steps in seconds: whole seconds at the finest (readings and buckets are
  * never finer to a person), so a short range gets ":25 :26" instead of ":25.050 :25.100…".
  */
+const DARK_QUERY = '(prefers-color-scheme: dark)';
+
+/** 'dark' or 'light', following the system setting live (the chart is redrawn on a change). */
+function useColorScheme() {
+  return useSyncExternalStore(
+    (onChange) => {
+      const media = globalThis.matchMedia?.(DARK_QUERY);
+      media?.addEventListener('change', onChange);
+      return () => media?.removeEventListener('change', onChange);
+    },
+    () => (globalThis.matchMedia?.(DARK_QUERY).matches ? 'dark' : 'light'),
+  );
+}
+
+/** A colour variable of styles.css (uPlot draws on a canvas, which CSS does not reach). */
+function cssColor(name, fallback) {
+  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return value || fallback;
+}
+
 const TIME_INCRS = [
   1, 2, 5, 10, 15, 30,
   60, 120, 300, 600, 900, 1800,
@@ -30,19 +50,23 @@ export default function TimeChart({
   dataRef.current = data;
   const seriesKey = seriesNames.join('\u0000');
 
+  const scheme = useColorScheme();
+
   useEffect(() => {
     const el = containerRef.current;
     if (!el) return undefined;
+    const axis = cssColor('--chart-axis', '#374151');
+    const grid = cssColor('--chart-grid', '#e5e7eb');
     const opts = {
       width: Math.max(200, el.clientWidth),
       height,
       scales: { x: { time: true } },
       axes: [
-        { label: xLabel, stroke: '#374151', grid: { stroke: '#e5e7eb' }, incrs: TIME_INCRS },
+        { label: xLabel, stroke: axis, grid: { stroke: grid }, incrs: TIME_INCRS },
         {
           label: yLabel,
-          stroke: '#374151',
-          grid: { stroke: '#e5e7eb' },
+          stroke: axis,
+          grid: { stroke: grid },
           size: 70,
           values: (u, ticks) => ticks.map((v) => formatValue(v)),
         },
@@ -75,7 +99,7 @@ export default function TimeChart({
     };
     // Rebuild only when the chart's shape changes; data flows in through setData below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [seriesKey, xLabel, yLabel, height, spanGaps]);
+  }, [seriesKey, xLabel, yLabel, height, spanGaps, scheme]);
 
   useEffect(() => {
     plotRef.current?.setData(data);

@@ -2,11 +2,12 @@
 // (`/devices`, `/metrics?device_id=`), with the current choice kept when it still exists.
 import { useCallback, useEffect, useState } from 'react';
 
-export default function useSeriesLists(client) {
+/** `initial`: `{ device, metric }` to choose once the lists hold them (a shared query link). */
+export default function useSeriesLists(client, initial = null) {
   const [devices, setDevices] = useState([]);
-  const [device, setDevice] = useState('');
+  const [device, setDevice] = useState(initial?.device ?? '');
   const [metrics, setMetrics] = useState([]);
-  const [metric, setMetric] = useState('');
+  const [metric, setMetric] = useState(initial?.metric ?? '');
   const [listError, setListError] = useState('');
 
   const loadDevices = useCallback(async () => {

@@ -1,9 +1,10 @@
 // Cluster: every known node's `/status`, asked directly (no failover) every 3 s, so a dead
-// node shows as unreachable instead of being hidden by another node's answer. Nodes that the
-// others list as members (by `http_addr`) are polled too. Fields the server does not send
-// are simply not shown.
+// node shows as unreachable instead of being hidden by another node's answer. The list starts
+// from the page's own node and is then exactly the members the answering nodes list (by their
+// advertised `http_addr`, see clusterNodeList): no address is built in, and a node no
+// `/status` lists never gets a card. Fields the server does not send are simply not shown.
 import { useEffect, useRef, useState } from 'react';
-import { normalizeNode } from '../clusterClient.js';
+import { clusterNodeList } from '../clusterClient.js';
 import { formatUptime, formatValue } from '../format.js';
 
 const POLL_MS = 3000;
@@ -119,13 +120,14 @@ function NodeCard({ node, entry }) {
 }
 
 export default function ClusterTab({ client, active }) {
+  const seeds = useRef(client.nodes);
   const [nodes, setNodes] = useState(client.nodes);
   const [entries, setEntries] = useState({});
   const nodesRef = useRef(nodes);
   nodesRef.current = nodes;
   // Node id each polled address has answered with, remembered after it stops answering, so a
   // dead node's own card stays its only card (its peers list it under another address form).
-  const idsSeen = useRef(new Set());
+  const idsByUrl = useRef(new Map());
 
   useEffect(() => {
     if (!active) return undefined;
@@ -134,33 +136,30 @@ export default function ClusterTab({ client, active }) {
     const controller = new AbortController();
 
     async function poll() {
-      const list = nodesRef.current;
-      const results = await Promise.all(list.map(async (node) => {
-        try {
-          const { data } = await client.status(node, { signal: controller.signal });
-          return [node, { ok: true, status: data ?? {}, checkedAt: Date.now() }];
-        } catch (err) {
-          return [node, { ok: false, error: err.message, checkedAt: Date.now() }];
-        }
-      }));
-      if (cancelled) return;
-      const next = Object.fromEntries(results);
-      setEntries(next);
-      // Learn nodes that others list as members but that no polled node already speaks for.
-      for (const [, e] of results) {
-        if (e.ok && e.status.node_id) idsSeen.current.add(e.status.node_id);
-      }
-      const knownIds = idsSeen.current;
-      const discovered = [];
-      for (const [, e] of results) {
-        for (const m of (e.ok && Array.isArray(e.status.members) ? e.status.members : [])) {
-          const addr = normalizeNode(m.http_addr);
-          if (addr && !knownIds.has(m.id) && !list.includes(addr) && !discovered.includes(addr)) {
-            discovered.push(addr);
+      // Learned members are polled in the same round they are first seen.
+      let list = nodesRef.current;
+      let results = [];
+      for (let round = 0; round < 3; round += 1) {
+        const asked = new Set(results.map(([url]) => url));
+        const fresh = await Promise.all(list.filter((node) => !asked.has(node)).map(async (node) => {
+          try {
+            const { data } = await client.status(node, { signal: controller.signal });
+            return [node, { ok: true, status: data ?? {}, checkedAt: Date.now() }];
+          } catch (err) {
+            return [node, { ok: false, error: err.message, checkedAt: Date.now() }];
           }
+        }));
+        if (cancelled) return;
+        results = [...results, ...fresh];
+        for (const [url, e] of fresh) {
+          if (e.ok && e.status.node_id) idsByUrl.current.set(url, e.status.node_id);
         }
+        list = clusterNodeList(seeds.current, results, idsByUrl.current, window.location.protocol);
+        if (list.every((node) => results.some(([url]) => url === node))) break;
       }
-      if (discovered.length > 0) setNodes((current) => [...current, ...discovered]);
+      setEntries(Object.fromEntries(results));
+      setNodes(list);
+      client.addNodes(list);
       timer = setTimeout(poll, POLL_MS);
     }
 
@@ -179,7 +178,7 @@ export default function ClusterTab({ client, active }) {
     <div className="cluster-tab">
       <p className="card" aria-live="polite" data-testid="cluster-summary">
         {checked === 0
-          ? `Checking ${nodes.length} nodes…`
+          ? `Checking ${nodes.length} ${nodes.length === 1 ? 'node' : 'nodes'}…`
           : `${reachable} of ${nodes.length} nodes reachable`}
         <span className="muted small"> · refreshed every {POLL_MS / 1000} s while this tab is open</span>
       </p>

@@ -40,7 +40,7 @@ export default function LiveTab({ client, token = null, active }) {
   useEffect(() => {
     if (!enabled) return undefined;
     const connection = connectLive({
-      urls: client.wsUrls(),
+      urls: () => client.wsUrls(),
       token: () => token,
       onStatus: setStatus,
       onReadings: (readings) => storeRef.current.add(readings, Date.now()),

@@ -1,17 +1,27 @@
 // The query form: a series (from the lists of `useSeriesLists`), an operation and a range
 // (a quick preset or typed 12-hour local times). It checks its fields and hands a valid
 // request to `onRun`; it knows nothing of how the query runs.
-import { useState } from 'react';
-import { PRESETS, TIME_FORMAT_HINT, format12h, presetRange, validateRange } from '../time12h.js';
+import { useEffect, useRef, useState } from 'react';
+import { PRESETS, TIME_FORMAT_HINT, format12h, format12hExact, presetRange, validateRange } from '../time12h.js';
 
 const OPERATIONS = ['avg', 'sum', 'min', 'max', 'count'];
 
-export default function QueryForm({ lists, running, deleting, onRun, onDelete }) {
+/**
+ * `initial`: a query from the URL (`decodeQueryHash`): the form starts with it and runs it
+ * once its series is in the lists. `onRun(base, range, preset)`: preset is '' for typed times.
+ */
+export default function QueryForm({ lists, running, deleting, onRun, onDelete, initial = null }) {
   const { devices, device, setDevice, metrics, metric, setMetric, listError, loadDevices } = lists;
-  const [operation, setOperation] = useState('avg');
-  const [startText, setStartText] = useState('');
-  const [endText, setEndText] = useState('');
-  const [preset, setPreset] = useState('all');
+  const [operation, setOperation] = useState(initial?.op ?? 'avg');
+  const [startText, setStartText] = useState(initial?.start ? format12hExact(initial.start) : '');
+  const [endText, setEndText] = useState(initial?.end ? format12hExact(initial.end) : '');
+  const [preset, setPreset] = useState(() => {
+    if (!initial) return 'all';
+    if (PRESETS.some((p) => p.id === initial.preset)) return initial.preset;
+    return initial.start || initial.end ? '' : 'all';
+  });
+  const autoRun = useRef(initial !== null);
+  const [allDevices, setAllDevices] = useState(false);
   const [formErrors, setFormErrors] = useState({});
 
   const applyPreset = (id) => {
@@ -41,8 +51,16 @@ export default function QueryForm({ lists, running, deleting, onRun, onDelete })
     if (!range.ok) Object.assign(errors, range.errors);
     setFormErrors(errors);
     if (Object.keys(errors).length > 0) return;
-    onRun({ device_id: device, metric_name: metric, operation }, range);
+    onRun({ device_id: device, metric_name: metric, operation }, range, preset ?? '', { allDevices });
   };
+
+  useEffect(() => {
+    if (autoRun.current && initial && device === initial.device && metric === initial.metric
+      && metrics.includes(metric)) {
+      autoRun.current = false;
+      submit();
+    }
+  });
 
   const series = device && metric ? `${device}/${metric}` : '';
 
@@ -77,6 +95,10 @@ export default function QueryForm({ lists, running, deleting, onRun, onDelete })
           </select>
         </label>
       </div>
+      <label className="check">
+        <input type="checkbox" checked={allDevices} onChange={(e) => setAllDevices(e.target.checked)} />
+        {' '}Whole fleet on the chart (one line each)
+      </label>
 
       <fieldset className="presets">
         <legend>Quick range</legend>

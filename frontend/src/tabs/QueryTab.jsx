@@ -1,13 +1,35 @@
 // Query Data: pick a series and a range (QueryForm), get one aggregate plus a bucketed chart
 // of the range, or delete the series everywhere (DeleteSeriesDialog, behind a typed
-// confirmation). The series lists come from useSeriesLists.
-import { useRef, useState } from 'react';
+// confirmation). The series lists come from useSeriesLists. The last query is kept in the
+// URL hash (`#query?device=…`, src/queryExport.js) so a link reopens it, can be re-run on a
+// timer (auto-refresh), and the chart can be downloaded as CSV (its buckets) or PNG.
+import { useEffect, useMemo, useRef, useState } from 'react';
 import TimeChart from '../components/TimeChart.jsx';
 import DeleteSeriesDialog from '../components/DeleteSeriesDialog.jsx';
 import useSeriesLists from '../hooks/useSeriesLists.js';
 import QueryForm from './QueryForm.jsx';
 import { bucketsToColumns, chooseStep, formatStep } from '../bucketStep.js';
 import { axisLabel, formatDurationNs, formatTimestamp, formatValue, unitFor } from '../format.js';
+import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName, mergeColumns } from '../queryExport.js';
+import { presetRange } from '../time12h.js';
+
+/** Auto-refresh choices: label and period in ms (0: off). */
+const REFRESH_CHOICES = [
+  { label: 'Off', ms: 0 },
+  { label: '5 s', ms: 5000 },
+  { label: '30 s', ms: 30000 },
+  { label: '1 min', ms: 60000 },
+];
+
+/** Starts a download of `href` as `name` (an object URL or a data: URL). */
+function download(href, name) {
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
 
 const MINUTE = 60;
 const DAY = 86400;
@@ -42,7 +64,11 @@ async function dataExtent(client, base, start, end, signal) {
 }
 
 export default function QueryTab({ client }) {
-  const lists = useSeriesLists(client);
+  const initial = useMemo(() => decodeQueryHash(window.location.hash), []);
+  const lists = useSeriesLists(client, initial);
+  const [refreshMs, setRefreshMs] = useState(0);
+  const lastRun = useRef(null);
+  const chartRef = useRef(null);
   const [running, setRunning] = useState(false);
   const [result, setResult] = useState(null);
   const [queryError, setQueryError] = useState('');
@@ -50,7 +76,8 @@ export default function QueryTab({ client }) {
   const [deleting, setDeleting] = useState(false);
   const abortRef = useRef(null);
 
-  async function runChart(base, start, end, signal) {
+  /** `devices`: more than one draws one line a device (same range and step for each). */
+  async function runChart(base, start, end, signal, devices = [base.device_id]) {
     // Every chart state names the series it was asked for: the form may change afterwards.
     const setChart = (state) => setChartState({ ...state, of: base });
     setChart({ loading: true });
@@ -68,6 +95,27 @@ export default function QueryTab({ client }) {
         if (hi <= lo) hi = lo + MINUTE;
       }
       const step = chooseStep(hi - lo);
+      if (devices.length > 1) {
+        const answers = await Promise.all(devices.map((device_id) => client.query(
+          { ...base, device_id, start_time: lo, end_time: hi, step },
+          { signal },
+        )));
+        const drawn = answers
+          .map(({ data }, i) => ({ device: devices[i], buckets: Array.isArray(data?.buckets) ? data.buckets : [] }))
+          .filter((a) => a.buckets.some((b) => b.count > 0));
+        if (drawn.length === 0) {
+          setChart({ empty: true });
+          return;
+        }
+        setChart({
+          data: mergeColumns(drawn.map((a) => bucketsToColumns(a.buckets, step))),
+          devices: drawn.map((a) => a.device),
+          step, lo, hi,
+          node: answers[0].data?.node ?? answers[0].node,
+          buckets: Math.max(...drawn.map((a) => a.buckets.length)),
+        });
+        return;
+      }
       const { data, node } = await client.query(
         { ...base, start_time: lo, end_time: hi, step },
         { signal },
@@ -88,14 +136,28 @@ export default function QueryTab({ client }) {
     }
   }
 
-  const runQuery = async (base, range) => {
+  const runQuery = async (base, range, preset = '', { allDevices = false } = {}) => {
+    lastRun.current = { base, range, preset, allDevices };
+    const quick = preset && preset !== 'all';
+    const hash = encodeQueryHash({
+      device: base.device_id,
+      metric: base.metric_name,
+      op: base.operation,
+      start: quick ? 0 : range.start,
+      end: quick ? 0 : range.end,
+      preset,
+    });
+    if (window.location.hash !== hash) {
+      window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
+    }
     abortRef.current?.abort();
     const controller = new AbortController();
     abortRef.current = controller;
     setRunning(true);
     setQueryError('');
     setResult(null);
-    const chartDone = runChart(base, range.start, range.end, controller.signal);
+    const chartDevices = allDevices && lists.devices.length > 1 ? lists.devices : [base.device_id];
+    const chartDone = runChart(base, range.start, range.end, controller.signal, chartDevices);
     try {
       const { data, node } = await client.query(
         { ...base, start_time: range.start, end_time: range.end },
@@ -110,13 +172,46 @@ export default function QueryTab({ client }) {
     }
   };
 
+  // Auto-refresh re-runs the last query; a quick range ("last hour") moves up to now.
+  useEffect(() => {
+    if (refreshMs === 0) return undefined;
+    const timer = setInterval(() => {
+      const last = lastRun.current;
+      if (!last || running) return;
+      const range = last.preset && last.preset !== 'all'
+        ? { ok: true, ...presetRange(last.preset, Date.now() / 1000) }
+        : last.range;
+      runQuery(last.base, range, last.preset, { allDevices: last.allDevices });
+    }, refreshMs);
+    return () => clearInterval(timer);
+    // runQuery is a fresh closure each render; the timer only needs the period and the lock.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [refreshMs, running]);
+
+  const seriesName = chart?.of ? `${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})` : '';
+  const seriesNames = chart?.devices
+    ? chart.devices.map((d) => `${d}/${chart.of.metric_name} (${chart.of.operation})`)
+    : [seriesName];
+  const exportName = (ext) => exportFileName(
+    { device: chart.devices ? 'all-devices' : chart.of.device_id, metric: chart.of.metric_name, op: chart.of.operation }, ext);
+  const downloadCsv = () => {
+    const blob = new Blob([columnsToCsv(chart.data, seriesNames)], { type: 'text/csv' });
+    const url = URL.createObjectURL(blob);
+    download(url, exportName('csv'));
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  };
+  const downloadPng = () => {
+    const canvas = chartRef.current?.querySelector('canvas');
+    if (canvas) download(canvas.toDataURL('image/png'), exportName('png'));
+  };
+
   const afterDelete = async () => {
     setResult(null);
     setChartState(null);
     await lists.reload();
   };
 
-  const unit = result ? unitFor(result.metric_name ?? result.asked.metric_name, result.operation ?? result.asked.operation) : '';
+  const unit = result ? unitFor({ metric_name: result.metric_name ?? result.asked.metric_name, labels: result.labels }, result.operation ?? result.asked.operation) : '';
 
   return (
     <div className="query-tab">
@@ -126,7 +221,18 @@ export default function QueryTab({ client }) {
         deleting={deleting}
         onRun={runQuery}
         onDelete={() => setDeleting(true)}
+        initial={initial}
       />
+
+      <div className="card refresh-row">
+        <label>
+          Auto-refresh{' '}
+          <select value={refreshMs} onChange={(e) => setRefreshMs(Number(e.target.value))} data-testid="auto-refresh">
+            {REFRESH_CHOICES.map((c) => <option key={c.ms} value={c.ms}>{c.label}</option>)}
+          </select>
+        </label>
+        <span className="muted small"> re-runs the last query{refreshMs ? '' : ' (off)'}</span>
+      </div>
 
       {queryError && <p className="card error" role="alert" data-testid="query-error">Query failed: {queryError}</p>}
 
@@ -173,12 +279,20 @@ export default function QueryTab({ client }) {
           {chart.empty && <p className="muted">No readings in this range.</p>}
           {chart.error && <p className="error" role="alert">{chart.error}</p>}
           {chart.data && (
+            <div ref={chartRef} data-testid="query-chart">
             <TimeChart
               data={chart.data}
-              seriesNames={[`${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})`]}
+              seriesNames={seriesNames}
               yLabel={axisLabel(chart.of.metric_name, chart.of.operation)}
-              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.of.device_id}`}
+              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.devices ? 'the whole fleet' : chart.of.device_id}`}
             />
+            </div>
+          )}
+          {chart.data && (
+            <p className="export-row">
+              <button type="button" onClick={downloadCsv}>Download CSV</button>{' '}
+              <button type="button" onClick={downloadPng}>Download PNG</button>
+            </p>
           )}
           {chart.data && <p className="muted small">Drag across the chart to zoom; double-click to reset.</p>}
         </div>
