@@ -52,8 +52,10 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a worker (or the websocket writer) waits on one blocked write.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Complete heads that may wait for a worker, per worker.
-pub const QUEUED_PER_WORKER: usize = 16;
+/// Complete heads that may wait for a worker, per worker. A head is at most 16 KiB, so
+/// 8 workers' queues hold at most 16 MiB; 16 per worker refused a burst of 200 concurrent
+/// clients (`make bench`'s query load) with 503s that waiting a few milliseconds avoids.
+pub const QUEUED_PER_WORKER: usize = 128;
 
 /// Longest the listen loop sleeps before it looks at its deadlines and shutdown again.
 const POLL_SLICE: Duration = Duration::from_millis(250);

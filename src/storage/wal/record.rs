@@ -215,11 +215,12 @@ pub(super) fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<WalEntry
                 let points = bytes
                     .chunks_exact(POINT_LEN)
                     .map(|p| {
-                        let mut point = ByteCursor::new(p);
-                        // chunks_exact hands out exactly POINT_LEN = 16 bytes.
-                        let ts = point.i64().unwrap_or_default();
-                        let value = point.f64().unwrap_or_default();
-                        (Timestamp(ts), value)
+                        // chunks_exact hands out exactly POINT_LEN = 16 bytes: the
+                        // timestamp, then the value's bits.
+                        let (ts, value) = p.split_at(8);
+                        let ts = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
+                        let bits = u64::from_le_bytes(value.try_into().unwrap_or([0; 8]));
+                        (Timestamp(ts), f64::from_bits(bits))
                     })
                     .collect();
                 entries.push(WalEntry::Points { series, points });
