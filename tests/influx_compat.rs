@@ -58,10 +58,6 @@ with InfluxDBClient(url="http://127.0.0.1:" + port, token="unused", org="lab") a
         print(e.body)
 "#;
 
-fn count(server: &Server, device: &str, metric: &str) -> u64 {
-    server.count(device, metric)
-}
-
 #[test]
 fn influxdb_clients_ping_check_health_and_write_gzip_batches() {
     let dir = TempDir::new("influx-compat");
@@ -72,12 +68,12 @@ fn influxdb_clients_ping_check_health_and_write_gzip_batches() {
     let (ok, text) = run_python(INFLUX2, &[port.clone(), base.to_string(), "500".into()]);
     assert!(ok, "influxdb-client 2.x: {text}");
     assert!(text.contains("ok minitrue"), "{text}");
-    assert_eq!(count(&server, "gz2", "temp"), 500);
+    assert_eq!(server.count("gz2", "temp"), 500);
 
     let (ok, text) = run_python(INFLUX1, &[port.clone(), base.to_string(), "300".into()]);
     assert!(ok, "influxdb 1.x: {text}");
     assert!(text.contains("ok 1.8"), "{text}");
-    assert_eq!(count(&server, "gz1", "temp"), 300);
+    assert_eq!(server.count("gz1", "temp"), 300);
     let (_, first) = server.query_range("gz1", "temp", "min", base, base + 299);
     assert_eq!(first, serde_json::json!(0.0));
 }
@@ -100,10 +96,10 @@ fn a_telegraf_batch_with_a_string_field_is_written_as_influxdb_does() {
         "{text}"
     );
     // Line 1's numeric and boolean fields, and line 3, are stored.
-    assert_eq!(count(&server, "tg", "cpu_usage_idle"), 1);
-    assert_eq!(count(&server, "tg", "cpu_usage_user"), 1);
+    assert_eq!(server.count("tg", "cpu_usage_idle"), 1);
+    assert_eq!(server.count("tg", "cpu_usage_user"), 1);
     let (_, throttled) = server.query_range("tg", "cpu_throttled", "max", ts, ts);
     assert_eq!(throttled, serde_json::json!(1.0));
-    assert_eq!(count(&server, "tg", "mem_used_percent"), 1);
-    assert_eq!(count(&server, "tg", "cpu_governor"), 0);
+    assert_eq!(server.count("tg", "mem_used_percent"), 1);
+    assert_eq!(server.count("tg", "cpu_governor"), 0);
 }

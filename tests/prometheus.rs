@@ -5,19 +5,11 @@
 
 mod common;
 
+use common::certs::have;
 use common::{free_port, wait_until, Server, TempDir};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn installed(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// Writes `n` readings of one series through `/write`.
 fn write_points(server: &Server, n: usize) {
@@ -35,7 +27,7 @@ fn write_points(server: &Server, n: usize) {
 
 #[test]
 fn debug_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
-    if !installed("promtool") || !installed("prometheus") {
+    if !have("promtool") || !have("prometheus") {
         eprintln!("skipped: prometheus/promtool not installed (apt-get install prometheus)");
         return;
     }

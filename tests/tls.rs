@@ -7,6 +7,7 @@
 mod common;
 
 use common::certs::{have, make_certificates};
+use common::cluster::wait_for;
 use common::{free_port, TempDir};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -150,18 +151,6 @@ impl Drop for Nodes {
     }
 }
 
-/// Polls `check` every 100 ms for up to 30 s; panics with its last complaint.
-fn wait_for(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(why) if Instant::now() > deadline => panic!("no {what} in time: {why}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
 #[test]
 fn tls_cluster_routes_replicates_and_coordinates_over_https() {
     if !have("openssl") || !have("curl") {
@@ -190,16 +179,21 @@ fn tls_cluster_routes_replicates_and_coordinates_over_https() {
             .push(spawn_node(dir.path(), id, *port, *tcp_port, &extra));
     }
     let url = |i: usize, path: &str| format!("https://127.0.0.1:{}{path}", ports[i].0);
-    wait_for("three alive members on every node", || {
-        for i in 0..ids.len() {
-            let (status, body) = curl(dir.path(), &url(i, "/status"), &[]);
-            let alive = body.matches("\"state\":\"alive\"").count();
-            if status != 200 || alive != ids.len() {
-                return Err(format!("{}: {status}, {alive} alive", ids[i]));
+    wait_for(
+        "three alive members on every node",
+        Duration::from_secs(30),
+        || {
+            for i in 0..ids.len() {
+                let (status, body) = curl(dir.path(), &url(i, "/status"), &[]);
+                let alive = body.matches("\"state\":\"alive\"").count();
+                if status != 200 || alive != ids.len() {
+                    return Err(format!("{}: {status}, {alive} alive", ids[i]));
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+        String::new,
+    );
 
     // Written through one node: each series goes to its two owners over HTTPS.
     const DEVICES: usize = 12;
@@ -228,19 +222,24 @@ fn tls_cluster_routes_replicates_and_coordinates_over_https() {
         let v: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
         v["count"].as_u64().expect("count")
     };
-    wait_for("every series on exactly two nodes", || {
-        for d in 0..DEVICES {
-            let copies: Vec<u64> = (0..ids.len())
-                .map(|i| count(i, "/query?local=1", d))
-                .collect();
-            let mut sorted = copies.clone();
-            sorted.sort_unstable();
-            if sorted != [0, POINTS as u64, POINTS as u64] {
-                return Err(format!("dev{d}: local counts {copies:?}"));
+    wait_for(
+        "every series on exactly two nodes",
+        Duration::from_secs(30),
+        || {
+            for d in 0..DEVICES {
+                let copies: Vec<u64> = (0..ids.len())
+                    .map(|i| count(i, "/query?local=1", d))
+                    .collect();
+                let mut sorted = copies.clone();
+                sorted.sort_unstable();
+                if sorted != [0, POINTS as u64, POINTS as u64] {
+                    return Err(format!("dev{d}: local counts {copies:?}"));
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+        String::new,
+    );
     // Any node answers for any series, asking its owners over HTTPS.
     for (i, id) in ids.iter().enumerate() {
         for d in 0..DEVICES {

@@ -149,6 +149,27 @@ pub fn alongside<I: Send, R: Send, H>(
     })
 }
 
+/// Test-only: a peer that answers one request with `status` and `body`, at the returned
+/// address (the coordinator's and the query combiner's tests talk to it).
+#[cfg(test)]
+pub(crate) fn one_shot(status: u16, body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address").to_string();
+    thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +191,6 @@ mod tests {
         assert!(none.is_empty());
     }
     use crate::cluster::membership::MemberState;
-    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     fn owner(id: &str, addr: String, is_self: bool) -> Owner {
@@ -180,24 +200,6 @@ mod tests {
             state: MemberState::Alive,
             is_self,
         }
-    }
-
-    /// A one-shot HTTP server answering `body` with `status`.
-    fn one_shot(status: u16, body: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        thread::spawn(move || {
-            if let Ok((mut s, _)) = listener.accept() {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        addr
     }
 
     fn query_forward() -> Forward<'static> {
@@ -217,9 +219,9 @@ mod tests {
         drop(dead);
         let targets = vec![
             owner("me", String::new(), true),
-            owner("up", one_shot(200, "{\"count\":3}"), false),
+            owner("up", one_shot(200, "{\"count\":3}".into()), false),
             owner("down", dead_addr, false),
-            owner("sick", one_shot(503, "{\"error\":\"x\"}"), false),
+            owner("sick", one_shot(503, "{\"error\":\"x\"}".into()), false),
         ];
         let forward = query_forward();
         let local = || PeerResponse {

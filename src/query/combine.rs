@@ -212,10 +212,8 @@ pub fn typed_answer<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::fan_out::one_shot;
     use crate::query::read::{AggregateAnswer, DevicesAnswer};
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
-    use std::thread;
     use std::time::Duration;
 
     fn owner(id: &str, addr: &str, is_self: bool, state: MemberState) -> Owner {
@@ -227,22 +225,9 @@ mod tests {
         }
     }
 
-    /// A one-shot HTTP server answering `body` with 200.
+    /// A peer answering one request with 200 and `body`.
     fn answering(body: String) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        thread::spawn(move || {
-            if let Ok((mut s, _)) = listener.accept() {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        addr
+        one_shot(200, body)
     }
 
     fn aggregate(node: &str, count: u64) -> AggregateAnswer {

@@ -56,14 +56,20 @@ impl WalEntry {
 }
 
 pub(super) fn check_file_header(data: &[u8]) -> std::result::Result<(), String> {
-    if data[0..4] != FILE_MAGIC {
+    let mut header = ByteCursor::new(data);
+    let cut_short = |_| {
+        format!(
+            "file header cut short ({} of {FILE_HEADER_LEN} bytes)",
+            data.len()
+        )
+    };
+    let magic: [u8; 4] = header.array().map_err(cut_short)?;
+    if magic != FILE_MAGIC {
         return Err(format!(
-            "not a wal file (magic {:02x?}, expected {:02x?})",
-            &data[0..4],
-            FILE_MAGIC
+            "not a wal file (magic {magic:02x?}, expected {FILE_MAGIC:02x?})"
         ));
     }
-    let version = le_u16(data, 4);
+    let version = header.u16().map_err(cut_short)?;
     if version != FORMAT_VERSION {
         return Err(format!(
             "unsupported wal format version {version} (this build reads {FORMAT_VERSION})"
@@ -83,19 +89,24 @@ pub(super) fn file_header() -> [u8; FILE_HEADER_LEN] {
 /// checksum are sound.
 pub(super) fn read_frame(data: &[u8], pos: usize) -> std::result::Result<(&[u8], usize), String> {
     let rest = &data[pos..];
-    if rest.len() < RECORD_HEADER_LEN {
-        return Err(format!(
+    let mut header = ByteCursor::new(rest);
+    let cut_short = |_| {
+        format!(
             "record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
             rest.len()
-        ));
-    }
-    let marker = le_u32(rest, 0);
+        )
+    };
+    let [marker, payload_len, stored] = [header.u32(), header.u32(), header.u32()];
+    let (marker, payload_len, stored) = (
+        marker.map_err(cut_short)?,
+        payload_len.map_err(cut_short)? as usize,
+        stored.map_err(cut_short)?,
+    );
     if marker != RECORD_MARKER {
         return Err(format!(
             "no record marker (found {marker:#010x}, expected {RECORD_MARKER:#010x})"
         ));
     }
-    let payload_len = le_u32(rest, 4) as usize;
     if payload_len > MAX_RECORD_LEN {
         return Err(format!(
             "record length {payload_len} exceeds the limit of {MAX_RECORD_LEN} bytes"
@@ -108,7 +119,6 @@ pub(super) fn read_frame(data: &[u8], pos: usize) -> std::result::Result<(&[u8],
         ));
     }
     let payload = &rest[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload_len];
-    let stored = le_u32(rest, 8);
     let computed = record_crc(&rest[4..8], payload);
     if stored != computed {
         return Err(format!(
@@ -234,15 +244,4 @@ pub(super) fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<WalEntry
         }
     }
     Ok(entries)
-}
-
-// Little-endian header fields at offsets the caller has bounds-checked.
-pub(super) fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-pub(super) fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut bytes = [0; 4];
-    bytes.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(bytes)
 }
