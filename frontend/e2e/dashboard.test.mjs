@@ -141,8 +141,17 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
 
     // Then a fixed window in the past, so the data cannot change between the page's request
     // and ours: the numbers must be identical (up to the 4 decimals the UI shows).
-    const end = Math.floor(Date.now() / 1000) - 2;
+    // The window must hold several seconds of readings, or the chart test below gets a
+    // single bucket (a dot, not a line): wait until it spans at least three 1 s buckets.
     const start = startedAt - 5;
+    let end;
+    await waitFor('three seconds of sensor_1 readings in a closed window', async () => {
+      end = Math.floor(Date.now() / 1000) - 2;
+      const q = await directQuery(POLARIS.port, {
+        device_id: 'sensor_1', metric_name: 'temperature', operation: 'avg', start_time: start, end_time: end, step: 1,
+      });
+      return (q.buckets ?? []).filter((b) => b.count > 0).length >= 3;
+    }, { timeoutMs: 15000, intervalMs: 250 });
     await page.getByLabel('Start').fill(format12hSeconds(start));
     await page.getByLabel('End').fill(format12hSeconds(end));
     const ui = await runQuery();
@@ -166,7 +175,7 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     const title = await chartCard.locator('.card-title').textContent();
     const m = /\((\d+) buckets, node (\w+)\)/.exec(title);
     assert.ok(m, `chart title names bucket count and node: "${title}"`);
-    assert.ok(Number(m[1]) > 0);
+    assert.ok(Number(m[1]) >= 3, `the window holds at least three 1 s buckets: "${title}"`);
     assert.ok(nodeById(m[2]), `chart node ${m[2]}`);
 
     const canvas = chartCard.locator('canvas').first();
@@ -174,7 +183,8 @@ describe('MiniTrue dashboard (3-node cluster, headless Chromium)', () => {
     assert.ok(box && box.width > 100 && box.height > 100, `canvas size ${JSON.stringify(box)}`);
 
     // The series stroke (PALETTE[0], #2563eb) is really on the canvas: count its pixels.
-    // Fresh data may give only a few buckets at first: the line grows as readings arrive.
+    // The window holds at least three buckets (see the query test), so a line, not a dot;
+    // the retries give uPlot a moment to draw.
     const countStroke = () => canvas.evaluate((c) => {
       const { data } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
       let n = 0;
