@@ -16,7 +16,7 @@ use crate::cluster::membership::MemberState;
 use crate::cluster::peer::{self, PeerLink};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::storage::{Engine, EngineConfig, Point, TimeRange, Timestamp};
+use crate::storage::{Engine, EngineConfig, Point, SeriesFields, TimeRange, Timestamp};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,8 +30,17 @@ pub const HANDOFF_BATCH: usize = 20_000;
 /// How long one handoff request may take.
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One point on the internal wire: `[device_id, metric_name, timestamp_ms, value]`.
-pub type WirePoint = (String, String, i64, f64);
+/// One point on the internal wire: `[device_id, metric_name, timestamp_ms, value]` for a
+/// series the original API names, `[device_id, metric_name, timestamp_ms, value, {labels}]`
+/// (`device_id` `""` if the series has none, `labels` the others) for any other. A node
+/// from before labels refuses the five-element form with a 400 rather than store it under
+/// the wrong series, so the sender keeps the points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WirePoint {
+    Plain(String, String, i64, f64),
+    Labelled(String, String, i64, f64, BTreeMap<String, String>),
+}
 
 /// Body of `POST /internal/write`.
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -45,12 +54,23 @@ impl InternalWrite {
             points: points
                 .iter()
                 .map(|p| {
-                    (
-                        p.series.device_id().to_string(),
-                        p.series.metric_name().to_string(),
-                        p.timestamp.0,
-                        p.value,
-                    )
+                    let (device, metric) = (p.series.device_id(), p.series.metric_name());
+                    if p.series.is_device_only() {
+                        WirePoint::Plain(device.into(), metric.into(), p.timestamp.0, p.value)
+                    } else {
+                        let labels = p
+                            .series
+                            .extra_labels()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect();
+                        WirePoint::Labelled(
+                            device.into(),
+                            metric.into(),
+                            p.timestamp.0,
+                            p.value,
+                            labels,
+                        )
+                    }
                 })
                 .collect(),
         }
@@ -59,15 +79,33 @@ impl InternalWrite {
     pub fn into_points(self) -> Result<Vec<Point>> {
         self.points
             .into_iter()
-            .map(|(device, metric, ts, value)| {
+            .map(|point| {
+                let (series, ts, value) = match point {
+                    WirePoint::Plain(device_id, metric_name, ts, value) => (
+                        SeriesFields {
+                            device_id,
+                            metric_name,
+                            labels: BTreeMap::new(),
+                        },
+                        ts,
+                        value,
+                    ),
+                    WirePoint::Labelled(device_id, metric_name, ts, value, labels) => (
+                        SeriesFields {
+                            device_id,
+                            metric_name,
+                            labels,
+                        },
+                        ts,
+                        value,
+                    ),
+                };
+                let key = series.key()?;
                 if let Some(why) = Timestamp::calendar_error(ts) {
-                    return Err(Error::invalid(
-                        "points",
-                        format!("{device}/{metric}: {why}"),
-                    ));
+                    return Err(Error::invalid("points", format!("{key}: {why}")));
                 }
                 Ok(Point {
-                    series: crate::storage::SeriesKey::new(&device, &metric)?,
+                    series: key,
                     timestamp: Timestamp(ts),
                     value,
                 })

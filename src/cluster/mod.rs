@@ -124,7 +124,7 @@ impl Cluster {
     /// The preference list of `series` under the current membership, primary first.
     pub fn owners(&self, series: &SeriesKey) -> Vec<Owner> {
         let state = self.lock();
-        let key = Ring::routing_key(series.device_id(), series.metric_name());
+        let key = Ring::series_key(series);
         let me = state.membership.me();
         state
             .ring

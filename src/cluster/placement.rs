@@ -38,10 +38,7 @@ pub fn local_share(cluster: &Cluster, points: Vec<Point>) -> LocalShare {
     };
     let mut share = LocalShare::default();
     for point in points {
-        let key = crate::cluster::ring::Ring::routing_key(
-            point.series.device_id(),
-            point.series.metric_name(),
-        );
+        let key = crate::cluster::ring::Ring::series_key(&point.series);
         let clockwise = ring.preference_list(&key, usize::MAX);
         let owners = &clockwise[..cluster.replication().min(clockwise.len())];
         let down: Vec<&str> = owners.iter().copied().filter(|o| !alive(o)).collect();
@@ -156,10 +153,7 @@ mod tests {
         }
         let ring = crate::cluster::ring::Ring::new(ALL);
         for (i, p) in batch.iter().enumerate() {
-            let key = crate::cluster::ring::Ring::routing_key(
-                p.series.device_id(),
-                p.series.metric_name(),
-            );
+            let key = crate::cluster::ring::Ring::series_key(&p.series);
             let vega_owns = ring.preference_list(&key, 2).contains(&"vega");
             assert_eq!(hinted[i], usize::from(vega_owns), "reading {i}");
         }

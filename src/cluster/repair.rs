@@ -31,7 +31,7 @@ use crate::cluster::tombstones::Tombstone;
 use crate::cluster::Owner;
 use crate::error::{Error, Result};
 use crate::node::Node;
-use crate::storage::{DigestBucket, Point, SeriesKey, TimeRange, Timestamp};
+use crate::storage::{DigestBucket, Point, SeriesFields, SeriesKey, TimeRange, Timestamp};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,8 +44,8 @@ pub const MAX_POINTS_PER_ROUND: u64 = 500_000;
 /// One series in a summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesSummary {
-    pub device_id: String,
-    pub metric_name: String,
+    #[serde(flatten)]
+    pub series: SeriesFields,
     pub count: u64,
     pub hash: u64,
 }
@@ -72,8 +72,7 @@ pub fn local_summary(node: &Node) -> Result<Summary> {
     for key in node.engine.series() {
         let digest = node.engine.digest(&key, DIGEST_BUCKET_MILLIS)?;
         series.push(SeriesSummary {
-            device_id: key.device_id().to_string(),
-            metric_name: key.metric_name().to_string(),
+            series: SeriesFields::from(&key),
             count: digest.iter().map(|b| b.count).sum(),
             hash: digest.iter().fold(0u64, |h, b| h.wrapping_add(b.hash)),
         });
@@ -130,7 +129,7 @@ pub fn repair_round(node: &Node) -> RepairReport {
     // 2. Tombstones first, so nothing below pulls a deleted series back.
     for (_, summary) in summaries.values() {
         for t in &summary.tombstones {
-            let Ok(key) = SeriesKey::new(&t.device_id, &t.metric_name) else {
+            let Ok(key) = t.series.key() else {
                 continue;
             };
             if !node.tombstones.contains(&key) {
@@ -150,7 +149,7 @@ pub fn repair_round(node: &Node) -> RepairReport {
     let my_series: BTreeMap<SeriesKey, &SeriesSummary> = mine
         .series
         .iter()
-        .filter_map(|s| Some((SeriesKey::new(&s.device_id, &s.metric_name).ok()?, s)))
+        .filter_map(|s| Some((s.series.key().ok()?, s)))
         .collect();
     let mut budget = MAX_POINTS_PER_ROUND;
 
@@ -158,7 +157,7 @@ pub fn repair_round(node: &Node) -> RepairReport {
     let mut wanted: BTreeSet<(SeriesKey, String)> = BTreeSet::new();
     for (peer_id, (_, summary)) in &summaries {
         for s in &summary.series {
-            let Ok(key) = SeriesKey::new(&s.device_id, &s.metric_name) else {
+            let Ok(key) = s.series.key() else {
                 continue;
             };
             if node.tombstones.contains(&key) || !node.cluster.owns(&key) {
@@ -217,11 +216,8 @@ pub fn repair_round(node: &Node) -> RepairReport {
 
 /// Pulls the points of every hour of `key` where `peer`'s digest differs from ours.
 fn pull_series(node: &Node, peer: &Owner, key: &SeriesKey, budget: u64) -> Result<u64> {
-    let request = serde_json::json!({
-        "device_id": key.device_id(),
-        "metric_name": key.metric_name(),
-    })
-    .to_string();
+    let request = serde_json::to_string(&SeriesFields::from(key))
+        .map_err(|e| Error::peer(&peer.id, format!("encode digest request: {e}")))?;
     #[derive(Deserialize)]
     struct DigestAnswer {
         buckets: Vec<DigestBucket>,
@@ -275,9 +271,11 @@ fn post_json<T: serde::de::DeserializeOwned>(
 
 /// The peer's points of `key` in the digest bucket starting at `start`.
 fn fetch_range(node: &Node, peer: &Owner, key: &SeriesKey, start: Timestamp) -> Result<Vec<Point>> {
+    let series = SeriesFields::from(key);
     let request = serde_json::json!({
-        "device_id": key.device_id(),
-        "metric_name": key.metric_name(),
+        "device_id": series.device_id,
+        "metric_name": series.metric_name,
+        "labels": series.labels,
         "start_time": start.as_unix_seconds(),
         "end_time": Timestamp(start.0.saturating_add(DIGEST_BUCKET_MILLIS - 1)).as_unix_seconds(),
         "limit": 1_000_000,

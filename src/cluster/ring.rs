@@ -6,6 +6,8 @@
 //! replicas. The ring depends only on the set of node ids, so every node with the same
 //! membership computes the same owners, whatever order it learned them in.
 
+use crate::storage::SeriesKey;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Virtual nodes per physical node (the original's figure).
@@ -51,6 +53,18 @@ impl Ring {
     /// The routing key of a series, as the original computes it.
     pub fn routing_key(device_id: &str, metric_name: &str) -> String {
         format!("{device_id}:{metric_name}")
+    }
+
+    /// Where `series` sits on the ring. A series the original API can name (a `device_id`
+    /// and no other label) keeps the original's key, so an upgraded cluster keeps every
+    /// such series on the owners it already has; any other series hashes its canonical
+    /// text (`metric{a="x",device_id="d"}`), so series that differ in one label spread.
+    pub fn series_key(series: &SeriesKey) -> Cow<'_, str> {
+        if series.is_device_only() {
+            Cow::Owned(Ring::routing_key(series.device_id(), series.metric_name()))
+        } else {
+            Cow::Borrowed(series.as_str())
+        }
     }
 
     /// The first `n` distinct nodes clockwise from `key`'s position (fewer if the ring
@@ -143,6 +157,33 @@ mod tests {
             vec!["sirius", "polaris"],
             vec!["sirius", "vega"],
         ]
+    }
+
+    #[test]
+    fn device_only_series_keep_the_original_key_and_labelled_ones_hash_their_text() {
+        let plain = SeriesKey::new("sensor_1", "temperature").unwrap();
+        assert_eq!(Ring::series_key(&plain), "sensor_1:temperature");
+        let labelled =
+            SeriesKey::with_labels("temperature", [("device_id", "sensor_1"), ("room", "lab")])
+                .unwrap();
+        assert_eq!(
+            Ring::series_key(&labelled),
+            r#"temperature{device_id="sensor_1",room="lab"}"#
+        );
+        let ring = Ring::new(["polaris", "sirius", "vega"]);
+        let spread: std::collections::BTreeSet<&str> = (0..30)
+            .map(|i| {
+                let room = format!("room{i}");
+                let key =
+                    SeriesKey::with_labels("t", [("device_id", "d"), ("room", &room)]).unwrap();
+                ring.preference_list(&Ring::series_key(&key), 1)[0]
+            })
+            .collect();
+        assert_eq!(
+            spread.len(),
+            3,
+            "one device's labelled series spread over the nodes"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! a deleted series ([`Tombstones::drop_shadowed`] under [`Tombstones::write_gate`]).
 
 use crate::error::{Error, Result};
-use crate::storage::{Point, SeriesKey};
+use crate::storage::{Point, SeriesFields, SeriesKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A delete every member must apply: the series, and when it was deleted (ms).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
-    pub device_id: String,
-    pub metric_name: String,
+    #[serde(flatten)]
+    pub series: SeriesFields,
     pub deleted_at: i64,
 }
 
@@ -42,7 +42,7 @@ impl Tombstones {
                     .map_err(|e| Error::corrupt(&path, 0, format!("tombstones: {e}")))?;
                 let mut map = BTreeMap::new();
                 for t in list {
-                    map.insert(SeriesKey::new(&t.device_id, &t.metric_name)?, t.deleted_at);
+                    map.insert(t.series.key()?, t.deleted_at);
                 }
                 map
             }
@@ -119,8 +119,7 @@ impl Tombstones {
             .iter()
             .filter(|(_, at)| **at >= cutoff)
             .map(|(k, at)| Tombstone {
-                device_id: k.device_id().to_string(),
-                metric_name: k.metric_name().to_string(),
+                series: SeriesFields::from(k),
                 deleted_at: *at,
             })
             .collect()
@@ -130,8 +129,7 @@ impl Tombstones {
         let list: Vec<Tombstone> = entries
             .iter()
             .map(|(k, at)| Tombstone {
-                device_id: k.device_id().to_string(),
-                metric_name: k.metric_name().to_string(),
+                series: SeriesFields::from(k),
                 deleted_at: *at,
             })
             .collect();
@@ -175,7 +173,7 @@ mod tests {
         assert!(!t.contains(&old), "expired tombstones are forgotten");
         // The grace is the flag's: the same delete is still known under a longer one.
         let longer = Tombstones::open(path.clone(), 3 * GRACE).unwrap();
-        assert!(longer.list().iter().all(|t| t.metric_name != "old"));
+        assert!(longer.list().iter().all(|t| t.series.metric_name != "old"));
         longer
             .record(&old, now - 2 * GRACE.as_millis() as i64)
             .unwrap();

@@ -128,6 +128,7 @@ pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
             deleted,
             device_id: key.device_id().to_string(),
             metric_name: key.metric_name().to_string(),
+            labels: crate::storage::SeriesFields::from(&key).labels,
             node: node.config.node_id.clone(),
         })
     };
@@ -1104,13 +1105,13 @@ mod tests {
     #[test]
     fn bad_line_protocol_and_precision_are_bad_requests() {
         let t = TestNode::new("write_bad");
-        let reply = write(&t.node, "", None, b"temperature value=1").expect("an answer");
+        let reply = write(&t.node, "", None, b"temperature,__x=1 value=1").expect("an answer");
         assert_eq!(reply.status, 400);
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         let message = body["error"].as_str().unwrap();
         assert!(
             message.starts_with("partial write: 1 of 1 lines not stored")
-                && message.contains("line 1: column 1: missing device_id"),
+                && message.contains("line 1: column 13: tag \"__x\""),
             "{message}"
         );
         let (status, message) = err(write(&t.node, "precision=fortnight", None, b""));

@@ -3,8 +3,9 @@
 //! than quoting serde's position-based messages.
 
 use super::errors::ApiError;
-use crate::storage::{AggregateOp, SeriesKey, TimeRange, Timestamp};
+use crate::storage::{AggregateOp, SeriesFields, SeriesKey, TimeRange, Timestamp};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The fields of a JSON object body.
 pub struct Fields(Map<String, Value>);
@@ -63,11 +64,44 @@ impl Fields {
         }
     }
 
-    /// The series named by `device_id` and `metric_name`.
+    /// The series named by `metric_name`, `device_id` and the optional `labels` object
+    /// (`{"room": "lab"}`, string values: the series' other labels). Without `labels`,
+    /// `device_id` is required, as the original API has it; with them, a series without a
+    /// `device_id` can be named too.
     pub fn series(&self) -> Result<SeriesKey, ApiError> {
-        let device_id = self.required_str("device_id")?;
+        let labels = self.labels()?;
+        let device_id = match labels {
+            None => self.required_str("device_id")?,
+            Some(_) => self.optional_str("device_id")?.unwrap_or(""),
+        };
         let metric_name = self.required_str("metric_name")?;
-        Ok(SeriesKey::new(device_id, metric_name)?)
+        let series = SeriesFields {
+            device_id: device_id.to_string(),
+            metric_name: metric_name.to_string(),
+            labels: labels.unwrap_or_default(),
+        };
+        Ok(series.key()?)
+    }
+
+    /// The optional `labels` object: label name → string value.
+    pub fn labels(&self) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+        let Some(value) = self.get("labels") else {
+            return Ok(None);
+        };
+        let Value::Object(map) = value else {
+            return Err(ApiError::bad_request(
+                "invalid labels: must be an object of label name to string value",
+            ));
+        };
+        map.iter()
+            .map(|(name, value)| match value {
+                Value::String(v) => Ok((name.clone(), v.clone())),
+                _ => Err(ApiError::bad_request(format!(
+                    "invalid labels: label {name} must be a string"
+                ))),
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map(Some)
     }
 
     /// `start_time` and `end_time`, unix seconds; absent or 0 is an open bound.
@@ -110,6 +144,32 @@ mod tests {
             Ok(_) => panic!("expected an error"),
             Err(e) => e.message,
         }
+    }
+
+    #[test]
+    fn labels_name_a_series_beside_device_id() {
+        let f = fields(r#"{"device_id":"d","metric_name":"t","labels":{"room":"lab"}}"#);
+        assert_eq!(
+            f.series().unwrap().as_str(),
+            r#"t{device_id="d",room="lab"}"#
+        );
+        let f = fields(r#"{"metric_name":"cpu","labels":{"host":"a"}}"#);
+        assert_eq!(f.series().unwrap().as_str(), r#"cpu{host="a"}"#);
+        let f = fields(r#"{"metric_name":"cpu"}"#);
+        assert_eq!(message(f.series()), "missing field device_id");
+        let f = fields(r#"{"device_id":"d","metric_name":"t","labels":["room"]}"#);
+        assert!(message(f.series()).starts_with("invalid labels: must be an object"));
+        let f = fields(r#"{"device_id":"d","metric_name":"t","labels":{"room":1}}"#);
+        assert_eq!(
+            message(f.series()),
+            "invalid labels: label room must be a string"
+        );
+        let f = fields(r#"{"device_id":"d","metric_name":"t","labels":{"__x":"1"}}"#);
+        assert!(
+            message(f.series()).contains("label __x"),
+            "{}",
+            message(f.series())
+        );
     }
 
     #[test]

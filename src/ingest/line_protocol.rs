@@ -7,14 +7,20 @@
 //! measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]
 //! ```
 //!
-//! Mapping onto MiniTrue's `device_id × metric_name` series (the same convention as
-//! Prometheus' InfluxDB adapter, which names a sample `{measurement}_{field}`):
+//! Mapping onto MiniTrue's series (a metric name and labels, see
+//! [`SeriesKey`]; the same convention as Prometheus' InfluxDB adapter, which names a sample
+//! `{measurement}_{field}`):
 //!
-//! 1. `device_id` is the value of the tag `device_id`, which every line must carry. Other
-//!    tags are ignored: a MiniTrue series has no labels beyond device and metric.
+//! 1. Every tag is a label, `device_id` among them; a line needs none (Telegraf's
+//!    `cpu,host=a usage_idle=98` is the series `cpu_usage_idle{host="a"}`). Readings that
+//!    differ in one tag are two series, never merged. A tag key becomes a label name with
+//!    every character other than ASCII letters, digits, `_`, `.`, `-`, `:` replaced by `_`
+//!    (and `_` before a leading digit); keys starting with `__` are refused (reserved), as
+//!    are more than [`MAX_LABELS`] tags, a value over 1 KiB or one with a control character.
 //! 2. The field `value` becomes the metric named after the measurement
-//!    (`temperature,device_id=s1 value=24.2` → `s1|temperature`); any other field `f` becomes
-//!    the metric `{measurement}_{f}` (`cpu,device_id=s1 usage=3` → `s1|cpu_usage`). So
+//!    (`temperature,device_id=s1 value=24.2` → `temperature{device_id="s1"}`); any other
+//!    field `f` becomes the metric `{measurement}_{f}` (`cpu,device_id=s1 usage=3` →
+//!    `cpu_usage{device_id="s1"}`). So
 //!    `cpu usage=…` and `cpu_usage value=…` write the same series.
 //! 3. Field values: floats (`1.5`, `-2e3`, `7`), integers (`7i`) and unsigned integers
 //!    (`7u`) all become `f64` (integers beyond ±2^53 lose precision); booleans (`t`, `true`,
@@ -35,7 +41,7 @@
 //! the sections.
 //!
 //! A body is written **as InfluxDB does** ([`parse_body`]): every good line is stored, and
-//! each line that could not be stored (a syntax error, a bad timestamp, no `device_id`) or
+//! each line that could not be stored (a syntax error, a bad timestamp, a bad tag) or
 //! was stored only in part (a string field) is reported as `line N: column C: …` (columns
 //! count bytes from 1). The HTTP answer is then InfluxDB's partial-write 400 naming those
 //! lines, so a client learns what was dropped and never resends what was stored.
@@ -47,7 +53,8 @@
 
 use super::timestamp::{rule_error, DEFAULT_MAX_FUTURE};
 use crate::error::{Error, Result};
-use crate::storage::{Point, SeriesKey, Timestamp};
+use crate::storage::series_key::check_label;
+use crate::storage::{Point, SeriesKey, Timestamp, MAX_LABELS};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -245,25 +252,13 @@ impl<'a> Line<'a> {
             return Ok(false);
         };
         let measurement = cursor.measurement()?;
-        let device = cursor.tags()?;
+        let labels = cursor.tags()?;
         cursor.skip_spaces();
         if cursor.at_end() {
             return Err(cursor.error("missing field set (expected ' field=value')"));
         }
-        let Some((device, device_column)) = device else {
-            return Err(self.error(
-                0,
-                "missing device_id tag (every point needs ',device_id=...' after the measurement)",
-            ));
-        };
         let first_point = points.len();
-        cursor.fields(
-            &measurement,
-            (&device, device_column),
-            now,
-            metric,
-            (points, strings),
-        )?;
+        cursor.fields(&measurement, &labels, now, metric, (points, strings))?;
         if let Some(millis) = cursor.timestamp(precision, now, max_future)? {
             for point in &mut points[first_point..] {
                 point.timestamp = Timestamp(millis);
@@ -348,11 +343,12 @@ impl<'l, 'a> Cursor<'l, 'a> {
         Ok(measurement)
     }
 
-    /// The tag set, if any: only `device_id` is kept, with the column of its value.
-    fn tags(&mut self) -> Result<Option<(Cow<'a, str>, usize)>> {
-        let mut device = None;
+    /// The tag set, every tag a label, each checked against the label limits (the error
+    /// names the tag's column). A line may carry none.
+    fn tags(&mut self) -> Result<Vec<(String, String)>> {
+        let mut labels = Vec::new();
         if self.peek() != Some(b',') {
-            return Ok(device);
+            return Ok(labels);
         }
         loop {
             self.pos += 1;
@@ -369,26 +365,40 @@ impl<'l, 'a> Cursor<'l, 'a> {
             if value_end == value_start {
                 return Err(self.error_at(value_start, format!("tag {key:?} has an empty value")));
             }
-            if key == DEVICE_TAG {
-                if device.is_some() {
-                    return Err(self.error_at(key_start, "duplicate device_id tag"));
-                }
-                device = Some((value, value_start));
+            if labels.len() == MAX_LABELS {
+                return Err(self.error_at(
+                    key_start,
+                    format!(
+                        "more than {MAX_LABELS} tags (a series has at most {MAX_LABELS} labels)"
+                    ),
+                ));
             }
+            let key = label_name(&key);
+            if labels.iter().any(|(k, _)| *k == key) {
+                return Err(self.error_at(key_start, format!("duplicate tag {key:?}")));
+            }
+            check_label(&key, &value).map_err(|e| match e {
+                Error::InvalidInput { field, reason } => {
+                    self.error_at(key_start, format!("tag {key:?}: {field} {reason}"))
+                }
+                other => self.error_at(key_start, other),
+            })?;
+            labels.push((key, value.into_owned()));
             self.pos = value_end;
             if self.at_end() || self.peek() == Some(b' ') {
-                return Ok(device);
+                return Ok(labels);
             }
         }
     }
 
-    /// The field set: one point per numeric field of `device`, stamped `now` until the
-    /// timestamp is read. `value` is stored as the measurement itself, any other field `f` as
-    /// `measurement_f`. String fields are skipped, their column and key noted in `strings`.
+    /// The field set: one point per numeric field, of the series with the line's `labels`,
+    /// stamped `now` until the timestamp is read. `value` is stored as the measurement
+    /// itself, any other field `f` as `measurement_f`. String fields are skipped, their
+    /// column and key noted in `strings`.
     fn fields(
         &mut self,
         measurement: &str,
-        (device, device_column): (&str, usize),
+        labels: &[(String, String)],
         now: Timestamp,
         metric: &mut String,
         (points, strings): (&mut Vec<Point>, &mut Vec<(usize, String)>),
@@ -436,10 +446,10 @@ impl<'l, 'a> Cursor<'l, 'a> {
                 metric.push_str(&key);
                 metric.as_str()
             };
-            let series = SeriesKey::new(device, metric_name).map_err(|e| match e {
-                Error::InvalidInput { field, reason } if field == "device_id" => {
-                    self.error_at(device_column, format!("device_id tag {device:?} {reason}"))
-                }
+            // The labels were checked one by one as the tags were read: what is left to
+            // refuse is the metric name.
+            let pairs = labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let series = SeriesKey::with_labels(metric_name, pairs).map_err(|e| match e {
                 Error::InvalidInput { field, reason } => {
                     self.error_at(key_start, format!("{field} {metric_name:?} {reason}"))
                 }
@@ -591,6 +601,20 @@ fn parse_field_value(token: &str) -> std::result::Result<f64, String> {
     Ok(value)
 }
 
+/// A tag key as a label name: InfluxDB takes any key, a label name is ASCII letters, digits,
+/// `_`, `.`, `-` and `:` (see [`check_label`]), so every other character becomes `_` and a
+/// leading digit gets a `_` before it, as Prometheus' InfluxDB adapters name them
+/// (`room id` → `room_id`, `1st` → `_1st`). Keys that then collide are a duplicate tag.
+fn label_name(key: &str) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':');
+    let mut name = String::with_capacity(key.len() + 1);
+    if key.starts_with(|c: char| c.is_ascii_digit()) {
+        name.push('_');
+    }
+    name.extend(key.chars().map(|c| if allowed(c) { c } else { '_' }));
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +648,14 @@ mod tests {
         }
     }
 
+    fn labelled(metric: &str, labels: &[(&str, &str)], millis: i64, value: f64) -> Point {
+        Point {
+            series: SeriesKey::with_labels(metric, labels.iter().copied()).unwrap(),
+            timestamp: Timestamp(millis),
+            value,
+        }
+    }
+
     #[test]
     fn spec_example_as_line_protocol() {
         assert_eq!(
@@ -646,9 +678,9 @@ mod tests {
         assert_eq!(
             accepted("cpu,host=a,device_id=d usage=3,value=1,idle=96 5000000"),
             vec![
-                point("d", "cpu_usage", 5, 3.0),
-                point("d", "cpu", 5, 1.0),
-                point("d", "cpu_idle", 5, 96.0),
+                labelled("cpu_usage", &[("host", "a"), ("device_id", "d")], 5, 3.0),
+                labelled("cpu", &[("host", "a"), ("device_id", "d")], 5, 1.0),
+                labelled("cpu_idle", &[("host", "a"), ("device_id", "d")], 5, 96.0),
             ]
         );
     }
@@ -768,7 +800,12 @@ mod tests {
     fn escapes_in_measurement_tags_and_field_keys_are_removed() {
         assert_eq!(
             accepted(r"my\ room\,1,device_id=sensor\ 1\,a\=b,other\ tag=x\ y temp\ c\=1=2 0"),
-            vec![point("sensor 1,a=b", "my room,1_temp c=1", 0, 2.0)]
+            vec![labelled(
+                "my room,1_temp c=1",
+                &[("device_id", "sensor 1,a=b"), ("other_tag", "x y")],
+                0,
+                2.0
+            )]
         );
         assert_eq!(
             accepted(r"back\\slash,device_id=a\b value=1 0"),
@@ -777,11 +814,49 @@ mod tests {
     }
 
     #[test]
-    fn escaped_device_id_tag_key_is_recognised() {
+    fn tag_keys_become_label_names() {
+        // A backslash before `_` is kept, then replaced: a label of its own.
         assert_eq!(
             accepted(r"m,device\_id=x,device_id=d value=1 0"),
-            vec![point("d", "m", 0, 1.0)]
+            vec![labelled(
+                "m",
+                &[("device__id", "x"), ("device_id", "d")],
+                0,
+                1.0
+            )]
         );
+        assert_eq!(
+            accepted(r"m,room\ id=a,1st=b,host.name=c value=1 0"),
+            vec![labelled(
+                "m",
+                &[("room_id", "a"), ("_1st", "b"), ("host.name", "c")],
+                0,
+                1.0
+            )]
+        );
+        let e = rejected(r"m,a\ b=1,a_b=2 value=1 0");
+        assert!(e.contains("column 10: duplicate tag \"a_b\""), "{e}");
+        let e = rejected("m,__name__=x value=1 0");
+        assert!(e.contains("column 3") && e.contains("reserved"), "{e}");
+        let many: String = (0..=crate::storage::MAX_LABELS)
+            .map(|i| format!(",t{i}=v"))
+            .collect();
+        let e = rejected(&format!("m{many} value=1 0"));
+        assert!(e.contains("more than 32 tags"), "{e}");
+    }
+
+    #[test]
+    fn readings_that_differ_in_one_tag_are_two_series() {
+        let points =
+            accepted("t,device_id=d,room=lab value=1 0\nt,device_id=d,room=kitchen value=2 0");
+        assert_eq!(
+            points,
+            [
+                labelled("t", &[("device_id", "d"), ("room", "lab")], 0, 1.0),
+                labelled("t", &[("device_id", "d"), ("room", "kitchen")], 0, 2.0),
+            ]
+        );
+        assert_ne!(points[0].series, points[1].series);
     }
 
     #[test]
@@ -803,12 +878,15 @@ mod tests {
     }
 
     #[test]
-    fn missing_device_id_tag_names_the_line() {
-        let e = rejected("m,device_id=d value=1\ncpu,host=a value=1\n");
-        assert!(e.starts_with("invalid line 2: "), "{e}");
-        assert!(e.contains("device_id tag"), "{e}");
-        let e = rejected("m value=1");
-        assert!(e.contains("line 1") && e.contains("device_id tag"), "{e}");
+    fn telegraf_lines_without_device_id_are_series_of_their_tags() {
+        assert_eq!(
+            accepted("cpu,host=a,cpu=cpu0 usage_idle=98.5,usage_user=1i 1000000\nup value=1 0"),
+            vec![
+                labelled("cpu_usage_idle", &[("cpu", "cpu0"), ("host", "a")], 1, 98.5),
+                labelled("cpu_usage_user", &[("cpu", "cpu0"), ("host", "a")], 1, 1.0),
+                labelled("up", &[], 0, 1.0),
+            ]
+        );
     }
 
     #[test]
@@ -870,11 +948,15 @@ mod tests {
         );
         assert_eq!(
             parsed.points,
-            [point("d", "m", 0, 1.0), point("d", "m", 1, 4.0)]
+            [
+                point("d", "m", 0, 1.0),
+                labelled("m", &[("host", "h")], 0, 3.0),
+                point("d", "m", 1, 4.0)
+            ]
         );
         let lines: Vec<(usize, usize)> =
             parsed.problems.iter().map(|p| (p.line, p.stored)).collect();
-        assert_eq!(lines, [(4, 0), (5, 0)]);
+        assert_eq!(lines, [(4, 0)]);
         assert_eq!(parsed.lines, 4, "comments and blank lines do not count");
         // A line that fails after some fields parsed leaves none of them behind.
         let parsed = body("m,device_id=d a=1,b=2,c=oops 0");
@@ -923,7 +1005,7 @@ mod tests {
             ("m,device_id=d, value=1", "line 1: column 15: empty tag key"),
             (
                 "m,device_id=d,device_id=e value=1",
-                "line 1: column 15: duplicate device_id tag",
+                "line 1: column 15: duplicate tag \"device_id\"",
             ),
             (
                 "m,device_id=d value",
@@ -962,7 +1044,7 @@ mod tests {
         let e = rejected("m,device_id=a|b value=1");
         assert_eq!(
             e,
-            "invalid line 1: column 13: device_id tag \"a|b\" must not contain '|'"
+            "invalid line 1: column 3: tag \"device_id\": device_id must not contain '|'"
         );
         let long = "x".repeat(crate::storage::MAX_NAME_LEN);
         let e = rejected(&format!("{long},device_id=d usage=1"));
@@ -1057,7 +1139,10 @@ mod tests {
             .prop_map(|(measurement, device, extra_tag, fields, time)| LineCase {
                 measurement,
                 device,
-                extra_tag: extra_tag.filter(|(key, _)| key != DEVICE_TAG),
+                extra_tag: extra_tag.filter(|(key, _)| {
+                    let label = label_name(key);
+                    label != DEVICE_TAG && !label.starts_with("__")
+                }),
                 fields,
                 time,
             })
@@ -1108,7 +1193,15 @@ mod tests {
                     } else {
                         format!("{}_{key}", self.measurement)
                     };
-                    point(&self.device, &metric, millis, value.as_f64())
+                    let mut labels = vec![(DEVICE_TAG.to_string(), self.device.clone())];
+                    if let Some((key, value)) = &self.extra_tag {
+                        labels.push((label_name(key), value.clone()));
+                    }
+                    Point {
+                        series: SeriesKey::with_labels(&metric, labels).unwrap(),
+                        timestamp: Timestamp(millis),
+                        value: value.as_f64(),
+                    }
                 })
                 .collect()
         }

@@ -7,11 +7,14 @@
 //! 3. `timestamp`: number, unix seconds; an integer when the reading falls on a whole second,
 //!    otherwise fractional with millisecond resolution (`1710000000.25`)
 //! 4. `value`: number (non-finite values, which ingestion rejects, would encode as `null`)
+//! 5. `labels`: object of the series' other labels (`{"room":"lab"}`), only when it has any;
+//!    `device_id` is `""` for a series without one
 //!
 //! Example: `{"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}`
 
 use crate::storage::Point;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use tungstenite::Utf8Bytes;
 
 #[derive(Serialize)]
@@ -20,6 +23,9 @@ struct LiveReading<'a> {
     metric_name: &'a str,
     timestamp: serde_json::Number,
     value: f64,
+    /// The series' labels other than `device_id`; absent when it has none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<&'a str, &'a str>,
 }
 
 /// Encodes one point as a text frame's payload. The result is reference-counted, so handing
@@ -37,6 +43,7 @@ pub fn encode_point(point: &Point) -> Utf8Bytes {
         metric_name: point.series.metric_name(),
         timestamp,
         value: point.value,
+        labels: point.series.extra_labels().collect(),
     };
     // Serializing a struct of strings and numbers into memory cannot fail.
     let json = serde_json::to_string(&reading).expect("live reading serializes to JSON");
@@ -62,6 +69,19 @@ mod tests {
         assert_eq!(
             frame.as_str(),
             r#"{"device_id":"sensor_1","metric_name":"temperature","timestamp":1710000000,"value":24.2}"#
+        );
+    }
+
+    #[test]
+    fn a_labelled_reading_carries_its_other_labels() {
+        let point = Point {
+            series: SeriesKey::with_labels("t", [("room", "lab"), ("device_id", "d")]).unwrap(),
+            timestamp: Timestamp(1_710_000_000_000),
+            value: 1.0,
+        };
+        assert_eq!(
+            encode_point(&point).as_str(),
+            r#"{"device_id":"d","metric_name":"t","timestamp":1710000000,"value":1.0,"labels":{"room":"lab"}}"#
         );
     }
 

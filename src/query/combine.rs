@@ -109,6 +109,9 @@ pub struct DeleteAnswer {
     pub deleted: bool,
     pub device_id: String,
     pub metric_name: String,
+    /// The series' labels other than `device_id`; absent when it has none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     pub node: String,
 }
 
@@ -234,6 +237,7 @@ mod tests {
         AggregateAnswer {
             device_id: "d".into(),
             metric_name: "m".into(),
+            labels: Default::default(),
             operation: "count".into(),
             result: Some(count as f64),
             count,

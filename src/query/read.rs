@@ -9,9 +9,9 @@
 //! them from the body once, so bad input is refused before any peer is asked.
 
 use crate::error::Result;
-use crate::storage::{AggregateOp, Engine, SeriesKey, TimeRange};
+use crate::storage::{AggregateOp, Engine, SeriesFields, SeriesKey, TimeRange};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// `POST /query`: one aggregate over a series and range, optionally also per `step`.
@@ -47,6 +47,9 @@ pub trait ReplicaAnswer: Serialize + serde::de::DeserializeOwned + Send {
 pub struct AggregateAnswer {
     pub device_id: String,
     pub metric_name: String,
+    /// The series' labels other than `device_id`; absent when it has none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     pub operation: String,
     /// `null` for `avg`, `min` and `max` over no points.
     pub result: Option<f64>,
@@ -86,6 +89,9 @@ impl ReplicaAnswer for AggregateAnswer {
 pub struct SamplesAnswer {
     pub device_id: String,
     pub metric_name: String,
+    /// The series' labels other than `device_id`; absent when it has none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     pub samples: Vec<f64>,
     /// Unix seconds, one per sample.
     pub timestamps: Vec<f64>,
@@ -206,6 +212,7 @@ pub fn aggregate(
     Ok(AggregateAnswer {
         device_id: key.device_id().to_string(),
         metric_name: key.metric_name().to_string(),
+        labels: SeriesFields::from(key).labels,
         operation: op.as_str().to_string(),
         result: aggregate.result(*op),
         count: aggregate.count,
@@ -225,6 +232,7 @@ pub fn samples(engine: &Engine, node: &str, request: &SamplesRequest) -> Result<
     Ok(SamplesAnswer {
         device_id: request.key.device_id().to_string(),
         metric_name: request.key.metric_name().to_string(),
+        labels: SeriesFields::from(&request.key).labels,
         count: samples.len(),
         samples,
         timestamps,

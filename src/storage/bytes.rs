@@ -82,19 +82,16 @@ impl<'a> ByteCursor<'a> {
     }
 }
 
-/// Appends `key` as a u16 length and its UTF-8 `device|metric` bytes. A valid key is at most
-/// `2 × MAX_NAME_LEN + 1` = 513 bytes, so the length always fits.
+/// Appends `key` as a u16 length and its stored form ([`SeriesKey::encode`]). A valid key
+/// is at most 41,348 bytes (see [`series_key`](super::series_key)), so the length fits.
 pub fn put_key(out: &mut Vec<u8>, key: &SeriesKey) {
-    let key = key.as_str().as_bytes();
-    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    out.extend_from_slice(key);
+    out.extend_from_slice(&(key.encoded_len() as u16).to_le_bytes());
+    key.encode(out);
 }
 
-/// The key [`put_key`] wrote, from its bytes after the length: why not, if they are not a
-/// valid key.
-pub fn parse_key(bytes: &[u8]) -> Result<SeriesKey, String> {
-    let joined = std::str::from_utf8(bytes).map_err(|e| format!("series key is not UTF-8: {e}"))?;
-    SeriesKey::parse(joined).map_err(|e| format!("bad series key {joined:?}: {e}"))
+/// Bytes [`put_key`] appends for `key`.
+pub fn put_key_len(key: &SeriesKey) -> usize {
+    2 + key.encoded_len()
 }
 
 #[cfg(test)]
@@ -124,16 +121,16 @@ mod tests {
     }
 
     #[test]
-    fn key_round_trips_and_bad_keys_are_refused() {
-        let key = SeriesKey::new(&"d".repeat(crate::storage::MAX_NAME_LEN), "m").unwrap();
+    fn key_round_trips_behind_its_length() {
+        let key = SeriesKey::with_labels("m", [("device_id", "d"), ("room", "lab")]).unwrap();
         let mut out = Vec::new();
         put_key(&mut out, &key);
+        assert_eq!(out.len(), put_key_len(&key));
         let mut cursor = ByteCursor::new(&out);
         let len = cursor.u16().unwrap();
-        assert_eq!(parse_key(cursor.take(usize::from(len)).unwrap()), Ok(key));
-        assert!(parse_key(b"no-separator").is_err());
-        assert!(parse_key(&[0xff, b'|', b'm'])
-            .unwrap_err()
-            .contains("UTF-8"));
+        assert_eq!(
+            SeriesKey::decode(cursor.take(usize::from(len)).unwrap()),
+            Ok(key)
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! - A **point** is one reading: `(device_id, metric_name, timestamp, value)`. Timestamps are
 //!   [`Timestamp`]s, milliseconds since the unix epoch (the wire contract speaks seconds,
 //!   possibly fractional; millisecond resolution is kept).
-//! - A **series** is every point of one `device_id|metric_name` ([`SeriesKey`]). A series holds
+//! - A **series** is every point of one metric name and label set ([`SeriesKey`];
+//!   `device_id` is one label). A series holds
 //!   an ordered list of non-overlapping **chunks** ([`chunk`]): closed chunks are compressed
 //!   (timestamps delta-of-delta, values Gorilla XOR or decimal, see [`codec`]) and carry
 //!   summary metadata (`start, end, count, sum, min, max, first, last`) so an aggregate over a
@@ -26,13 +27,14 @@ pub mod engine;
 pub mod quarantine;
 pub mod segment;
 pub mod series;
+pub mod series_key;
 pub mod wal;
 
 pub use engine::{DigestBucket, Engine, EngineConfig};
+pub use series_key::{SeriesFields, SeriesKey, DEVICE_LABEL, MAX_LABELS, MAX_NAME_LEN};
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Milliseconds since the unix epoch (UTC). Serialized as the bare number of milliseconds.
 #[derive(
@@ -96,80 +98,6 @@ impl Timestamp {
         debug_assert!(width > 0, "bucket width must be positive");
         Timestamp(self.0.saturating_sub(self.0.rem_euclid(width.max(1))))
     }
-}
-
-/// The name of one series: `device_id|metric_name`. Neither part may be empty or contain `|`
-/// or control characters, so the joined form is unambiguous.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesKey {
-    joined: String,
-    split: usize,
-}
-
-/// Longest accepted device id or metric name, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
-
-impl SeriesKey {
-    pub fn new(device_id: &str, metric_name: &str) -> Result<SeriesKey> {
-        validate_name("device_id", device_id)?;
-        validate_name("metric_name", metric_name)?;
-        Ok(SeriesKey {
-            joined: format!("{device_id}|{metric_name}"),
-            split: device_id.len(),
-        })
-    }
-
-    /// Parses the joined `device|metric` form (as stored in WAL and segment files).
-    pub fn parse(joined: &str) -> Result<SeriesKey> {
-        let (device, metric) = joined
-            .split_once('|')
-            .ok_or_else(|| Error::invalid("series", format!("{joined:?} has no '|'")))?;
-        SeriesKey::new(device, metric)
-    }
-
-    pub fn device_id(&self) -> &str {
-        &self.joined[..self.split]
-    }
-
-    pub fn metric_name(&self) -> &str {
-        &self.joined[self.split + 1..]
-    }
-
-    /// The joined `device|metric` form.
-    pub fn as_str(&self) -> &str {
-        &self.joined
-    }
-}
-
-impl fmt::Display for SeriesKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.joined)
-    }
-}
-
-impl fmt::Debug for SeriesKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SeriesKey({})", self.joined)
-    }
-}
-
-fn validate_name(field: &str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(
-            field,
-            format!("longer than {MAX_NAME_LEN} bytes"),
-        ));
-    }
-    if name.contains('|') {
-        return Err(Error::invalid(field, "must not contain '|'"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(())
 }
 
 /// One reading of one series.
@@ -324,23 +252,6 @@ mod tests {
         let top = Timestamp(i64::MAX).bucket_start(i64::MAX);
         assert_eq!(top, Timestamp(i64::MAX));
         assert_eq!(Timestamp(i64::MAX - 1).bucket_start(i64::MAX), Timestamp(0));
-    }
-
-    #[test]
-    fn series_key_round_trips_through_joined_form() {
-        let key = SeriesKey::new("sensor_1", "temperature").unwrap();
-        assert_eq!(key.as_str(), "sensor_1|temperature");
-        let parsed = SeriesKey::parse(key.as_str()).unwrap();
-        assert_eq!(parsed.device_id(), "sensor_1");
-        assert_eq!(parsed.metric_name(), "temperature");
-    }
-
-    #[test]
-    fn series_key_rejects_pipe_empty_and_control_characters() {
-        assert!(SeriesKey::new("", "t").is_err());
-        assert!(SeriesKey::new("a|b", "t").is_err());
-        assert!(SeriesKey::new("a", "t\n").is_err());
-        assert!(SeriesKey::new(&"x".repeat(MAX_NAME_LEN + 1), "t").is_err());
     }
 
     #[test]

@@ -17,14 +17,14 @@
 //! file is therefore reported as [`Error::Corrupt`] naming the file and offset, never
 //! returned as wrong data.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! All integers are little-endian; `f64`s are stored as their IEEE-754 bits (8 bytes), so
 //! every bit pattern (NaN payloads, -0.0) round-trips. Byte ranges are `[start, end)`.
 //!
 //! 1. Header [6 bytes, at offset 0]:
 //!    1. magic `MTSG` [4 bytes]
-//!    2. version u16 [2 bytes], currently 1
+//!    2. version u16 [2 bytes], currently 2 (1 is still read: its keys are `device|metric`)
 //! 2. Data region [`[6, index offset)`]: for each series in index order, for each of its
 //!    chunks in order, with no gaps:
 //!    1. the timestamp column [ts len bytes]
@@ -32,7 +32,8 @@
 //! 3. Index [index length bytes, at index offset]:
 //!    1. series count u32 [4 bytes]
 //!    2. per series:
-//!       1. key length u16 [2 bytes], then the key `device|metric` as UTF-8 [key length bytes]
+//!       1. key length u16 [2 bytes], then the key's stored form
+//!          ([`series_key`](super::series_key)) [key length bytes]
 //!       2. chunk count u32 [4 bytes]
 //!       3. per chunk [81 bytes]: start i64, end i64 (first and last timestamp in ms,
 //!          inclusive), count u32, sum, min, max, first, last (f64 bits, 8 bytes each),
@@ -40,7 +41,7 @@
 //!          timestamp column), ts len u32, values len u32, crc32 u32 of the timestamp column
 //!          followed by the value column
 //!    3. tombstone count u32 [4 bytes]
-//!    4. per tombstone: key length u16 [2 bytes], then the key as UTF-8
+//!    4. per tombstone: key length u16 [2 bytes], then the key's stored form
 //! 4. Trailer [24 bytes, the last of the file]:
 //!    1. index offset u64 [8 bytes]
 //!    2. index length u64 [8 bytes]
@@ -55,7 +56,7 @@
 //! series appears twice. [`write_segment`] refuses contents that break these rules.
 
 use crate::error::{Error, Result};
-use crate::storage::bytes::{parse_key, put_key, ByteCursor, ShortRead};
+use crate::storage::bytes::{put_key, ByteCursor, ShortRead};
 use crate::storage::chunk::{ChunkMeta, EncodedChunk};
 use crate::storage::codec::ValueEncoding;
 use crate::storage::durable::sync_parent_dir;
@@ -70,8 +71,10 @@ use std::path::{Path, PathBuf};
 const MAGIC: [u8; 4] = *b"MTSG";
 /// Last bytes of every segment file.
 const TRAILER_MAGIC: [u8; 4] = *b"GSTM";
-/// The format version this code writes and reads.
-const VERSION: u16 = 1;
+/// The version this code writes: 2 stores series keys with labels.
+const VERSION: u16 = 2;
+/// The oldest version this code reads (1: keys `device|metric`, see [`SeriesKey::decode`]).
+const OLDEST_READABLE_VERSION: u16 = 1;
 /// Magic and version.
 const HEADER_LEN: u64 = 6;
 /// Index offset, index length, index crc and magic.
@@ -400,11 +403,14 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(&[low, high]) => u16::from_le_bytes([low, high]),
         _ => return Err(Error::corrupt(path, 4, "truncated segment: no version")),
     };
-    if version != VERSION {
+    if !(OLDEST_READABLE_VERSION..=VERSION).contains(&version) {
         return Err(Error::corrupt(
             path,
             4,
-            format!("unsupported segment version {version}, expected {VERSION}"),
+            format!(
+                "unsupported segment version {version}, this build reads \
+                 {OLDEST_READABLE_VERSION} to {VERSION}"
+            ),
         ));
     }
     Ok(())
@@ -721,7 +727,7 @@ impl<'a> ByteReader<'a> {
         let offset = self.offset();
         let len = self.u16("series key length")?;
         let bytes = self.take(usize::from(len), "series key")?;
-        parse_key(bytes).map_err(|reason| Error::corrupt(self.path, offset, reason))
+        SeriesKey::decode(bytes).map_err(|reason| Error::corrupt(self.path, offset, reason))
     }
 
     /// One chunk entry (layout 3.2.3 in the module docs); its metadata is not yet checked.
@@ -761,7 +767,7 @@ mod tests {
     use crate::test_dir::TempDir;
 
     fn key(joined: &str) -> SeriesKey {
-        SeriesKey::parse(joined).unwrap()
+        SeriesKey::decode(joined.as_bytes()).unwrap()
     }
 
     /// A chunk with arbitrary column bytes (the codecs are not needed to store them).
@@ -845,7 +851,7 @@ mod tests {
     /// Index offset of the first chunk entry of `sample_contents()`: series count, key
     /// length, key, chunk count.
     fn first_entry() -> usize {
-        4 + 2 + "sensor_1|temperature".len() + 4
+        4 + crate::storage::bytes::put_key_len(&key("sensor_1|temperature")) + 4
     }
 
     fn write_sample(dir: &TempDir) -> PathBuf {
@@ -992,7 +998,7 @@ mod tests {
         let dir = TempDir::new("version");
         let path = write_sample(&dir);
         let mut bytes = fs::read(&path).unwrap();
-        bytes[4] = 2;
+        bytes[4] = VERSION as u8 + 1;
         fs::write(&path, &bytes).unwrap();
         let (offset, reason) = corrupt(read_segment(&path));
         assert_eq!(offset, 4);
@@ -1095,11 +1101,13 @@ mod tests {
     fn invalid_series_key_is_corrupt() {
         let dir = TempDir::new("bad-key");
         let path = write_sample(&dir);
-        patch_index(&path, |index| index[6 + "sensor_1".len()] = b'_'); // drop the '|'
+        // After the series count, the key's length, its version byte and the metric's
+        // length: the metric's first byte becomes a control character.
+        patch_index(&path, |index| index[4 + 2 + 1 + 2] = b'\n');
         let (offset, reason) = corrupt(read_segment(&path));
         assert_eq!(offset, index_offset(&fs::read(&path).unwrap()) + 4);
         assert!(
-            reason.contains("bad series key \"sensor_1_temperature\""),
+            reason.contains("bad series key") && reason.contains("control characters"),
             "{reason}"
         );
     }
@@ -1202,12 +1210,17 @@ mod tests {
         };
         let expected: Vec<u8> = [
             &b"MTSG"[..],                    // 1.1 magic
-            &[1, 0],                         // 1.2 version
+            &[2, 0],                         // 1.2 version
             &[0x01, 0x02],                   // 2.1 timestamp column, at 6
             &[0x03],                         // 2.2 value column
             &[1, 0, 0, 0],                   // 3.1 series count, index at 9
-            &[3, 0],                         // 3.2.1 key length
-            b"s|t",                          //       key
+            &[19, 0],                        // 3.2.1 key length
+            &[0, 1, 0],                      //       key: version 2, metric length
+            b"t",                            //       metric
+            &[1, 9, 0],                      //       label count, name length
+            b"device_id",                    //       label name
+            &[1, 0],                         //       value length
+            b"s",                            //       value
             &[1, 0, 0, 0],                   // 3.2.2 chunk count
             &[0xe8, 0x03, 0, 0, 0, 0, 0, 0], // 3.2.3 start 1000
             &[0xd0, 0x07, 0, 0, 0, 0, 0, 0], //       end 2000
@@ -1223,15 +1236,20 @@ mod tests {
             &[1, 0, 0, 0],                   //       values len
             &0x55bc_801d_u32.to_le_bytes(),  //       crc32 of 01 02 03
             &[1, 0, 0, 0],                   // 3.3 tombstone count
-            &[3, 0],                         // 3.4 key length
-            b"x|y",                          //     key
+            &[19, 0],                        // 3.4 key length
+            &[0, 1, 0],                      //     key: version 2, metric length
+            b"y",                            //     metric
+            &[1, 9, 0],                      //     label count, name length
+            b"device_id",                    //     label name
+            &[1, 0],                         //     value length
+            b"x",                            //     value
             &[9, 0, 0, 0, 0, 0, 0, 0],       // 4.1 index offset
-            &[103, 0, 0, 0, 0, 0, 0, 0],     // 4.2 index length
-            &0x148f_4849_u32.to_le_bytes(),  // 4.3 index crc32
+            &[135, 0, 0, 0, 0, 0, 0, 0],     // 4.2 index length
+            &0xd223_d9c6_u32.to_le_bytes(),  // 4.3 index crc32
             b"GSTM",                         // 4.4 magic
         ]
         .concat();
-        assert_eq!(write_segment(&path, &contents).unwrap(), 136);
+        assert_eq!(write_segment(&path, &contents).unwrap(), 168);
         assert_eq!(fs::read(&path).unwrap(), expected);
         assert_eq!(read_segment(&path).unwrap(), contents);
     }

@@ -12,14 +12,15 @@
 //! file and starts the next. Call [`replay`] before [`Wal::open`]: replay treats a bad tail as
 //! torn (and truncates it) only in the newest file.
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
 //!
 //! Integers are little-endian. Byte ranges count from the start of the header or record and
 //! include both ends.
 //!
 //! File header, 8 bytes:
 //! 1. magic `MTWL` [4 bytes, 0..=3]
-//! 2. format version u16, currently 1 [2 bytes, 4..=5]
+//! 2. format version u16, currently 2 [2 bytes, 4..=5]; version 1 (keys `device|metric`)
+//!    is still read
 //! 3. reserved u16, written as zero, ignored when read [2 bytes, 6..=7]
 //!
 //! Then records back to back; one record holds the entries of one [`Wal::append`] call:
@@ -30,7 +31,8 @@
 //! 4. payload [length bytes, 12..=11+length]: entries back to back, each
 //!    1. entry type u8: 1 = points, 2 = delete series [1 byte]
 //!    2. series key length u16 [2 bytes]
-//!    3. series key, UTF-8 `device|metric` [key length bytes]
+//!    3. series key, its stored form ([`series_key`](crate::storage::series_key)) [key
+//!       length bytes]
 //!    4. points only: point count u32 [4 bytes]
 //!    5. points only: per point, timestamp i64 milliseconds [8 bytes] then value as f64 bits
 //!       [8 bytes]

@@ -3,13 +3,16 @@
 //! [module docs](super).
 
 use crate::error::{Error, Result};
-use crate::storage::bytes::{parse_key, put_key, ByteCursor, ShortRead};
+use crate::storage::bytes::{put_key, put_key_len, ByteCursor, ShortRead};
 use crate::storage::{SeriesKey, Timestamp};
 
 /// The first four bytes of every WAL file.
 pub const FILE_MAGIC: [u8; 4] = *b"MTWL";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this code writes. Version 2 stores series keys with labels; version
+/// 1 files (keys `device|metric`) are still read (see [`SeriesKey::decode`]).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Length of the file header: magic, version, reserved.
 pub const FILE_HEADER_LEN: usize = 8;
 /// The first four bytes of every record, chosen to be unlikely in text and small numbers.
@@ -70,9 +73,10 @@ pub(super) fn check_file_header(data: &[u8]) -> std::result::Result<(), String> 
         ));
     }
     let version = header.u16().map_err(cut_short)?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(format!(
-            "unsupported wal format version {version} (this build reads {FORMAT_VERSION})"
+            "unsupported wal format version {version} (this build reads \
+             {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})"
         ));
     }
     Ok(())
@@ -153,9 +157,10 @@ pub(super) fn encoded_payload_len(entries: &[WalEntryRef<'_>]) -> usize {
     entries
         .iter()
         .map(|entry| match entry {
-            WalEntryRef::Points { series, points } => (1 + 2 + series.as_str().len() + 4)
-                .saturating_add(points.len().saturating_mul(POINT_LEN)),
-            WalEntryRef::DeleteSeries(series) => 1 + 2 + series.as_str().len(),
+            WalEntryRef::Points { series, points } => {
+                (1 + put_key_len(series) + 4).saturating_add(points.len().saturating_mul(POINT_LEN))
+            }
+            WalEntryRef::DeleteSeries(series) => 1 + put_key_len(series),
         })
         .fold(0, usize::saturating_add)
 }
@@ -214,8 +219,8 @@ pub(super) fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<WalEntry
         let entry_type = reader.u8().map_err(short)?;
         let key_len = reader.u16().map_err(short)?;
         let key_bytes = reader.take(usize::from(key_len)).map_err(short)?;
-        let series =
-            parse_key(key_bytes).map_err(|e| format!("entry at payload byte {entry_at}: {e}"))?;
+        let series = SeriesKey::decode(key_bytes)
+            .map_err(|e| format!("entry at payload byte {entry_at}: {e}"))?;
         match entry_type {
             ENTRY_POINTS => {
                 let count = reader.u32().map_err(short)? as usize;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::test_dir::TempDir;
 
 fn key(joined: &str) -> SeriesKey {
-    SeriesKey::parse(joined).unwrap()
+    SeriesKey::decode(joined.as_bytes()).unwrap()
 }
 
 fn points(joined: &str, pts: &[(i64, f64)]) -> WalEntry {
@@ -105,16 +105,21 @@ fn record_encoding_matches_golden_bytes() {
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0xb5, 0x9c, 0x1a, 0xe7, // marker
-        0x20, 0x00, 0x00, 0x00, // payload length 32
-        0x0e, 0xf5, 0xc5, 0x89, // crc32 of the length field and payload
-        0x01, 0x03, 0x00, b'd', b'|', b'm', // points, key
+        0x40, 0x00, 0x00, 0x00, // payload length 64
+        0x49, 0x8d, 0x27, 0xb7, // crc32 of the length field and payload
+        0x01, 0x13, 0x00, // points, key length
+        // key: version 2, metric "m", one label device_id="d"
+        0x00, 0x01, 0x00, b'm', 0x01, 0x09, 0x00,
+        b'd', b'e', b'v', b'i', b'c', b'e', b'_', b'i', b'd', 0x01, 0x00, b'd',
         0x01, 0x00, 0x00, 0x00, // one point
         0x01, 0, 0, 0, 0, 0, 0, 0, // timestamp 1
         0, 0, 0, 0, 0, 0, 0xf8, 0x3f, // 1.5
-        0x02, 0x03, 0x00, b'd', b'|', b'm', // delete series, key
+        0x02, 0x13, 0x00, // delete series, key length
+        0x00, 0x01, 0x00, b'm', 0x01, 0x09, 0x00,
+        b'd', b'e', b'v', b'i', b'c', b'e', b'_', b'i', b'd', 0x01, 0x00, b'd',
     ];
     assert_eq!(record, expected);
-    assert_eq!(file_header(), *b"MTWL\x01\x00\x00\x00");
+    assert_eq!(file_header(), *b"MTWL\x02\x00\x00\x00");
 }
 
 #[test]
@@ -328,13 +333,14 @@ fn bad_file_header_is_corrupt() {
 fn payload_that_fails_to_parse_is_corrupt_despite_valid_checksum() {
     let dir = TempDir::new("bad-payload");
     let (path, offsets) = write_records(dir.path(), &sample_batches()[..1]);
-    // Rewrite the key's '|' to '#' (no longer a valid series key) and fix the checksum.
+    // Make the key's metric start with a control character (no longer a valid series key)
+    // and fix the checksum.
     let mut data = fs::read(&path).unwrap();
     let record = offsets[0] as usize;
     let payload = record + RECORD_HEADER_LEN;
     let key_at = payload + 3;
-    let pipe = data[key_at..].iter().position(|&b| b == b'|').unwrap();
-    data[key_at + pipe] = b'#';
+    // The key's version byte and the metric's length come first.
+    data[key_at + 3] = b'\n';
     let crc = record_crc(&data[record + 4..record + 8], &data[payload..]);
     data[record + 8..record + 12].copy_from_slice(&crc.to_le_bytes());
     fs::write(&path, &data).unwrap();
