@@ -939,3 +939,102 @@ fn flipped_byte_in_each_file_kind_is_quarantined_and_repair_refills_exact_counts
     let took = cluster.wait_converged(&ABC, want(n2));
     eprintln!("polaris: WAL record corrupt, exact again after {took:?}");
 }
+
+/// `POST /query` with `body` to `server`: (status, answer).
+fn post_query(server: &Server, body: &Value) -> (u16, Value) {
+    let r = server.post("/query", &body.to_string());
+    let status = r.status;
+    (status, r.json())
+}
+
+#[test]
+fn labelled_series_spread_over_the_ring_and_a_query_counts_each_once() {
+    let mut cluster = TestCluster::start(BrokerKind::Embedded, &ABC).expect("embedded broker");
+    // One device, one metric, 20 rooms with the same timestamps: 20 series, never merged.
+    let ts0 = cluster.base * 1000;
+    let body: String = (0..20)
+        .flat_map(|room| {
+            (0..10).map(move |i| {
+                format!(
+                    "t,device_id=d,room=r{room} value={room} {}\n",
+                    ts0 + i * 1000
+                )
+            })
+        })
+        .collect();
+    let r = cluster
+        .node("polaris")
+        .server
+        .post("/write?precision=ms", &body);
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    // Every node holds only its share (replication 2): 400 copies of 200 readings in all,
+    // and no node holds every series.
+    let mut copies = 0;
+    for node in cluster.up() {
+        let (status, v) = post_query(
+            &node.server,
+            &serde_json::json!({"device_id": "d", "metric_name": "t", "operation": "count"}),
+        );
+        assert_eq!(status, 200, "{v}");
+        let local = node
+            .server
+            .post(
+                "/query?local=1",
+                &serde_json::json!({"device_id": "d", "metric_name": "t", "operation": "count"})
+                    .to_string(),
+            )
+            .json();
+        assert!(
+            local["series"].as_u64().unwrap() < 20,
+            "{} holds every series: {local}",
+            node.id
+        );
+        copies += local["count"].as_u64().unwrap();
+        assert_eq!(v["count"], 200, "{} counted each series once: {v}", node.id);
+        assert_eq!(v["series"], 20, "{v}");
+        assert_eq!(v["result"], 200.0, "{v}");
+    }
+    assert_eq!(copies, 400, "each series on two nodes");
+
+    // A label narrows to one series; its sum tells the rooms apart.
+    let one = serde_json::json!({"device_id": "d", "metric_name": "t", "labels": {"room": "r7"}, "operation": "sum"});
+    let (status, v) = post_query(&cluster.node("sirius").server, &one);
+    assert_eq!(
+        (status, v["count"].clone(), v["result"].clone()),
+        (200, 10.into(), 70.0.into()),
+        "{v}"
+    );
+    assert_eq!(v["labels"], serde_json::json!({"room": "r7"}));
+    assert!(
+        v["served_by"].is_string(),
+        "one series names the copy that answered: {v}"
+    );
+
+    // Per step: buckets merge across series.
+    let stepped =
+        serde_json::json!({"device_id": "d", "metric_name": "t", "operation": "count", "step": 5});
+    let (_, v) = post_query(&cluster.node("vega").server, &stepped);
+    let total: u64 = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 200, "{v}");
+
+    // One node killed: every series still has a live copy, so the answer is whole.
+    cluster.kill9("vega");
+    cluster.wait_view(&[("polaris", "alive"), ("sirius", "alive"), ("vega", "dead")]);
+    for id in ["polaris", "sirius"] {
+        let (status, v) = post_query(
+            &cluster.node(id).server,
+            &serde_json::json!({"device_id": "d", "metric_name": "t", "operation": "count"}),
+        );
+        assert_eq!((status, v["count"].clone()), (200, 200.into()), "{v}");
+        assert_eq!(
+            v["partial"], false,
+            "one failure of replication 2 loses nothing: {v}"
+        );
+    }
+}

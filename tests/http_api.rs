@@ -223,10 +223,11 @@ fn errors_are_json_with_the_right_status() {
     assert_eq!(r.status, 400);
     assert!(error_message(&r).starts_with("invalid JSON"));
 
-    let r = server.post("/write", "temperature value=1");
+    let r = server.post("/write", "temperature,__room=a value=1");
     assert_eq!(r.status, 400);
     assert!(
-        error_message(&r).contains("line 1: column 1: missing device_id"),
+        error_message(&r).contains("line 1: column 13: tag \"__room\"")
+            && error_message(&r).contains("reserved"),
         "{}",
         r.text()
     );

@@ -92,11 +92,20 @@ fn a_telegraf_batch_with_a_string_field_is_written_as_influxdb_does() {
         "{text}"
     );
     assert!(
-        text.contains("line 2: column 1: missing device_id"),
+        text.contains("0 of 3 lines not stored, 1 stored in part"),
         "{text}"
     );
-    // Line 1's numeric and boolean fields, and line 3, are stored.
+    // Line 1's numeric and boolean fields, line 2 (a Telegraf line without device_id: the
+    // series cpu_usage_idle{host="a"}) and line 3 are stored.
     assert_eq!(server.count("tg", "cpu_usage_idle"), 1);
+    let by_host = server.post(
+        "/query",
+        r#"{"metric_name":"cpu_usage_idle","labels":{"host":"a"},"operation":"sum"}"#,
+    );
+    let by_host = by_host.json();
+    assert_eq!(by_host["count"], 2, "both lines tagged host=a: {by_host}");
+    assert_eq!(by_host["series"], 2, "{by_host}");
+    assert_eq!(by_host["result"], 98.5 + 97.0, "{by_host}");
     assert_eq!(server.count("tg", "cpu_usage_user"), 1);
     let (_, throttled) = server.query_range("tg", "cpu_throttled", "max", ts, ts);
     assert_eq!(throttled, serde_json::json!(1.0));

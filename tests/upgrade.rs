@@ -64,12 +64,28 @@ fn a_version_1_store_opens_with_every_reading_and_takes_new_ones() {
     let ts = 1_700_000_000_000i64 + 200_000;
     let r = server.post(
         "/write?precision=ms",
-        &format!("temperature,device_id=sensor_1 value=1.5 {ts}\npressure,device_id=sensor_4 value=2 {ts}"),
+        &format!(
+            "temperature,device_id=sensor_1 value=1.5 {ts}\n\
+             temperature,device_id=sensor_1,room=lab value=7 {ts}\n\
+             pressure,device_id=sensor_4 value=2 {ts}"
+        ),
     );
     assert_eq!(r.status, 204, "{}", r.text());
     server.kill9();
     server.restart();
-    assert_eq!(server.count("sensor_1", "temperature"), 121);
+    // The device's query selects the labelled series too; a label names it alone.
+    assert_eq!(server.count("sensor_1", "temperature"), 122);
+    let lab = server
+        .post(
+            "/query",
+            r#"{"device_id":"sensor_1","metric_name":"temperature","labels":{"room":"lab"},"operation":"sum"}"#,
+        )
+        .json();
+    assert_eq!(
+        (lab["count"].clone(), lab["result"].clone()),
+        (1.into(), 7.0.into()),
+        "{lab}"
+    );
     assert_eq!(server.count("sensor_4", "pressure"), 1);
     assert_series(&server, "sensor_2", "humidity", 0..50);
 }

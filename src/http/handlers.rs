@@ -12,11 +12,14 @@ use crate::cluster::fan_out::{Forward, PEER_TIMEOUT};
 use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
+use crate::cluster::Owner;
 use crate::ingest::line_protocol::{parse_body, ParsedBody, Precision};
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::{BrokerState, Source};
 use crate::node::Node;
-use crate::query::combine::{delete_everywhere, fullest_replica, union_of, DeleteAnswer};
+use crate::query::combine::{
+    delete_everywhere, fullest_per_series, fullest_replica, union_of, DeleteAnswer, FailedTarget,
+};
 use crate::query::read::{self, AggregateRequest, ListingAnswer, ReplicaAnswer, SamplesRequest};
 use crate::storage::quarantine::Quarantined;
 use crate::storage::{SeriesKey, Timestamp};
@@ -32,16 +35,86 @@ pub const MAX_SAMPLE_LIMIT: u64 = 1_000_000;
 
 type Answer = Result<Reply, ApiError>;
 
-/// `POST /query`: one aggregate over a series and range, optionally also per `step`.
-/// Coordinated across the series' owners unless `?local=1`.
+/// `POST /query`: one aggregate over every series the request selects (its `device_id`,
+/// `metric_name` and `labels`; series with more labels too, see [`read::selects`]) and a
+/// range, optionally also per `step`. Coordinated unless `?local=1`: every reachable member
+/// is asked for its copy of each selected series (a labelled series may live on any node),
+/// the fullest copy of each is kept, and they are merged. 503 when no owner of the series
+/// the request names answers, as for a single series before labels.
 pub fn query(node: &Node, query: &str, body: &[u8]) -> Answer {
     let started = Instant::now();
     let request = aggregate_request(&Fields::parse(body)?)?;
-    let local = || read::aggregate(&node.engine, &node.config.node_id, &request, started);
     if answers_locally(node, query)? {
-        return Ok(Reply::json(200, &local()?));
+        let answer = read::aggregate(&node.engine, &node.config.node_id, &request, started)?;
+        return Ok(Reply::json(200, &answer));
     }
-    from_owners(node, &request.key, "/query?local=1", body, started, &local)
+    let owners = node.cluster.owners(&request.key);
+    let live = |o: &&Owner| matches!(o.state, MemberState::Alive | MemberState::Suspect);
+    let mut targets: Vec<Owner> = owners.iter().filter(live).cloned().collect();
+    for member in node.cluster.reachable_members() {
+        if !targets.iter().any(|t| t.id == member.id) {
+            targets.push(member);
+        }
+    }
+    let local = || {
+        read::series_partials(&node.engine, &node.config.node_id, &request)
+            .map_err(|e| ApiError::from(e).message)
+    };
+    let outcome = fullest_per_series(
+        &targets,
+        forward(node, "POST", "/internal/series-aggregate", body),
+        &local,
+    );
+    // A dead member may hold selected series: named, so a reader can tell the answer may
+    // miss what only dead members hold.
+    let mut failed: Vec<FailedTarget> = node
+        .cluster
+        .membership()
+        .members()
+        .filter(|m| m.state == MemberState::Dead)
+        .map(|m| FailedTarget {
+            node: m.id.clone(),
+            error: "member is dead".to_string(),
+        })
+        .collect();
+    failed.extend(outcome.failed);
+    let owner_ids: Vec<String> = owners.iter().map(|o| o.id.clone()).collect();
+    if !owner_ids.iter().any(|o| outcome.answered.contains(o)) {
+        return Ok(Reply::json(
+            503,
+            &serde_json::json!({
+                "error": format!("no owner of {} could answer", request.key),
+                "owners": owner_ids,
+                "failed": failed,
+            }),
+        ));
+    }
+    let answer = read::aggregate_answer(
+        &request,
+        &outcome.partials,
+        &node.config.node_id,
+        read::elapsed_ns(started),
+    );
+    let mut reply = serde_json::to_value(&answer)
+        .map_err(|e| ApiError::new(500, format!("encode answer: {e}")))?;
+    if let [served_by] = outcome.served_by.as_slice() {
+        reply["served_by"] = served_by.as_str().into();
+    }
+    reply["owners"] = serde_json::json!(owner_ids);
+    // Every series has `replication` owners: fewer failures than that cannot hide one.
+    reply["partial"] = (failed.len() >= node.cluster.replication()).into();
+    if !failed.is_empty() {
+        reply["failed"] = serde_json::json!(failed);
+    }
+    Ok(Reply::json(200, &reply))
+}
+
+/// `POST /internal/series-aggregate`: this node's copy of each series a `/query` body
+/// selects, per series, for a coordinator to merge ([`read::SeriesPartials`]).
+pub fn internal_series_aggregate(node: &Node, body: &[u8]) -> Answer {
+    let request = aggregate_request(&Fields::parse(body)?)?;
+    let partials = read::series_partials(&node.engine, &node.config.node_id, &request)?;
+    Ok(Reply::json(200, &partials))
 }
 
 fn aggregate_request(fields: &Fields) -> Result<AggregateRequest, ApiError> {
@@ -53,6 +126,10 @@ fn aggregate_request(fields: &Fields) -> Result<AggregateRequest, ApiError> {
         ),
         Some(_) => return Err(ApiError::bad_request("invalid step: must be > 0 seconds")),
     };
+    // Checked here, not only by the store, so a request selecting no series is refused too.
+    if step.is_some_and(|s| s < Duration::from_millis(1)) {
+        return Err(ApiError::bad_request("invalid step: must be at least 1 ms"));
+    }
     Ok(AggregateRequest {
         key: fields.series()?,
         op: fields.operation()?,

@@ -83,7 +83,7 @@ const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// How many API endpoints there are (the router's endpoint table).
-pub const ENDPOINT_COUNT: usize = 19;
+pub const ENDPOINT_COUNT: usize = 20;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
 /// one for everything else (the dashboard's files, unknown paths).
@@ -136,6 +136,7 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/internal/write", Method::Post, Part::Any, ADMIN),
     endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
     endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
+    endpoint("/internal/series-aggregate", Method::Post, Part::Any, ADMIN),
 ];
 
 /// True for the line protocol endpoints (which take large bodies).
@@ -294,6 +295,7 @@ fn dispatch(
         "/internal/write" => handlers::internal_write(node, body),
         "/internal/summary" => handlers::internal_summary(node),
         "/internal/digest" => handlers::internal_digest(node, body),
+        "/internal/series-aggregate" => handlers::internal_series_aggregate(node, body),
         // `GET /ws` reaches here only when called without the worker loop (tests).
         _ => Err(ApiError::bad_request("websocket upgrade expected")),
     }

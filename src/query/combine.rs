@@ -1,6 +1,7 @@
 //! What a coordinator makes of its peers' answers, typed: a series read is answered by the
-//! fullest replica among the series' owners, a delete must be confirmed by every owner, and
-//! a listing is the union over every reachable member.
+//! fullest replica among the series' owners, a read over many series by the fullest copy of
+//! each among every member, a delete must be confirmed by every owner, and a listing is the
+//! union over every reachable member.
 //!
 //! Peers' answers are parsed into the same types as the local answer ([`read`](super::read)),
 //! and one naming a node other than the one asked is refused, so no peer can answer for
@@ -12,10 +13,11 @@ use crate::cluster::membership::MemberState;
 use crate::cluster::peer::PeerResponse;
 use crate::cluster::Owner;
 use crate::error::Error;
-use crate::query::read::{ListingAnswer, ReplicaAnswer};
+use crate::query::read::{ListingAnswer, ReplicaAnswer, SeriesPartial, SeriesPartials};
+use crate::storage::SeriesFields;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A target that did not answer usefully, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -100,6 +102,65 @@ pub fn fullest_replica<A: ReplicaAnswer>(
             })
         }
     }
+}
+
+/// A read over many series: the fullest copy of each among the members that answered.
+#[derive(Debug, Default)]
+pub struct PerSeries {
+    /// One partial per series, sorted by series.
+    pub partials: Vec<SeriesPartial>,
+    /// The member whose copy of each series (same order as `partials`) was kept.
+    pub served_by: Vec<String>,
+    /// Members that answered, in the order asked.
+    pub answered: Vec<String>,
+    pub failed: Vec<FailedTarget>,
+}
+
+/// Asks every one of `targets` for its copy of each selected series (`forward`, this
+/// node's through `local`) and keeps, per series, the copy with the most points: replicas
+/// hold whole copies, so a series is counted once however many members hold it. On equal
+/// counts the earlier target wins, so list a series' owners first. A peer's series whose
+/// name is not a valid key fails that peer's whole answer.
+pub fn fullest_per_series(
+    targets: &[Owner],
+    forward: Forward<'_>,
+    local: &(dyn Fn() -> Result<SeriesPartials, String> + Sync),
+) -> PerSeries {
+    let remote = |target: &Owner, answer| {
+        let partials: SeriesPartials = typed_answer(target, answer, |a: &SeriesPartials| &a.node)?;
+        for p in &partials.series {
+            p.series
+                .key()
+                .map_err(|e| format!("answer names a bad series: {e}"))?;
+        }
+        Ok(partials)
+    };
+    let mut best: BTreeMap<SeriesFields, (String, SeriesPartial)> = BTreeMap::new();
+    let mut outcome = PerSeries::default();
+    for (target, answer) in fan_out_with(targets, forward, local, &remote) {
+        match answer {
+            Ok(partials) => {
+                outcome.answered.push(target.id.clone());
+                for partial in partials.series {
+                    match best.get(&partial.series) {
+                        Some((_, kept)) if kept.stats.count >= partial.stats.count => {}
+                        _ => {
+                            best.insert(partial.series.clone(), (target.id.clone(), partial));
+                        }
+                    }
+                }
+            }
+            Err(error) => outcome.failed.push(FailedTarget {
+                node: target.id.clone(),
+                error,
+            }),
+        }
+    }
+    for (_, (node, partial)) in best {
+        outcome.served_by.push(node);
+        outcome.partials.push(partial);
+    }
+    outcome
 }
 
 /// What one member answers to a forwarded delete (`/delete?local=1`).
@@ -239,6 +300,7 @@ mod tests {
             metric_name: "m".into(),
             labels: Default::default(),
             operation: "count".into(),
+            series: None,
             result: Some(count as f64),
             count,
             duration_ns: 5,

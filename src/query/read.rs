@@ -1,6 +1,13 @@
 //! Reads from this node's own store, as typed requests and answers: one aggregate (with
-//! optional per-`step` buckets), raw samples, a series' partial statistics, and the device
+//! optional per-`step` buckets) over every series a request selects, the per-series
+//! partials a coordinator merges, raw samples, a series' partial statistics, and the device
 //! and metric listings.
+//!
+//! An aggregate request names a series the original way (`device_id`, `metric_name`) plus
+//! optional `labels`; it **selects** every series of that metric carrying at least those
+//! labels ([`selects`]): `{device_id: s1, metric_name: temperature}` also covers
+//! `temperature{device_id="s1",room="lab"}`, and the answer aggregates across them all, as
+//! InfluxDB does for a query that does not group by a tag. Samples name one series exactly.
 //!
 //! Each answer is what the matching endpoint returns with `?local=1`, and also what a
 //! coordinator receives from an owner: the types derive both `Serialize` and `Deserialize`,
@@ -9,12 +16,15 @@
 //! them from the body once, so bad input is refused before any peer is asked.
 
 use crate::error::Result;
-use crate::storage::{AggregateOp, Engine, SeriesFields, SeriesKey, TimeRange};
+use crate::storage::{
+    Aggregate, AggregateOp, Engine, SeriesFields, SeriesKey, TimeRange, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// `POST /query`: one aggregate over a series and range, optionally also per `step`.
+/// `POST /query`: one aggregate over the series `key` selects (see [`selects`]) and a
+/// range, optionally also per `step`.
 #[derive(Clone, Debug)]
 pub struct AggregateRequest {
     pub key: SeriesKey,
@@ -54,6 +64,9 @@ pub struct AggregateAnswer {
     /// `null` for `avg`, `min` and `max` over no points.
     pub result: Option<f64>,
     pub count: u64,
+    /// How many series the request selected and the answer merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<u64>,
     pub duration_ns: u64,
     pub node: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +136,156 @@ pub struct PartialAnswer {
     pub node: String,
 }
 
+/// Whether a request naming `selector` covers `series`: the same metric, and every label
+/// of the selector with the same value (the series may carry more).
+pub fn selects(selector: &SeriesKey, series: &SeriesKey) -> bool {
+    selector.metric_name() == series.metric_name()
+        && selector
+            .labels()
+            .iter()
+            .all(|(name, value)| series.label(name) == Some(value.as_str()))
+}
+
+/// Every series in `engine` that `selector` covers, sorted.
+pub fn selected_series(engine: &Engine, selector: &SeriesKey) -> Vec<SeriesKey> {
+    let mut keys: Vec<SeriesKey> = engine
+        .series()
+        .into_iter()
+        .filter(|k| selects(selector, k))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Mergeable statistics: of one series over a range, or of one bucket of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub sum: f64,
+    /// `null` over no points.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Stats {
+    fn of(aggregate: &Aggregate) -> Stats {
+        let present = aggregate.count > 0;
+        Stats {
+            count: aggregate.count,
+            sum: aggregate.sum,
+            min: present.then_some(aggregate.min),
+            max: present.then_some(aggregate.max),
+        }
+    }
+
+    /// The aggregate these statistics stand for.
+    pub fn aggregate(&self) -> Aggregate {
+        Aggregate {
+            count: self.count,
+            sum: self.sum,
+            min: self.min.unwrap_or(f64::INFINITY),
+            max: self.max.unwrap_or(f64::NEG_INFINITY),
+        }
+    }
+}
+
+/// One selected series as one node holds it: its statistics over the range and, with a
+/// `step`, per bucket (non-empty buckets only, by start in unix ms).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPartial {
+    #[serde(flatten)]
+    pub series: SeriesFields,
+    #[serde(flatten)]
+    pub stats: Stats,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<(i64, Stats)>,
+}
+
+/// What `POST /internal/series-aggregate` answers: this node's copy of every series the
+/// request selects, each on its own, so a coordinator can take the fullest replica of each
+/// and never count a series twice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPartials {
+    pub series: Vec<SeriesPartial>,
+    pub node: String,
+}
+
+/// This node's partials for `request`.
+pub fn series_partials(
+    engine: &Engine,
+    node: &str,
+    request: &AggregateRequest,
+) -> Result<SeriesPartials> {
+    let mut series = Vec::new();
+    for key in selected_series(engine, &request.key) {
+        let aggregate = engine.aggregate(&key, request.range)?;
+        let buckets = match request.step {
+            None => Vec::new(),
+            Some(step) => engine
+                .downsample(&key, request.range, step)?
+                .into_iter()
+                .filter(|b| b.aggregate.count > 0)
+                .map(|b| (b.start.millis(), Stats::of(&b.aggregate)))
+                .collect(),
+        };
+        series.push(SeriesPartial {
+            series: SeriesFields::from(&key),
+            stats: Stats::of(&aggregate),
+            buckets,
+        });
+    }
+    Ok(SeriesPartials {
+        series,
+        node: node.to_string(),
+    })
+}
+
+/// The answer to `request` from `partials`, at most one per series (see
+/// [`combine::fullest_per_series`](super::combine::fullest_per_series)): every series'
+/// statistics merged, and per bucket when a `step` was asked.
+pub fn aggregate_answer<'p>(
+    request: &AggregateRequest,
+    partials: impl IntoIterator<Item = &'p SeriesPartial>,
+    node: &str,
+    duration_ns: u64,
+) -> AggregateAnswer {
+    let mut total = Aggregate::EMPTY;
+    let mut buckets: BTreeMap<i64, Aggregate> = BTreeMap::new();
+    let mut series = 0;
+    for partial in partials {
+        series += 1;
+        total.merge(&partial.stats.aggregate());
+        for (start, stats) in &partial.buckets {
+            buckets
+                .entry(*start)
+                .or_insert(Aggregate::EMPTY)
+                .merge(&stats.aggregate());
+        }
+    }
+    let fields = SeriesFields::from(&request.key);
+    AggregateAnswer {
+        device_id: fields.device_id,
+        metric_name: fields.metric_name,
+        labels: fields.labels,
+        operation: request.op.as_str().to_string(),
+        result: total.result(request.op),
+        count: total.count,
+        series: Some(series),
+        duration_ns,
+        node: node.to_string(),
+        buckets: request.step.map(|_| {
+            buckets
+                .into_iter()
+                .map(|(start, aggregate)| BucketAnswer {
+                    start: Timestamp(start).as_unix_seconds(),
+                    result: aggregate.result(request.op),
+                    count: aggregate.count,
+                })
+                .collect()
+        }),
+    }
+}
+
 /// What `/devices` answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DevicesAnswer {
@@ -181,45 +344,21 @@ impl ListingAnswer for MetricsAnswer {
     }
 }
 
-/// `request` against `engine`; `started` is when the request arrived.
+/// `request` against `engine` alone (`?local=1`, or a node without peers); `started` is
+/// when the request arrived.
 pub fn aggregate(
     engine: &Engine,
     node: &str,
     request: &AggregateRequest,
     started: Instant,
 ) -> Result<AggregateAnswer> {
-    let AggregateRequest {
-        key,
-        op,
-        range,
-        step,
-    } = request;
-    let aggregate = engine.aggregate(key, *range)?;
-    let buckets = match step {
-        None => None,
-        Some(step) => Some(
-            engine
-                .downsample(key, *range, *step)?
-                .into_iter()
-                .map(|b| BucketAnswer {
-                    start: b.start.as_unix_seconds(),
-                    result: b.aggregate.result(*op),
-                    count: b.aggregate.count,
-                })
-                .collect(),
-        ),
-    };
-    Ok(AggregateAnswer {
-        device_id: key.device_id().to_string(),
-        metric_name: key.metric_name().to_string(),
-        labels: SeriesFields::from(key).labels,
-        operation: op.as_str().to_string(),
-        result: aggregate.result(*op),
-        count: aggregate.count,
-        duration_ns: elapsed_ns(started),
-        node: node.to_string(),
-        buckets,
-    })
+    let partials = series_partials(engine, node, request)?;
+    Ok(aggregate_answer(
+        request,
+        &partials.series,
+        node,
+        elapsed_ns(started),
+    ))
 }
 
 /// `request` against `engine`.

@@ -206,7 +206,7 @@ impl SeriesKey {
 /// `metric_name`, and `labels` holding every other label (left out when there are none, so a
 /// device-only series has exactly the original's shape). `device_id` is `""` for a series
 /// without one.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesFields {
     #[serde(default)]
     pub device_id: String,
