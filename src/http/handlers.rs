@@ -135,6 +135,7 @@ fn aggregate_request(fields: &Fields) -> Result<AggregateRequest, ApiError> {
         op: fields.operation()?,
         range: fields.time_range()?,
         step,
+        group_by: fields.group_by()?,
     })
 }
 
@@ -970,6 +971,69 @@ mod tests {
             assert!(v["duration_ns"].is_u64());
             assert!(v.get("buckets").is_none());
         }
+    }
+
+    #[test]
+    fn query_selects_every_series_with_the_labels_and_groups_by_them() {
+        let t = TestNode::new("query_labels");
+        let point = |labels: &[(&str, &str)], ms: i64, value: f64| Point {
+            series: SeriesKey::with_labels("t", labels.iter().copied()).unwrap(),
+            timestamp: Timestamp(ms),
+            value,
+        };
+        t.node
+            .engine
+            .write(&[
+                point(&[("device_id", "d")], 1_000, 1.0),
+                point(&[("device_id", "d"), ("room", "lab")], 1_000, 10.0),
+                point(&[("device_id", "d"), ("room", "lab")], 2_000, 20.0),
+                point(&[("device_id", "d"), ("room", "hall")], 1_000, 100.0),
+                point(&[("device_id", "e"), ("room", "lab")], 1_000, 1000.0),
+            ])
+            .unwrap();
+        let v = q(
+            &t.node,
+            r#"{"device_id":"d","metric_name":"t","operation":"sum"}"#,
+        );
+        assert_eq!(
+            (v["result"].clone(), v["count"].clone(), v["series"].clone()),
+            (131.0.into(), 4.into(), 3.into()),
+            "{v}"
+        );
+        let v = q(
+            &t.node,
+            r#"{"metric_name":"t","labels":{"room":"lab"},"operation":"sum","group_by":["device_id"],"step":1}"#,
+        );
+        assert_eq!(v["result"], 1030.0, "{v}");
+        assert_eq!(
+            v["groups"],
+            serde_json::json!([
+                {"labels": {"device_id": "d"}, "result": 30.0, "count": 2, "series": 1,
+                 "buckets": [{"start": 1.0, "result": 10.0, "count": 1}, {"start": 2.0, "result": 20.0, "count": 1}]},
+                {"labels": {"device_id": "e"}, "result": 1000.0, "count": 1, "series": 1,
+                 "buckets": [{"start": 1.0, "result": 1000.0, "count": 1}]},
+            ]),
+            "{v}"
+        );
+        let v = q(
+            &t.node,
+            r#"{"device_id":"d","metric_name":"t","operation":"count","group_by":["room"]}"#,
+        );
+        let groups: Vec<(Value, Value)> = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| (g["labels"].clone(), g["count"].clone()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (serde_json::json!({}), 1.into()),
+                (serde_json::json!({"room": "hall"}), 1.into()),
+                (serde_json::json!({"room": "lab"}), 2.into()),
+            ],
+            "a series without the label is its own group"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! than quoting serde's position-based messages.
 
 use super::errors::ApiError;
-use crate::storage::{AggregateOp, SeriesFields, SeriesKey, TimeRange, Timestamp};
+use crate::storage::series_key::check_label;
+use crate::storage::{AggregateOp, SeriesFields, SeriesKey, TimeRange, Timestamp, MAX_LABELS};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -81,6 +82,34 @@ impl Fields {
             labels: labels.unwrap_or_default(),
         };
         Ok(series.key()?)
+    }
+
+    /// The optional `group_by` array: distinct label names (`device_id` included), at most
+    /// as many as a series has labels.
+    pub fn group_by(&self) -> Result<Vec<String>, ApiError> {
+        let Some(value) = self.get("group_by") else {
+            return Ok(Vec::new());
+        };
+        let invalid = |why: String| ApiError::bad_request(format!("invalid group_by: {why}"));
+        let Value::Array(names) = value else {
+            return Err(invalid("must be an array of label names".into()));
+        };
+        if names.len() > MAX_LABELS {
+            return Err(invalid(format!("at most {MAX_LABELS} label names")));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(names.len());
+        for name in names {
+            let Value::String(name) = name else {
+                return Err(invalid("must be an array of label names".into()));
+            };
+            // The name's rules are a label's; the value checked is a stand-in.
+            check_label(name, "v").map_err(|e| invalid(e.to_string()))?;
+            if out.contains(name) {
+                return Err(invalid(format!("{name} given more than once")));
+            }
+            out.push(name.clone());
+        }
+        Ok(out)
     }
 
     /// The optional `labels` object: label name → string value.
@@ -170,6 +199,26 @@ mod tests {
             "{}",
             message(f.series())
         );
+    }
+
+    #[test]
+    fn group_by_is_a_list_of_distinct_label_names() {
+        let f = fields(r#"{"group_by":["room","device_id"]}"#);
+        assert_eq!(f.group_by().unwrap(), ["room", "device_id"]);
+        assert!(fields("{}").group_by().unwrap().is_empty());
+        for (body, want) in [
+            (r#"{"group_by":"room"}"#, "must be an array"),
+            (r#"{"group_by":[1]}"#, "must be an array"),
+            (r#"{"group_by":["a","a"]}"#, "a given more than once"),
+            (r#"{"group_by":["__name__"]}"#, "reserved"),
+            (r#"{"group_by":["a b"]}"#, "label name"),
+        ] {
+            let m = message(fields(body).group_by());
+            assert!(
+                m.starts_with("invalid group_by: ") && m.contains(want),
+                "{body}: {m}"
+            );
+        }
     }
 
     #[test]

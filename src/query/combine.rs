@@ -306,6 +306,7 @@ mod tests {
             duration_ns: 5,
             node: node.into(),
             buckets: None,
+            groups: None,
         }
     }
 

@@ -31,6 +31,9 @@ pub struct AggregateRequest {
     pub op: AggregateOp,
     pub range: TimeRange,
     pub step: Option<Duration>,
+    /// Label names to answer one result per distinct combination of their values for
+    /// (`"group_by": ["room"]`); empty for one result over every selected series.
+    pub group_by: Vec<String>,
 }
 
 /// `POST /query-samples`: raw points, oldest first, at most `limit`.
@@ -69,6 +72,21 @@ pub struct AggregateAnswer {
     pub series: Option<u64>,
     pub duration_ns: u64,
     pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<BucketAnswer>>,
+    /// With `group_by`: one result per group, sorted by its labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupAnswer>>,
+}
+
+/// One group of a `group_by` answer: the grouped labels' values (a label a group's series
+/// lack is left out), and the group's own result, count, series and buckets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupAnswer {
+    pub labels: BTreeMap<String, String>,
+    pub result: Option<f64>,
+    pub count: u64,
+    pub series: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<Vec<BucketAnswer>>,
 }
@@ -240,26 +258,77 @@ pub fn series_partials(
     })
 }
 
+/// Partials merged: statistics over the range and per bucket start, and how many series.
+#[derive(Default)]
+struct Merged {
+    total: Aggregate,
+    buckets: BTreeMap<i64, Aggregate>,
+    series: u64,
+}
+
+impl Merged {
+    fn add(&mut self, partial: &SeriesPartial) {
+        self.series += 1;
+        self.total.merge(&partial.stats.aggregate());
+        for (start, stats) in &partial.buckets {
+            self.buckets
+                .entry(*start)
+                .or_insert(Aggregate::EMPTY)
+                .merge(&stats.aggregate());
+        }
+    }
+
+    fn buckets(&self, request: &AggregateRequest) -> Option<Vec<BucketAnswer>> {
+        request.step.map(|_| {
+            self.buckets
+                .iter()
+                .map(|(start, aggregate)| BucketAnswer {
+                    start: Timestamp(*start).as_unix_seconds(),
+                    result: aggregate.result(request.op),
+                    count: aggregate.count,
+                })
+                .collect()
+        })
+    }
+}
+
 /// The answer to `request` from `partials`, at most one per series (see
 /// [`combine::fullest_per_series`](super::combine::fullest_per_series)): every series'
-/// statistics merged, and per bucket when a `step` was asked.
+/// statistics merged, and per bucket when a `step` was asked, and per group of the
+/// `group_by` labels' values when asked.
 pub fn aggregate_answer<'p>(
     request: &AggregateRequest,
     partials: impl IntoIterator<Item = &'p SeriesPartial>,
     node: &str,
     duration_ns: u64,
 ) -> AggregateAnswer {
-    let mut total = Aggregate::EMPTY;
-    let mut buckets: BTreeMap<i64, Aggregate> = BTreeMap::new();
-    let mut series = 0;
+    let mut all = Merged {
+        total: Aggregate::EMPTY,
+        ..Merged::default()
+    };
+    let mut groups: BTreeMap<BTreeMap<String, String>, Merged> = BTreeMap::new();
     for partial in partials {
-        series += 1;
-        total.merge(&partial.stats.aggregate());
-        for (start, stats) in &partial.buckets {
-            buckets
-                .entry(*start)
-                .or_insert(Aggregate::EMPTY)
-                .merge(&stats.aggregate());
+        all.add(partial);
+        if !request.group_by.is_empty() {
+            let labels = request
+                .group_by
+                .iter()
+                .filter_map(|name| {
+                    let value = if name == crate::storage::DEVICE_LABEL {
+                        Some(&partial.series.device_id).filter(|d| !d.is_empty())
+                    } else {
+                        partial.series.labels.get(name)
+                    };
+                    value.map(|v| (name.clone(), v.clone()))
+                })
+                .collect();
+            groups
+                .entry(labels)
+                .or_insert_with(|| Merged {
+                    total: Aggregate::EMPTY,
+                    ..Merged::default()
+                })
+                .add(partial);
         }
     }
     let fields = SeriesFields::from(&request.key);
@@ -268,18 +337,21 @@ pub fn aggregate_answer<'p>(
         metric_name: fields.metric_name,
         labels: fields.labels,
         operation: request.op.as_str().to_string(),
-        result: total.result(request.op),
-        count: total.count,
-        series: Some(series),
+        result: all.total.result(request.op),
+        count: all.total.count,
+        series: Some(all.series),
         duration_ns,
         node: node.to_string(),
-        buckets: request.step.map(|_| {
-            buckets
+        buckets: all.buckets(request),
+        groups: (!request.group_by.is_empty()).then(|| {
+            groups
                 .into_iter()
-                .map(|(start, aggregate)| BucketAnswer {
-                    start: Timestamp(start).as_unix_seconds(),
-                    result: aggregate.result(request.op),
-                    count: aggregate.count,
+                .map(|(labels, merged)| GroupAnswer {
+                    result: merged.total.result(request.op),
+                    count: merged.total.count,
+                    series: merged.series,
+                    buckets: merged.buckets(request),
+                    labels,
                 })
                 .collect()
         }),
