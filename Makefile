@@ -29,8 +29,9 @@ frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-
 	cargo build --bins
 	cd frontend && npm ci --no-audit --no-fund && npm run build && npm run test:e2e
 
-bench: ## storage and node-server benchmarks; print tables and record them in docs/benchmarks.md
+bench: ## storage, label-index and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage
+	cargo bench --bench index
 	cargo bench --bench server
 
 bench-peers: ## MiniTrue against VictoriaMetrics and InfluxDB 1.x on the same data (installs them with apt-get if missing); records docs/benchmarks.md

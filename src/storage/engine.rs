@@ -26,14 +26,23 @@
 //! does in memory. A segment's tombstones delete the series from all *earlier* segments.
 //! Compaction ([`Engine::compact`]) merges every segment into one, resolving overlaps,
 //! dropping deleted series and expired chunks, and joining small chunks.
+//!
+//! The label [`Index`] holds exactly the series map's keys: built from the map at open
+//! (after replay), added to by the write that creates a series (inside the shared flush
+//! gate), and removed from by [`Engine::delete_series`] and by retention when it empties a
+//! series (both under the exclusive gate, so no write sits between creating a series and
+//! indexing it). Its lock is never held across I/O.
 
 use crate::error::{Error, Result};
 use crate::storage::chunk::{EncodedChunk, CHUNK_CAPACITY};
 use crate::storage::codec::DecodeError;
 use crate::storage::durable::sync_dir;
+use crate::storage::index::{Index, Matcher};
 use crate::storage::quarantine::{self, Quarantined, QUARANTINE_DIR};
 use crate::storage::segment::{self, SegmentContents, SegmentSeries};
-use crate::storage::series::{self, merge_points, SealedChunk, Series, SeriesMap, SeriesSnapshot};
+use crate::storage::series::{
+    self, merge_points, read_lock, write_lock, SealedChunk, Series, SeriesMap, SeriesSnapshot,
+};
 use crate::storage::wal::{self, ReplayReport, Wal, WalEntry, WalEntryRef};
 use crate::storage::{Aggregate, Bucket, Point, SeriesKey, TimeRange, Timestamp};
 use std::collections::{BTreeMap, HashMap};
@@ -147,6 +156,8 @@ pub struct Engine {
     dir: PathBuf,
     config: EngineConfig,
     series: SeriesMap,
+    /// The label index of `series`' keys (see the module docs).
+    index: RwLock<Index>,
     wal: Wal,
     flush_gate: RwLock<()>,
     maintenance: Mutex<Maintenance>,
@@ -243,10 +254,15 @@ impl Engine {
                 .push(quarantine::copy_in(&quarantine_dir, path, &reason)?);
         }
         let wal = Wal::open_from(&wal_dir, newest_listed.max(newest_segment) + 1)?;
+        let mut index = Index::new();
+        for (key, _) in series.entries() {
+            index.add(&key);
+        }
         let engine = Engine {
             dir: dir.to_path_buf(),
             config,
             series,
+            index: RwLock::new(index),
             wal,
             flush_gate: RwLock::new(()),
             maintenance: Mutex::new(Maintenance {
@@ -305,7 +321,10 @@ impl Engine {
             let seq = self.wal.append(&entries)?;
             self.wal.wait_durable(seq)?;
             for (key, points) in groups {
-                let handle = self.series.get_or_create(key);
+                let (handle, created) = self.series.get_or_create(key);
+                if created {
+                    write_lock(&self.index).add(key);
+                }
                 series::lock(&handle)
                     .insert(points)
                     .map_err(|e| memory_corrupt(key, e))?;
@@ -326,6 +345,7 @@ impl Engine {
             let seq = self.wal.append(&[WalEntryRef::DeleteSeries(key)])?;
             self.wal.wait_durable(seq)?;
             lock_poisoned(&self.tombstones).push(key.clone());
+            write_lock(&self.index).remove(key);
             self.series.remove(key).is_some()
         };
         self.compaction_wanted.store(true, Ordering::Relaxed);
@@ -383,6 +403,32 @@ impl Engine {
             .filter(|(_, handle)| !series::lock(handle).is_empty())
             .map(|(key, _)| key)
             .collect()
+    }
+
+    /// The stored series passing every matcher (their intersection), sorted by device then
+    /// metric. A selector of only negative or empty-matching matchers selects from every
+    /// series; callers that must refuse it check before.
+    pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<SeriesKey>> {
+        let keys = read_lock(&self.index).select(matchers);
+        // As `series()`: a series created by a write still applying holds no point yet.
+        Ok(keys
+            .into_iter()
+            .filter(|key| {
+                self.series
+                    .get(key)
+                    .is_some_and(|handle| !series::lock(&handle).is_empty())
+            })
+            .collect())
+    }
+
+    /// Every label name of the stored series, `__name__` (the metric) included, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        read_lock(&self.index).label_names()
+    }
+
+    /// Every value label `name` takes among the stored series, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        read_lock(&self.index).label_values(name)
     }
 
     /// Order-independent digest of `key`'s points per epoch-aligned bucket of
@@ -577,11 +623,34 @@ impl Engine {
 
     fn drop_expired(&self, cutoff: Timestamp) {
         let mut dropped = 0;
-        for (_, handle) in self.series.entries() {
-            dropped += series::lock(&handle).drop_chunks_before(cutoff);
+        let mut emptied = Vec::new();
+        for (key, handle) in self.series.entries() {
+            let mut s = series::lock(&handle);
+            let gone = s.drop_chunks_before(cutoff);
+            if gone > 0 && s.is_empty() {
+                emptied.push(key);
+            }
+            dropped += gone;
         }
         if dropped > 0 {
             self.compaction_wanted.store(true, Ordering::Relaxed);
+        }
+        if !emptied.is_empty() {
+            // Exclusive: no write is between creating (or finding) one of these series and
+            // applying to it, so a series still empty here can go from the map and the index
+            // together. Its expired chunks on disk are dropped on load and by compaction.
+            let _gate = write_gate(&self.flush_gate);
+            let mut index = write_lock(&self.index);
+            for key in emptied {
+                let still_empty = self
+                    .series
+                    .get(&key)
+                    .is_some_and(|handle| series::lock(&handle).is_empty());
+                if still_empty {
+                    self.series.remove(&key);
+                    index.remove(&key);
+                }
+            }
         }
     }
 }
@@ -601,7 +670,7 @@ fn apply_entry(series: &SeriesMap, entry: WalEntry) -> Result<()> {
             series: key,
             points,
         } => {
-            let handle = series.get_or_create(&key);
+            let (handle, _) = series.get_or_create(&key);
             let mut s = series::lock(&handle);
             s.insert(&points).map_err(|e| memory_corrupt(&key, e))
         }
@@ -822,6 +891,72 @@ mod tests {
     use std::collections::BTreeMap;
 
     use crate::test_dir::TempDir;
+
+    #[test]
+    fn select_follows_writes_deletes_retention_and_reopen() {
+        let dir = TempDir::new("select");
+        let labelled = |device: &str, room: &str| {
+            SeriesKey::with_labels("t", [("device_id", device), ("room", room)]).unwrap()
+        };
+        let (a, b, c) = (
+            labelled("a", "lab"),
+            labelled("b", "lab"),
+            labelled("c", "hall"),
+        );
+        let bare = SeriesKey::with_labels("up", Vec::<(String, String)>::new()).unwrap();
+        let lab = [Matcher::equal("room", "lab")];
+        let no_room = [Matcher::equal("room", "")];
+        {
+            let engine = open(dir.path());
+            for k in [&a, &b, &c, &bare] {
+                engine.write(&series_points(k, 0, 3)).unwrap();
+            }
+            assert_eq!(engine.select(&lab).unwrap(), [a.clone(), b.clone()]);
+            assert_eq!(engine.select(&no_room).unwrap(), vec![bare.clone()]);
+            assert_eq!(engine.label_names(), ["__name__", "device_id", "room"]);
+            assert_eq!(engine.label_values("room"), ["hall", "lab"]);
+            assert!(engine.delete_series(&a).unwrap());
+            assert_eq!(engine.select(&lab).unwrap(), vec![b.clone()]);
+            engine.flush().unwrap();
+            engine.write(&series_points(&c, 10, 2)).unwrap();
+        }
+        let engine = open(dir.path());
+        assert_eq!(engine.select(&lab).unwrap(), vec![b.clone()]);
+        let not_lab = [Matcher::new("room", crate::storage::MatchOp::NotEqual, "lab").unwrap()];
+        // No device sorts first.
+        assert_eq!(engine.select(&not_lab).unwrap(), [bare.clone(), c.clone()]);
+        assert_eq!(engine.label_values("device_id"), ["b", "c"]);
+    }
+
+    #[test]
+    fn retention_that_empties_a_series_unindexes_it() {
+        let dir = TempDir::new("select-retention");
+        let config = EngineConfig {
+            retention: Some(Duration::from_secs(3600)),
+            ..EngineConfig::default()
+        };
+        let (engine, _) = Engine::open(dir.path(), config).unwrap();
+        let old = SeriesKey::with_labels("t", [("room", "attic")]).unwrap();
+        let kept = SeriesKey::with_labels("t", [("room", "hall")]).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        // Exactly one chunk of two-hour-old points: it seals, leaving the head empty.
+        let points: Vec<Point> = (0..CHUNK_CAPACITY as i64)
+            .map(|i| point(&old, now - 7_200_000 + i, 1.0))
+            .collect();
+        engine.write(&points).unwrap();
+        engine.write(&[point(&kept, now, 1.0)]).unwrap();
+        let attic = [Matcher::equal("room", "attic")];
+        assert_eq!(engine.select(&attic).unwrap(), vec![old.clone()]);
+        engine.maintain().unwrap();
+        assert!(engine.select(&attic).unwrap().is_empty());
+        assert_eq!(engine.label_values("room"), ["hall"]);
+        // Written again, it is indexed again.
+        engine.write(&[point(&old, now, 2.0)]).unwrap();
+        assert_eq!(engine.select(&attic).unwrap(), [old]);
+    }
 
     fn key(device: &str, metric: &str) -> SeriesKey {
         SeriesKey::new(device, metric).unwrap()

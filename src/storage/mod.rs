@@ -16,6 +16,9 @@
 //!   fsynced (group commit). Periodically the engine writes the chunks that changed to an
 //!   immutable **segment** file ([`segment`]), fsyncs it, and only then removes the WAL files
 //!   it covers. Segments are later compacted into one.
+//! - The **label index** ([`index`]) maps label names and values (the metric as `__name__`)
+//!   to the series holding them, so matchers (`=`, `!=`, `=~`, `!~`) select series without
+//!   a scan; it is rebuilt from the series at open, not stored.
 //! - Files that fail their checks on open are set aside in the [`quarantine`].
 //! - The [`engine`] ties these together and is the only type the rest of the crate uses.
 
@@ -24,6 +27,7 @@ pub mod chunk;
 pub mod codec;
 pub mod durable;
 pub mod engine;
+pub mod index;
 pub mod quarantine;
 pub mod segment;
 pub mod series;
@@ -31,6 +35,7 @@ pub mod series_key;
 pub mod wal;
 
 pub use engine::{DigestBucket, Engine, EngineConfig};
+pub use index::{MatchOp, Matcher};
 pub use series_key::{SeriesFields, SeriesKey, DEVICE_LABEL, MAX_LABELS, MAX_NAME_LEN};
 
 use crate::error::{Error, Result};

@@ -433,12 +433,22 @@ impl SeriesMap {
         read_lock(self.shard(key)).get(key).cloned()
     }
 
-    pub fn get_or_create(&self, key: &SeriesKey) -> SeriesHandle {
+    /// The series of `key`, created empty if absent; `true` with it when this call created
+    /// it (so the caller indexes it once, off the hot path of existing series).
+    pub fn get_or_create(&self, key: &SeriesKey) -> (SeriesHandle, bool) {
         if let Some(found) = self.get(key) {
-            return found;
+            return (found, false);
         }
         let mut shard = write_lock(self.shard(key));
-        shard.entry(key.clone()).or_default().clone()
+        let mut created = false;
+        let handle = shard
+            .entry(key.clone())
+            .or_insert_with(|| {
+                created = true;
+                SeriesHandle::default()
+            })
+            .clone();
+        (handle, created)
     }
 
     pub fn insert(&self, key: SeriesKey, series: Series) {
@@ -475,11 +485,13 @@ pub fn lock(series: &SeriesHandle) -> MutexGuard<'_, Series> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+/// Read-locks `lock`, taking a poisoned lock over (its holders replace whole values).
+pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+/// Write-locks `lock`, taking a poisoned lock over (its holders replace whole values).
+pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
