@@ -36,7 +36,7 @@ pub const MAX_SAMPLE_LIMIT: u64 = 1_000_000;
 type Answer = Result<Reply, ApiError>;
 
 /// `POST /query`: one aggregate over every series the request selects (its `device_id`,
-/// `metric_name` and `labels`; series with more labels too, see [`read::selects`]) and a
+/// `metric_name` and `labels`; series with more labels too, see [`read::selected_series`]) and a
 /// range, optionally also per `step`. Coordinated unless `?local=1`: every reachable member
 /// is asked for its copy of each selected series (a labelled series may live on any node),
 /// the fullest copy of each is kept, and they are merged. 503 when no owner of the series

@@ -5,7 +5,7 @@
 //!
 //! An aggregate request names a series the original way (`device_id`, `metric_name`) plus
 //! optional `labels`; it **selects** every series of that metric carrying at least those
-//! labels ([`selects`]): `{device_id: s1, metric_name: temperature}` also covers
+//! labels ([`selected_series`]): `{device_id: s1, metric_name: temperature}` also covers
 //! `temperature{device_id="s1",room="lab"}`, and the answer aggregates across them all, as
 //! InfluxDB does for a query that does not group by a tag. Samples name one series exactly.
 //!
@@ -16,14 +16,15 @@
 //! them from the body once, so bad input is refused before any peer is asked.
 
 use crate::error::Result;
+use crate::storage::index::METRIC_LABEL;
 use crate::storage::{
-    Aggregate, AggregateOp, Engine, SeriesFields, SeriesKey, TimeRange, Timestamp,
+    Aggregate, AggregateOp, Engine, Matcher, SeriesFields, SeriesKey, TimeRange, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// `POST /query`: one aggregate over the series `key` selects (see [`selects`]) and a
+/// `POST /query`: one aggregate over the series `key` selects (see [`selected_series`]) and a
 /// range, optionally also per `step`.
 #[derive(Clone, Debug)]
 pub struct AggregateRequest {
@@ -154,25 +155,20 @@ pub struct PartialAnswer {
     pub node: String,
 }
 
-/// Whether a request naming `selector` covers `series`: the same metric, and every label
-/// of the selector with the same value (the series may carry more).
-pub fn selects(selector: &SeriesKey, series: &SeriesKey) -> bool {
-    selector.metric_name() == series.metric_name()
-        && selector
-            .labels()
-            .iter()
-            .all(|(name, value)| series.label(name) == Some(value.as_str()))
-}
-
-/// Every series in `engine` that `selector` covers, sorted.
-pub fn selected_series(engine: &Engine, selector: &SeriesKey) -> Vec<SeriesKey> {
-    let mut keys: Vec<SeriesKey> = engine
-        .series()
-        .into_iter()
-        .filter(|k| selects(selector, k))
-        .collect();
-    keys.sort();
-    keys
+/// Every series in `engine` that a request naming `selector` covers, sorted: the same
+/// metric, and every label of the selector with the same value (the series may carry
+/// more). An index lookup of the metric and each of the selector's labels.
+pub fn selected_series(engine: &Engine, selector: &SeriesKey) -> Result<Vec<SeriesKey>> {
+    let matchers: Vec<Matcher> =
+        std::iter::once(Matcher::equal(METRIC_LABEL, selector.metric_name()))
+            .chain(
+                selector
+                    .labels()
+                    .iter()
+                    .map(|(name, value)| Matcher::equal(name, value)),
+            )
+            .collect();
+    engine.select(&matchers)
 }
 
 /// Mergeable statistics: of one series over a range, or of one bucket of it.
@@ -235,7 +231,7 @@ pub fn series_partials(
     request: &AggregateRequest,
 ) -> Result<SeriesPartials> {
     let mut series = Vec::new();
-    for key in selected_series(engine, &request.key) {
+    for key in selected_series(engine, &request.key)? {
         let aggregate = engine.aggregate(&key, request.range)?;
         let buckets = match request.step {
             None => Vec::new(),
