@@ -776,3 +776,39 @@ fn embedded_deeper_topic_is_rejected_and_not_stored() {
 fn mosquitto_deeper_topic_is_rejected_and_not_stored() {
     deeper_topic_is_rejected_and_not_stored(BrokerKind::Mosquitto);
 }
+
+/// `POST /query` count of the one series of `temperature` on `s1` labelled `room`.
+fn room_count(server: &Server, room: &str) -> u64 {
+    let body = json!({
+        "device_id": "s1",
+        "metric_name": METRIC,
+        "labels": {"room": room},
+        "operation": "count",
+    });
+    let r = server.post("/query", &body.to_string());
+    assert_eq!(r.status, 200, "/query {body}: {}", r.text());
+    r.json()["count"].as_u64().expect("count is a number")
+}
+
+/// Two readings alike but for the string key `room`, same second: two series, one reading
+/// each, neither merged into the other.
+#[test]
+fn embedded_string_keys_become_labels_of_separate_series() {
+    let dir = TempDir::new("labels");
+    let broker = Broker::start_embedded();
+    let server = Server::start_with_broker(NODE, dir.path(), &broker.url(), &[]);
+    server.wait_subscribed(&broker);
+    let mut publisher = Publisher::connect(&broker, "test-labels");
+    for (room, value) in [("lab", 21.5), ("kitchen", 23.0)] {
+        let payload = json!({
+            "device_id": "s1", "room": room, "timestamp": BASE_SECONDS, "value": value,
+        });
+        publisher.publish(TOPIC, payload.to_string());
+    }
+    publisher.finish(PUBACK_TIMEOUT);
+    wait_until("both rooms stored", INGEST_TIMEOUT, || {
+        room_count(&server, "lab") + room_count(&server, "kitchen") >= 2
+    });
+    assert_eq!(room_count(&server, "lab"), 1);
+    assert_eq!(room_count(&server, "kitchen"), 1);
+}

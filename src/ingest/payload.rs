@@ -13,9 +13,9 @@
 //! 2. **Multi-field**: an object with neither `value` nor `metric_name`, e.g.
 //!    `{"device_id":"d1","timestamp":1710000000,"temperature":21.5,"humidity":40}`. Every
 //!    field holding a number (or a boolean) is one reading, its metric the field's name;
-//!    the topic's `{metric}` level is not used. Strings, objects, arrays and `null`s are
-//!    skipped (strings will become labels once series carry them). An object with
-//!    `metric_name` but no `value` is still the single shape, missing its value.
+//!    the topic's `{metric}` level is not used. Objects, arrays and `null`s are skipped,
+//!    strings are labels (below). An object with `metric_name` but no `value` is still the
+//!    single shape, missing its value.
 //! 3. **Array** of objects of shapes 1 and 2: `[{...},{...}]`, each element read as above
 //!    with the same topic. One bad element rejects the **whole message**: the broker gets
 //!    one ack per message, so a partly stored message could not be told apart from a
@@ -50,8 +50,20 @@
 //!    rejected rather than coerced, so a publisher's bug shows up in the reject counters
 //!    instead of half-working.
 //!
-//! Unknown fields of the single shape are ignored, so devices may send extras such as
-//! `"unit"`. A field that is used (the four above, and a multi-field reading) given twice is
+//! **Labels**, in both object shapes: every field holding a JSON string other than the four
+//! above is a label of the reading's series, name the key and value the string
+//! (`"unit":"C"` → `temperature{device_id="s1",unit="C"}`), and so is every entry of an
+//! explicit `"labels":{"room":"lab"}` object (string values only: anything else is
+//! `wrong_type` naming `labels.<name>`). The four used fields are never labels. Rejected
+//! as [`RejectReason::BadLabel`], naming the key: a key that is not a label name (see
+//! [`check_label`](crate::storage::series_key::check_label); publishers choose JSON keys,
+//! so a bad one is refused, never rewritten), a value empty, over
+//! [`MAX_LABEL_VALUE_LEN`](crate::storage::series_key::MAX_LABEL_VALUE_LEN) bytes or with
+//! control characters, a name given both as a field and in `labels`, and more than
+//! [`MAX_LABELS`] labels counting `device_id`.
+//!
+//! Other unknown fields of the single shape (numbers, booleans, objects, arrays) are
+//! ignored, so devices may send extras such as `"battery"`. A field that is used (the four above, and a multi-field reading) given twice is
 //! rejected as ambiguous.
 //!
 //! Bounds: a message is at most [`MAX_PAYLOAD_BYTES`] and yields at most
@@ -63,7 +75,7 @@ use crate::civil::parse_rfc3339_millis;
 use crate::error::Error;
 use crate::ingest::timestamp::calendar_error;
 use crate::ingest::topic::{TopicLayouts, TopicValues};
-use crate::storage::{Point, SeriesKey, Timestamp};
+use crate::storage::{Point, SeriesKey, Timestamp, DEVICE_LABEL, MAX_LABELS};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::error::Category;
@@ -95,6 +107,9 @@ const MICROS_BELOW: u128 = 10_000_000_000_000_000;
 /// metric.
 const RESERVED_FIELDS: [&str; 4] = ["device_id", "metric_name", "timestamp", "value"];
 
+/// The field holding an explicit object of labels.
+const LABELS_FIELD: &str = "labels";
+
 /// How many bytes of an offending value a rejection detail quotes.
 const DETAIL_QUOTE_BYTES: usize = 64;
 
@@ -124,11 +139,14 @@ pub enum RejectReason {
     Topic,
     /// The payload's `device_id` differs from the topic's `{device_id}` level.
     TopicMismatch,
+    /// A label (a string-valued extra key or an entry of `labels`) has a bad name or value,
+    /// is given twice, or the series would carry more than [`MAX_LABELS`] labels.
+    BadLabel,
 }
 
 impl RejectReason {
     /// Every reason, e.g. to register one counter each.
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::NotJson,
         RejectReason::WrongType,
         RejectReason::MissingField,
@@ -140,6 +158,7 @@ impl RejectReason {
         RejectReason::TooManyReadings,
         RejectReason::Topic,
         RejectReason::TopicMismatch,
+        RejectReason::BadLabel,
     ];
 
     /// A stable snake_case label, for metrics and logs.
@@ -156,6 +175,7 @@ impl RejectReason {
             RejectReason::TooManyReadings => "too_many_readings",
             RejectReason::Topic => "topic",
             RejectReason::TopicMismatch => "topic_mismatch",
+            RejectReason::BadLabel => "bad_label",
         }
     }
 }
@@ -435,6 +455,7 @@ fn read_object(
         Some(raw) => timestamp_field(raw)?,
         None => now,
     };
+    let labels = labels(object)?;
 
     if reserved.value.is_some() || reserved.metric_name.is_some() {
         let (metric_name, source) = match (reserved.metric_name, from_topic.metric) {
@@ -450,7 +471,7 @@ fn read_object(
                 ))
             }
         };
-        let series = series_key(&device_id, &metric_name, source)?;
+        let series = labelled(series_key(&device_id, &metric_name, source)?, &labels)?;
         let value = match reserved.value {
             Some(raw) => value_field("value", raw)?,
             None => return Err(missing("value")),
@@ -467,7 +488,7 @@ fn read_object(
         }
         metrics.push(key.as_ref());
         let value = value_field(key, raw)?;
-        let series = series_key(&device_id, key, None)?;
+        let series = labelled(series_key(&device_id, key, None)?, &labels)?;
         push(points, series, timestamp, value)?;
     }
     if points.len() == before {
@@ -481,6 +502,83 @@ fn read_object(
         return Err(duplicate(pair[0]));
     }
     Ok(())
+}
+
+/// The labels of one object besides `device_id`: every string-valued field that is not
+/// used, and the entries of an explicit `labels` object; sorted by name.
+fn labels(object: &WireObject<'_>) -> Result<Vec<(String, String)>, PayloadError> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    let mut explicit_seen = false;
+    for (key, raw) in &object.fields {
+        if RESERVED_FIELDS.contains(&key.as_ref()) {
+            continue;
+        }
+        if key.as_ref() == LABELS_FIELD {
+            if is_null(raw) {
+                continue;
+            }
+            if std::mem::replace(&mut explicit_seen, true) {
+                return Err(duplicate(key));
+            }
+            let entries: Vec<(Cow<'_, str>, &RawValue)> =
+                match serde_json::from_str::<WireObject<'_>>(raw.get()) {
+                    Ok(inner) => inner.fields,
+                    Err(_) => return Err(wrong_type(LABELS_FIELD, "an object", raw.get())),
+                };
+            for (name, value) in &entries {
+                let field = format!("{LABELS_FIELD}.{name}");
+                let value = string_field(&field, value)?;
+                labels.push((check_label_name(&field, name)?, value.into_owned()));
+            }
+            continue;
+        }
+        if raw.get().starts_with('"') {
+            let value = string_field(key, raw)?;
+            labels.push((check_label_name(key, key)?, value.into_owned()));
+        }
+    }
+    labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = labels.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(bad_label(format!(
+            "label `{}` given more than once (as a field or in `{LABELS_FIELD}`)",
+            quote(&pair[0].0)
+        )));
+    }
+    if labels.len() + 1 > MAX_LABELS {
+        return Err(bad_label(format!(
+            "labels: {} labels with device_id, at most {MAX_LABELS} allowed",
+            labels.len() + 1
+        )));
+    }
+    Ok(labels)
+}
+
+/// `name` as a label name, or a rejection naming `field` (publishers choose JSON keys, so a
+/// bad one is refused rather than rewritten).
+fn check_label_name(field: &str, name: &str) -> Result<String, PayloadError> {
+    if name == DEVICE_LABEL {
+        return Err(duplicate(field));
+    }
+    crate::storage::series_key::check_label(name, "x")
+        .map_err(|e| bad_label(format!("{}: not a label name: {e}", quote(field))))?;
+    Ok(name.to_string())
+}
+
+fn bad_label(detail: String) -> PayloadError {
+    PayloadError::new(RejectReason::BadLabel, detail)
+}
+
+/// `series` (device-only) with `labels` added.
+fn labelled(series: SeriesKey, labels: &[(String, String)]) -> Result<SeriesKey, PayloadError> {
+    if labels.is_empty() {
+        return Ok(series);
+    }
+    let all = series
+        .labels()
+        .iter()
+        .cloned()
+        .chain(labels.iter().cloned());
+    SeriesKey::with_labels(series.metric_name(), all).map_err(|e| bad_label(e.to_string()))
 }
 
 /// Adds one reading, refusing the one over [`MAX_READINGS_PER_MESSAGE`].
@@ -857,10 +955,151 @@ mod tests {
         assert_eq!(
             points,
             vec![
-                point("d1", "temperature", 1_710_000_000_000, 21.5),
-                point("d1", "humidity", 1_710_000_000_000, 40.0),
+                labelled_point(
+                    "temperature",
+                    &[("room", "lab"), ("unit", "C")],
+                    1_710_000_000_000,
+                    21.5
+                ),
+                labelled_point(
+                    "humidity",
+                    &[("room", "lab"), ("unit", "C")],
+                    1_710_000_000_000,
+                    40.0
+                ),
             ]
         );
+    }
+
+    /// A reading of device `d1` whose series also carries `labels`.
+    fn labelled_point(metric: &str, labels: &[(&str, &str)], millis: i64, value: f64) -> Point {
+        let all = labels.iter().copied().chain([(DEVICE_LABEL, "d1")]);
+        Point {
+            series: SeriesKey::with_labels(metric, all).unwrap(),
+            timestamp: Timestamp(millis),
+            value,
+        }
+    }
+
+    #[test]
+    fn string_fields_become_labels_in_both_shapes() {
+        let points = accepted_all(
+            "iot/sensors/env",
+            r#"{"device_id":"d1","room":"lab","timestamp":1710000000,"temperature":21.5,"humidity":40}"#,
+        );
+        assert_eq!(
+            points,
+            vec![
+                labelled_point("temperature", &[("room", "lab")], 1_710_000_000_000, 21.5),
+                labelled_point("humidity", &[("room", "lab")], 1_710_000_000_000, 40.0),
+            ]
+        );
+        let p = accepted(
+            TOPIC,
+            r#"{"device_id":"d1","metric_name":"temperature","value":24.2,"unit":"C"}"#,
+        );
+        assert_eq!(
+            p,
+            labelled_point("temperature", &[("unit", "C")], NOW.0, 24.2)
+        );
+        assert_eq!(
+            p.series.to_string(),
+            r#"temperature{device_id="d1",unit="C"}"#
+        );
+    }
+
+    #[test]
+    fn label_order_in_the_payload_is_irrelevant() {
+        let a = accepted(TOPIC, r#"{"device_id":"d1","value":1,"b":"2","a":"1"}"#);
+        let b = accepted(TOPIC, r#"{"a":"1","value":1,"device_id":"d1","b":"2"}"#);
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            labelled_point("temperature", &[("a", "1"), ("b", "2")], NOW.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn used_fields_are_never_labels() {
+        let p = accepted(
+            TOPIC,
+            r#"{"device_id":"d1","metric_name":"m","timestamp":"2026-12-03T10:00:00Z","value":1}"#,
+        );
+        assert!(p.series.is_device_only(), "{}", p.series);
+    }
+
+    #[test]
+    fn explicit_labels_object_is_read() {
+        let p = accepted(
+            TOPIC,
+            r#"{"device_id":"d1","value":1,"labels":{"room":"lab","floor":"2"},"unit":"C"}"#,
+        );
+        let want = &[("floor", "2"), ("room", "lab"), ("unit", "C")];
+        assert_eq!(p, labelled_point("temperature", want, NOW.0, 1.0));
+        let e = rejected(TOPIC, r#"{"device_id":"d1","value":1,"labels":{"room":3}}"#);
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.starts_with("labels.room:"), "{}", e.detail);
+        let e = rejected(TOPIC, r#"{"device_id":"d1","value":1,"labels":"room"}"#);
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.starts_with("labels:"), "{}", e.detail);
+    }
+
+    #[test]
+    fn label_given_twice_is_rejected() {
+        let e = rejected(
+            TOPIC,
+            r#"{"device_id":"d1","value":1,"room":"a","labels":{"room":"b"}}"#,
+        );
+        assert_eq!(e.reason, RejectReason::BadLabel);
+        assert!(
+            e.detail.contains("`room` given more than once"),
+            "{}",
+            e.detail
+        );
+        let e = rejected(
+            TOPIC,
+            r#"{"device_id":"d1","value":1,"labels":{"device_id":"x"}}"#,
+        );
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.contains("labels.device_id"), "{}", e.detail);
+    }
+
+    #[test]
+    fn bad_label_names_and_values_are_rejected_naming_the_key() {
+        for (payload, names) in [
+            (r#"{"device_id":"d","value":1,"my room":"lab"}"#, "my room"),
+            (r#"{"device_id":"d","value":1,"9x":"lab"}"#, "9x"),
+            (r#"{"device_id":"d","value":1,"__x":"lab"}"#, "__x"),
+            (
+                r#"{"device_id":"d","t":1,"labels":{"a/b":"lab"}}"#,
+                "labels.a/b",
+            ),
+        ] {
+            let e = rejected(TOPIC, payload);
+            assert_eq!(e.reason, RejectReason::BadLabel, "{payload}");
+            assert!(e.detail.contains(names), "{payload}: {}", e.detail);
+        }
+        let long = format!(
+            r#"{{"device_id":"d","value":1,"room":"{}"}}"#,
+            "x".repeat(1025)
+        );
+        let e = rejected(TOPIC, &long);
+        assert_eq!(e.reason, RejectReason::BadLabel);
+        assert!(e.detail.contains("room"), "{}", e.detail);
+        let e = rejected(TOPIC, r#"{"device_id":"d","value":1,"room":"a\u0007b"}"#);
+        assert_eq!(e.reason, RejectReason::BadLabel);
+        assert!(e.detail.contains("room"), "{}", e.detail);
+    }
+
+    #[test]
+    fn too_many_labels_are_rejected() {
+        let fields = |n: usize| -> String { (0..n).map(|i| format!(r#","l{i}":"v""#)).collect() };
+        let ok = format!(r#"{{"device_id":"d","value":1{}}}"#, fields(MAX_LABELS - 1));
+        assert_eq!(accepted(TOPIC, &ok).series.labels().len(), MAX_LABELS);
+        let over = format!(r#"{{"device_id":"d","value":1{}}}"#, fields(MAX_LABELS));
+        let e = rejected(TOPIC, &over);
+        assert_eq!(e.reason, RejectReason::BadLabel);
+        assert!(e.detail.contains("at most 32"), "{}", e.detail);
     }
 
     #[test]
@@ -1146,7 +1385,8 @@ mod tests {
             TOPIC,
             " \n{ \"unit\" : \"C\", \"device_id\" : \"d\",\r\n \"value\" : 1, \"extra\": {\"a\":[1,2]} }\n ",
         );
-        assert_eq!(p, point("d", "temperature", NOW.0, 1.0));
+        let want = SeriesKey::with_labels("temperature", [("device_id", "d"), ("unit", "C")]);
+        assert_eq!(p.series, want.unwrap());
     }
 
     #[test]
