@@ -123,7 +123,11 @@ fn every_accepted_reading_arrives_in_order_as_its_json() {
             "iot/sensors/humidity".to_string(),
             r#"{"device_id":"sensor_9","timestamp":1710000200,"value":55.5,"unit":"%"}"#
                 .to_string(),
-            Some(frame("sensor_9", "humidity", "1710000200", 55.5)),
+            // A string key is a label of the series, and the frame carries it.
+            Some(
+                r#"{"device_id":"sensor_9","metric_name":"humidity","timestamp":1710000200,"value":55.5,"labels":{"unit":"%"}}"#
+                    .to_string(),
+            ),
         ),
     );
     messages.insert(
