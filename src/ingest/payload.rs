@@ -63,8 +63,8 @@
 //! [`MAX_LABELS`] labels counting `device_id`.
 //!
 //! Other unknown fields of the single shape (numbers, booleans, objects, arrays) are
-//! ignored, so devices may send extras such as `"battery"`. A field that is used (the four above, and a multi-field reading) given twice is
-//! rejected as ambiguous.
+//! ignored, so devices may send extras such as `"battery"`. A field that is used (the four
+//! above, and a multi-field reading) given twice is rejected as ambiguous.
 //!
 //! Bounds: a message is at most [`MAX_PAYLOAD_BYTES`] and yields at most
 //! [`MAX_READINGS_PER_MESSAGE`] readings. Every rejection carries a [`RejectReason`]

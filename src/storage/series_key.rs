@@ -20,8 +20,8 @@
 //!   3. per label, sorted by name: name length u16 [2 bytes], name, value length u16 [2 bytes],
 //!      value.
 //!
-//!   Within the limits below a key is at most 1 + 2 + 256 + 1 + 32 × (4 + 256 + 1024) = 41,348
-//!   bytes, so its length always fits the u16 prefix.
+//!   Within the limits below a key is at most 1 + 2 + 256 + 1 + 32 × (4 + 256 + 1024) =
+//!   41,348 bytes, so its length always fits the u16 prefix.
 //!
 //! [`SeriesKey::decode`] reads both, so a store written by an older build opens unchanged.
 
