@@ -55,21 +55,12 @@ impl InternalWrite {
                 .iter()
                 .map(|p| {
                     let (device, metric) = (p.series.device_id(), p.series.metric_name());
+                    let (ts, value) = (p.timestamp.0, p.value);
                     if p.series.is_device_only() {
-                        WirePoint::Plain(device.into(), metric.into(), p.timestamp.0, p.value)
+                        WirePoint::Plain(device.into(), metric.into(), ts, value)
                     } else {
-                        let labels = p
-                            .series
-                            .extra_labels()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect();
-                        WirePoint::Labelled(
-                            device.into(),
-                            metric.into(),
-                            p.timestamp.0,
-                            p.value,
-                            labels,
-                        )
+                        let labels = p.series.extra_label_map();
+                        WirePoint::Labelled(device.into(), metric.into(), ts, value, labels)
                     }
                 })
                 .collect(),
@@ -80,25 +71,14 @@ impl InternalWrite {
         self.points
             .into_iter()
             .map(|point| {
-                let (series, ts, value) = match point {
-                    WirePoint::Plain(device_id, metric_name, ts, value) => (
-                        SeriesFields {
-                            device_id,
-                            metric_name,
-                            labels: BTreeMap::new(),
-                        },
-                        ts,
-                        value,
-                    ),
-                    WirePoint::Labelled(device_id, metric_name, ts, value, labels) => (
-                        SeriesFields {
-                            device_id,
-                            metric_name,
-                            labels,
-                        },
-                        ts,
-                        value,
-                    ),
+                let (device_id, metric_name, ts, value, labels) = match point {
+                    WirePoint::Plain(d, m, ts, v) => (d, m, ts, v, BTreeMap::new()),
+                    WirePoint::Labelled(d, m, ts, v, labels) => (d, m, ts, v, labels),
+                };
+                let series = SeriesFields {
+                    device_id,
+                    metric_name,
+                    labels,
                 };
                 let key = series.key()?;
                 if let Some(why) = Timestamp::calendar_error(ts) {

@@ -206,7 +206,7 @@ pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
             deleted,
             device_id: key.device_id().to_string(),
             metric_name: key.metric_name().to_string(),
-            labels: crate::storage::SeriesFields::from(&key).labels,
+            labels: key.extra_label_map(),
             node: node.config.node_id.clone(),
         })
     };

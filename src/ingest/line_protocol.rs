@@ -403,6 +403,7 @@ impl<'l, 'a> Cursor<'l, 'a> {
         metric: &mut String,
         (points, strings): (&mut Vec<Point>, &mut Vec<(usize, String)>),
     ) -> Result<()> {
+        let mut line_key: Option<SeriesKey> = None;
         loop {
             let key_start = self.pos;
             let (key, key_end) = self.token(key_start, b",= ");
@@ -446,15 +447,22 @@ impl<'l, 'a> Cursor<'l, 'a> {
                 metric.push_str(&key);
                 metric.as_str()
             };
-            // The labels were checked one by one as the tags were read: what is left to
-            // refuse is the metric name.
-            let pairs = labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            let series = SeriesKey::with_labels(metric_name, pairs).map_err(|e| match e {
+            // The labels were checked one by one as the tags were read, and the line's
+            // first key sorts them once: what is left to refuse is the metric name.
+            let series = match &line_key {
+                Some(first) => first.with_metric(metric_name),
+                None => SeriesKey::with_labels(
+                    metric_name,
+                    labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+            };
+            let series = series.map_err(|e| match e {
                 Error::InvalidInput { field, reason } => {
                     self.error_at(key_start, format!("{field} {metric_name:?} {reason}"))
                 }
                 other => self.error_at(key_start, other),
             })?;
+            line_key.get_or_insert_with(|| series.clone());
             points.push(Point {
                 series,
                 timestamp: now,

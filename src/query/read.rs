@@ -439,7 +439,7 @@ pub fn samples(engine: &Engine, node: &str, request: &SamplesRequest) -> Result<
     Ok(SamplesAnswer {
         device_id: request.key.device_id().to_string(),
         metric_name: request.key.metric_name().to_string(),
-        labels: SeriesFields::from(&request.key).labels,
+        labels: request.key.extra_label_map(),
         count: samples.len(),
         samples,
         timestamps,

@@ -149,6 +149,20 @@ impl SeriesKey {
             .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// The labels other than `device_id`, as the `labels` object of the JSON forms.
+    pub fn extra_label_map(&self) -> BTreeMap<String, String> {
+        self.extra_labels()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The series of `metric` with this key's labels: only the metric is checked, the labels
+    /// were when this key was built (one line-protocol line's fields share its tags).
+    pub fn with_metric(&self, metric: &str) -> Result<SeriesKey> {
+        check_metric(metric)?;
+        Ok(SeriesKey::build(metric.to_string(), self.0.labels.clone()))
+    }
+
     /// Whether the series is one the original API can name: a `device_id` and no other label.
     pub fn is_device_only(&self) -> bool {
         matches!(self.0.labels.as_slice(), [(name, _)] if name == DEVICE_LABEL)
@@ -237,10 +251,7 @@ impl From<&SeriesKey> for SeriesFields {
         SeriesFields {
             device_id: key.device_id().to_string(),
             metric_name: key.metric_name().to_string(),
-            labels: key
-                .extra_labels()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            labels: key.extra_label_map(),
         }
     }
 }
