@@ -10,9 +10,10 @@
 //!   Engine::write ──▶ storage::wal (group-committed, fsynced) ──▶ storage::series (memory)
 //!   flush tick ──▶ storage::segment (immutable columnar files) ──▶ old WAL files removed
 //!
-//!   POST /query ──▶ http::handlers (parse once) ──▶ query::combine::fullest_replica
-//!        ──▶ cluster::fan_out (parallel, per-peer timeout) ──▶ owners' /query?local=1
-//!        ──▶ query::read ──▶ storage::Engine::{aggregate, samples, downsample}
+//!   POST /query ──▶ http::handlers (parse once) ──▶ query::combine::fullest_per_series
+//!        ──▶ cluster::fan_out (parallel, per-peer timeout) ──▶ every member's
+//!            /internal/series-aggregate or /internal/select (owners first)
+//!        ──▶ query::read, query::select ──▶ storage::Engine::{select, aggregate, samples}
 //! ```
 //!
 //! - [`storage`] is the single-node store: codecs, chunks, the series map, the write-ahead

@@ -317,3 +317,114 @@ fn dashboard_is_served_with_types_fallback_and_no_traversal() {
     // API paths are never shadowed by the fallback.
     assert_eq!(server.get("/health").json()["node_id"], "t4");
 }
+
+#[test]
+fn samples_and_deletes_cover_every_series_a_request_selects() {
+    let dir = TempDir::new("http-selectors");
+    let server = Server::start("sel1", dir.path(), &[]);
+    // Two rooms with the same timestamps, and the device's series without a room.
+    let body: String = (0..5)
+        .flat_map(|i| {
+            let ts = 1_760_000_000 + i;
+            [
+                format!("t,device_id=d,room=lab value={i} {ts}\n"),
+                format!("t,device_id=d,room=kitchen value={} {ts}\n", 100 + i),
+                format!("t,device_id=d value={} {ts}\n", 200 + i),
+            ]
+        })
+        .collect();
+    assert_eq!(server.post("/write?precision=s", &body).status, 204);
+
+    // The device's request covers all three series: merged oldest first, each one's own
+    // points in `results`.
+    let v = server
+        .post(
+            "/query-samples",
+            r#"{"device_id":"d","metric_name":"t","limit":100}"#,
+        )
+        .json();
+    assert_eq!(
+        (v["count"].clone(), v["series"].clone()),
+        (15.into(), 3.into()),
+        "{v}"
+    );
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{v}");
+    let kitchen = results
+        .iter()
+        .find(|r| r["labels"]["room"] == "kitchen")
+        .unwrap();
+    assert_eq!(
+        kitchen["samples"],
+        json!([100.0, 101.0, 102.0, 103.0, 104.0])
+    );
+    // A limit keeps the oldest points of all series together: the first second's three.
+    let v = server
+        .post(
+            "/query-samples",
+            r#"{"device_id":"d","metric_name":"t","limit":3}"#,
+        )
+        .json();
+    assert_eq!(v["timestamps"], json!(vec![1_760_000_000.0; 3]), "{v}");
+    // A label narrows to one series, answered in the original's shape.
+    let v = server
+        .post(
+            "/query-samples",
+            r#"{"device_id":"d","metric_name":"t","labels":{"room":"lab"}}"#,
+        )
+        .json();
+    assert_eq!(v["samples"], json!([0.0, 1.0, 2.0, 3.0, 4.0]), "{v}");
+    assert!(v.get("results").is_none(), "{v}");
+    // `?local=1` is one exact series, the form repair reads replicas with.
+    let v = server
+        .post(
+            "/query-samples?local=1",
+            r#"{"device_id":"d","metric_name":"t"}"#,
+        )
+        .json();
+    assert_eq!(
+        v["samples"],
+        json!([200.0, 201.0, 202.0, 203.0, 204.0]),
+        "{v}"
+    );
+
+    // Deleting one room leaves the others; deleting the device's series takes the rest.
+    let v = server
+        .post(
+            "/delete",
+            r#"{"device_id":"d","metric_name":"t","labels":{"room":"kitchen"}}"#,
+        )
+        .json();
+    assert_eq!(
+        (v["deleted"].clone(), v["series"].clone()),
+        (true.into(), 1.into()),
+        "{v}"
+    );
+    assert_eq!(query_count(&server, r#""device_id":"d""#), 10);
+    let v = server
+        .post("/delete", r#"{"device_id":"d","metric_name":"t"}"#)
+        .json();
+    assert_eq!(v["series"], 2, "{v}");
+    assert_eq!(v["deleted_series"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(query_count(&server, r#""device_id":"d""#), 0);
+    // Deletes are idempotent: nothing is left to delete.
+    let v = server
+        .post("/delete", r#"{"device_id":"d","metric_name":"t"}"#)
+        .json();
+    assert_eq!(
+        (v["deleted"].clone(), v["series"].clone()),
+        (false.into(), 0.into()),
+        "{v}"
+    );
+}
+
+/// Points of metric `t` a `/query` with `selector` fields counts.
+fn query_count(server: &Server, selector: &str) -> u64 {
+    let v = server
+        .post(
+            "/query",
+            &format!(r#"{{{selector},"metric_name":"t","operation":"count"}}"#),
+        )
+        .json();
+    v["count"].as_u64().unwrap_or_else(|| panic!("{v}"))
+}

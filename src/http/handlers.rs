@@ -18,11 +18,13 @@ use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::{BrokerState, Source};
 use crate::node::Node;
 use crate::query::combine::{
-    delete_everywhere, fullest_per_series, fullest_replica, union_of, DeleteAnswer, FailedTarget,
+    delete_everywhere, fullest_per_series, union_of, DeleteAnswer, DeleteOutcome, FailedTarget,
+    PerSeriesAnswer,
 };
-use crate::query::read::{self, AggregateRequest, ListingAnswer, ReplicaAnswer, SamplesRequest};
+use crate::query::read::{self, AggregateRequest, ListingAnswer, SamplesRequest};
+use crate::query::select::{self, SelectRequest};
 use crate::storage::quarantine::Quarantined;
-use crate::storage::{SeriesKey, Timestamp};
+use crate::storage::{SeriesFields, SeriesKey, TimeRange, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,64 +50,29 @@ pub fn query(node: &Node, query: &str, body: &[u8]) -> Answer {
         let answer = read::aggregate(&node.engine, &node.config.node_id, &request, started)?;
         return Ok(Reply::json(200, &answer));
     }
-    let owners = node.cluster.owners(&request.key);
-    let live = |o: &&Owner| matches!(o.state, MemberState::Alive | MemberState::Suspect);
-    let mut targets: Vec<Owner> = owners.iter().filter(live).cloned().collect();
-    for member in node.cluster.reachable_members() {
-        if !targets.iter().any(|t| t.id == member.id) {
-            targets.push(member);
-        }
-    }
     let local = || {
         read::series_partials(&node.engine, &node.config.node_id, &request)
             .map_err(|e| ApiError::from(e).message)
     };
-    let outcome = fullest_per_series(
-        &targets,
-        forward(node, "POST", "/internal/series-aggregate", body),
+    let outcome = match every_member(
+        node,
+        Some(&request.key),
+        "/internal/series-aggregate",
+        body,
         &local,
-    );
-    // A dead member may hold selected series: named, so a reader can tell the answer may
-    // miss what only dead members hold.
-    let mut failed: Vec<FailedTarget> = node
-        .cluster
-        .membership()
-        .members()
-        .filter(|m| m.state == MemberState::Dead)
-        .map(|m| FailedTarget {
-            node: m.id.clone(),
-            error: "member is dead".to_string(),
-        })
-        .collect();
-    failed.extend(outcome.failed);
-    let owner_ids: Vec<String> = owners.iter().map(|o| o.id.clone()).collect();
-    if !owner_ids.iter().any(|o| outcome.answered.contains(o)) {
-        return Ok(Reply::json(
-            503,
-            &serde_json::json!({
-                "error": format!("no owner of {} could answer", request.key),
-                "owners": owner_ids,
-                "failed": failed,
-            }),
-        ));
-    }
+    ) {
+        Ok(outcome) => outcome,
+        Err(unavailable) => return Ok(unavailable),
+    };
     let answer = read::aggregate_answer(
         &request,
-        &outcome.partials,
+        &outcome.copies,
         &node.config.node_id,
         read::elapsed_ns(started),
     );
     let mut reply = serde_json::to_value(&answer)
         .map_err(|e| ApiError::new(500, format!("encode answer: {e}")))?;
-    if let [served_by] = outcome.served_by.as_slice() {
-        reply["served_by"] = served_by.as_str().into();
-    }
-    reply["owners"] = serde_json::json!(owner_ids);
-    // Every series has `replication` owners: fewer failures than that cannot hide one.
-    reply["partial"] = (failed.len() >= node.cluster.replication()).into();
-    if !failed.is_empty() {
-        reply["failed"] = serde_json::json!(failed);
-    }
+    outcome.annotate(&mut reply);
     Ok(Reply::json(200, &reply))
 }
 
@@ -139,23 +106,47 @@ fn aggregate_request(fields: &Fields) -> Result<AggregateRequest, ApiError> {
     })
 }
 
-/// `POST /query-samples`: raw points, oldest first, at most `limit`. Coordinated across
-/// the series' owners unless `?local=1`.
+/// `POST /query-samples`: raw points, oldest first, at most `limit`, of every series the
+/// request selects (as `/query` selects them), merged; with several series, each one's
+/// points also in `results`. Coordinated through `/internal/select` to every member.
+/// `?local=1` answers this node's copy of exactly the named series (the form repair reads
+/// a replica with, so a copy never takes in another series' points).
 pub fn query_samples(node: &Node, query: &str, body: &[u8]) -> Answer {
-    let started = Instant::now();
     let request = samples_request(&Fields::parse(body)?)?;
-    let local = || read::samples(&node.engine, &node.config.node_id, &request);
-    if answers_locally(node, query)? {
-        return Ok(Reply::json(200, &local()?));
+    if super::query_param(query, "local")?.as_deref() == Some("1") {
+        return Ok(Reply::json(
+            200,
+            &read::samples(&node.engine, &node.config.node_id, &request)?,
+        ));
     }
-    from_owners(
-        node,
-        &request.key,
-        "/query-samples?local=1",
-        body,
-        started,
-        &local,
-    )
+    let select = SelectRequest::covering(&request.key, request.range, request.limit)?;
+    let local = || {
+        select::select(&node.engine, &node.config.node_id, &select)
+            .map_err(|e| ApiError::from(e).message)
+    };
+    if node.cluster.is_single() {
+        let copies = local().map_err(|e| ApiError::new(500, e))?.series;
+        let answer = select::samples_answer(&request, &copies, &node.config.node_id);
+        return Ok(Reply::json(200, &answer));
+    }
+    let wire = select.to_body()?;
+    let outcome = match every_member(node, Some(&request.key), "/internal/select", &wire, &local) {
+        Ok(outcome) => outcome,
+        Err(unavailable) => return Ok(unavailable),
+    };
+    let answer = select::samples_answer(&request, &outcome.copies, &node.config.node_id);
+    let mut reply = serde_json::to_value(&answer)
+        .map_err(|e| ApiError::new(500, format!("encode answer: {e}")))?;
+    outcome.annotate(&mut reply);
+    Ok(Reply::json(200, &reply))
+}
+
+/// `POST /internal/select`: this node's copy of every series a selector picks, with its
+/// points in a range ([`select::SelectedSeries`]), for a coordinator to merge.
+pub fn internal_select(node: &Node, body: &[u8]) -> Answer {
+    let request = SelectRequest::from_body(body)?;
+    let answer = select::select(&node.engine, &node.config.node_id, &request)?;
+    Ok(Reply::json(200, &answer))
 }
 
 fn samples_request(fields: &Fields) -> Result<SamplesRequest, ApiError> {
@@ -190,16 +181,21 @@ pub fn query_aggregated(node: &Node, body: &[u8]) -> Answer {
     Ok(Reply::json(200, &answer))
 }
 
-/// `POST /delete`: removes every point of one series, durably. Coordinated (unless
-/// `?local=1`): sent to every reachable member, since a former owner may still hold a
-/// copy; fails with 503 naming them if any owner could not confirm.
+/// Most series one `/delete` may remove.
+pub const MAX_DELETE_SERIES: usize = 10_000;
+
+/// `POST /delete`: removes every point of every series the request selects (as `/query`
+/// selects them: the named series and those with more labels), durably. Coordinated: the
+/// selected series are found on every member (`/internal/select`), then each is deleted on
+/// every reachable member, since a former owner may still hold a copy; 503 naming them if
+/// any owner could not confirm. `?local=1` deletes exactly the named series on this node.
 pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
     let key = Fields::parse(body)?.series()?;
-    let local = || -> Result<DeleteAnswer, ApiError> {
+    let delete_here = |key: &SeriesKey| -> Result<DeleteAnswer, ApiError> {
         let deleted = {
             let _gate = node.tombstones.delete_gate();
-            let deleted = node.engine.delete_series(&key)?;
-            node.tombstones.record(&key, now().0)?;
+            let deleted = node.engine.delete_series(key)?;
+            node.tombstones.record(key, now().0)?;
             deleted
         };
         Ok(DeleteAnswer {
@@ -210,31 +206,119 @@ pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
             node: node.config.node_id.clone(),
         })
     };
-    if answers_locally(node, query)? {
-        return Ok(Reply::json(200, &local()?));
+    if super::query_param(query, "local")?.as_deref() == Some("1") {
+        return Ok(Reply::json(200, &delete_here(&key)?));
     }
-    let outcome = delete_everywhere(
-        &node.cluster.owners(&key),
-        &node.cluster.reachable_members(),
-        forward(node, "POST", "/delete?local=1", body),
-        &|| local().map_err(|e| e.message),
-    );
+    // The named series always, so a copy only a dead member holds gets its tombstone.
+    let mut keys = vec![key.clone()];
+    let mut found_partial = None;
+    if node.cluster.is_single() {
+        keys.extend(read::selected_series(&node.engine, &key)?);
+    } else {
+        let select = SelectRequest::covering(&key, TimeRange::ALL, 0)?;
+        let local = || {
+            select::select(&node.engine, &node.config.node_id, &select)
+                .map_err(|e| ApiError::from(e).message)
+        };
+        let found = match every_member(
+            node,
+            Some(&key),
+            "/internal/select",
+            &select.to_body()?,
+            &local,
+        ) {
+            Ok(found) => found,
+            Err(unavailable) => return Ok(unavailable),
+        };
+        for copy in &found.copies {
+            keys.push(copy.series.key()?);
+        }
+        if found.partial {
+            found_partial = Some(found.failed);
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    if keys.len() > MAX_DELETE_SERIES {
+        return Err(ApiError::bad_request(format!(
+            "the request selects {} series; one delete removes at most {MAX_DELETE_SERIES}: \
+             name more labels",
+            keys.len()
+        )));
+    }
+    let mut deleted_series = Vec::new();
+    let mut confirmed_by: Vec<String> = Vec::new();
+    let mut unconfirmed: Vec<String> = Vec::new();
+    let mut failed: Vec<FailedTarget> = Vec::new();
+    for key in &keys {
+        let outcome = if node.cluster.is_single() {
+            let answer = delete_here(key)?;
+            DeleteOutcome {
+                deleted: answer.deleted,
+                confirmed: vec![answer.node],
+                unconfirmed: Vec::new(),
+                failed: Vec::new(),
+            }
+        } else {
+            let series = SeriesFields::from(key);
+            let body = serde_json::json!({
+                "device_id": series.device_id,
+                "metric_name": series.metric_name,
+                "labels": series.labels,
+            })
+            .to_string();
+            delete_everywhere(
+                &node.cluster.owners(key),
+                &node.cluster.reachable_members(),
+                forward(node, "POST", "/delete?local=1", body.as_bytes()),
+                &|| delete_here(key).map_err(|e| e.message),
+            )
+        };
+        if outcome.deleted {
+            deleted_series.push(SeriesFields::from(key));
+        }
+        for member in outcome.confirmed {
+            if !confirmed_by.contains(&member) {
+                confirmed_by.push(member);
+            }
+        }
+        if !outcome.unconfirmed.is_empty() {
+            unconfirmed.push(format!("{key} (owners {})", outcome.unconfirmed.join(", ")));
+        }
+        for failure in outcome.failed {
+            if !failed.iter().any(|f| f.node == failure.node) {
+                failed.push(failure);
+            }
+        }
+    }
     let mut answer = serde_json::json!({
-        "deleted": outcome.deleted,
+        "deleted": !deleted_series.is_empty(),
         "device_id": key.device_id(),
         "metric_name": key.metric_name(),
         "node": node.config.node_id,
-        "confirmed_by": outcome.confirmed,
+        "confirmed_by": confirmed_by,
+        "series": deleted_series.len(),
+        "deleted_series": deleted_series,
     });
-    if outcome.unconfirmed.is_empty() {
+    if !key.extra_label_map().is_empty() {
+        answer["labels"] = serde_json::json!(key.extra_label_map());
+    }
+    if let Some(unreachable) = found_partial {
+        answer["error"] = "members unreachable: a series only they hold may not be deleted; \
+                           retry (deletes are idempotent)"
+            .into();
+        answer["failed"] = serde_json::json!(unreachable);
+        return Ok(Reply::json(503, &answer));
+    }
+    if unconfirmed.is_empty() {
         return Ok(Reply::json(200, &answer));
     }
     answer["error"] = format!(
-        "delete of {key} not confirmed by owners {}; retry (deletes are idempotent)",
-        outcome.unconfirmed.join(", ")
+        "delete not confirmed for {}; retry (deletes are idempotent)",
+        unconfirmed.join("; ")
     )
     .into();
-    answer["failed"] = serde_json::json!(outcome.failed);
+    answer["failed"] = serde_json::json!(failed);
     Ok(Reply::json(503, &answer))
 }
 
@@ -832,34 +916,89 @@ fn forward<'a>(node: &'a Node, method: &'a str, path: &'a str, body: &'a [u8]) -
     }
 }
 
-/// A series read answered by the fullest replica among the owners of `key`; 503 naming
-/// the owners and their failures when none answers.
-fn from_owners<A: ReplicaAnswer>(
+/// A read over many series, as every member holds them: the fullest copy of each.
+struct Everywhere<C> {
+    copies: Vec<C>,
+    /// The member whose copy of each series (same order as `copies`) was kept.
+    served_by: Vec<String>,
+    /// The owners of the series the request names, primary first (none for a selector).
+    owners: Vec<String>,
+    /// Members that did not answer, dead ones included: they may hold selected series.
+    failed: Vec<FailedTarget>,
+    /// Whether so many members failed that some series' every copy may be missing.
+    partial: bool,
+}
+
+impl<C> Everywhere<C> {
+    /// Adds `served_by` (one series), `owners`, `partial` and `failed` to a reply.
+    fn annotate(&self, reply: &mut serde_json::Value) {
+        if let [served_by] = self.served_by.as_slice() {
+            reply["served_by"] = served_by.as_str().into();
+        }
+        if !self.owners.is_empty() {
+            reply["owners"] = serde_json::json!(self.owners);
+        }
+        reply["partial"] = self.partial.into();
+        if !self.failed.is_empty() {
+            reply["failed"] = serde_json::json!(self.failed);
+        }
+    }
+}
+
+/// Asks every reachable member (the owners of `named` first, so they win ties) `path` with
+/// `body`, this node through `local`, and keeps the fullest copy of each series: a
+/// labelled series may live on any node. The 503 reply when no owner of `named` answers,
+/// as for a single series before labels.
+fn every_member<A: PerSeriesAnswer>(
     node: &Node,
-    key: &SeriesKey,
+    named: Option<&SeriesKey>,
     path: &str,
     body: &[u8],
-    started: Instant,
-    local: &(dyn Fn() -> crate::error::Result<A> + Sync),
-) -> Answer {
-    let local = || local().map_err(|e| ApiError::from(e).message);
-    match fullest_replica(
-        &node.config.node_id,
-        &node.cluster.owners(key),
-        forward(node, "POST", path, body),
-        &local,
-        &|| read::elapsed_ns(started),
-    ) {
-        Ok(answer) => Ok(Reply::json(200, &answer)),
-        Err(none) => Ok(Reply::json(
-            503,
-            &serde_json::json!({
-                "error": format!("no owner of {key} could answer"),
-                "owners": none.owners,
-                "failed": none.failed,
-            }),
-        )),
+    local: &(dyn Fn() -> Result<A, String> + Sync),
+) -> Result<Everywhere<A::Copy>, Reply> {
+    let owners = named
+        .map(|key| node.cluster.owners(key))
+        .unwrap_or_default();
+    let live = |o: &&Owner| matches!(o.state, MemberState::Alive | MemberState::Suspect);
+    let mut targets: Vec<Owner> = owners.iter().filter(live).cloned().collect();
+    for member in node.cluster.reachable_members() {
+        if !targets.iter().any(|t| t.id == member.id) {
+            targets.push(member);
+        }
     }
+    let outcome = fullest_per_series(&targets, forward(node, "POST", path, body), local);
+    let mut failed: Vec<FailedTarget> = node
+        .cluster
+        .membership()
+        .members()
+        .filter(|m| m.state == MemberState::Dead)
+        .map(|m| FailedTarget {
+            node: m.id.clone(),
+            error: "member is dead".to_string(),
+        })
+        .collect();
+    failed.extend(outcome.failed);
+    let owners: Vec<String> = owners.iter().map(|o| o.id.clone()).collect();
+    if let Some(key) = named {
+        if !owners.iter().any(|o| outcome.answered.contains(o)) {
+            return Err(Reply::json(
+                503,
+                &serde_json::json!({
+                    "error": format!("no owner of {key} could answer"),
+                    "owners": owners,
+                    "failed": failed,
+                }),
+            ));
+        }
+    }
+    Ok(Everywhere {
+        copies: outcome.copies,
+        served_by: outcome.served_by,
+        owners,
+        // Every series has `replication` owners: fewer failures cannot hide one.
+        partial: failed.len() >= node.cluster.replication(),
+        failed,
+    })
 }
 
 /// The union of a listing over every reachable member. A member that fails makes the

@@ -83,7 +83,7 @@ const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// How many API endpoints there are (the router's endpoint table).
-pub const ENDPOINT_COUNT: usize = 20;
+pub const ENDPOINT_COUNT: usize = 21;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
 /// one for everything else (the dashboard's files, unknown paths).
@@ -137,6 +137,7 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
     endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
     endpoint("/internal/series-aggregate", Method::Post, Part::Any, ADMIN),
+    endpoint("/internal/select", Method::Post, Part::Any, ADMIN),
 ];
 
 /// True for the line protocol endpoints (which take large bodies).
@@ -296,6 +297,7 @@ fn dispatch(
         "/internal/summary" => handlers::internal_summary(node),
         "/internal/digest" => handlers::internal_digest(node, body),
         "/internal/series-aggregate" => handlers::internal_series_aggregate(node, body),
+        "/internal/select" => handlers::internal_select(node, body),
         // `GET /ws` reaches here only when called without the worker loop (tests).
         _ => Err(ApiError::bad_request("websocket upgrade expected")),
     }

@@ -1,6 +1,6 @@
-//! What a coordinator makes of its peers' answers, typed: a series read is answered by the
-//! fullest replica among the series' owners, a read over many series by the fullest copy of
-//! each among every member, a delete must be confirmed by every owner, and a listing is the
+//! What a coordinator makes of its peers' answers, typed: a read over one or many series
+//! keeps the fullest copy of each series among every member (replicas are never added
+//! together), a delete must be confirmed by every owner, and a listing is the
 //! union over every reachable member.
 //!
 //! Peers' answers are parsed into the same types as the local answer ([`read`](super::read)),
@@ -9,11 +9,10 @@
 //! HTTP reply (and its 503) is the caller's business.
 
 use crate::cluster::fan_out::{fan_out_with, Forward};
-use crate::cluster::membership::MemberState;
 use crate::cluster::peer::PeerResponse;
 use crate::cluster::Owner;
 use crate::error::Error;
-use crate::query::read::{ListingAnswer, ReplicaAnswer, SeriesPartial, SeriesPartials};
+use crate::query::read::{ListingAnswer, SeriesPartial, SeriesPartials};
 use crate::storage::SeriesFields;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -26,90 +25,45 @@ pub struct FailedTarget {
     pub error: String,
 }
 
-/// A series read answered by one replica, as the coordinator returns it.
-#[derive(Debug, Serialize)]
-pub struct FromOwners<A> {
-    /// The fullest replica's answer, re-labelled as the coordinator's.
-    #[serde(flatten)]
-    pub answer: A,
-    /// The owner whose copy answered.
-    pub served_by: String,
-    /// Every owner of the series, primary first.
-    pub owners: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<FailedTarget>,
+/// An answer holding one node's copy of each of many series (`/internal/series-aggregate`,
+/// `/internal/select`), so a coordinator can keep the fullest copy of each.
+pub trait PerSeriesAnswer: DeserializeOwned + Send {
+    type Copy: Send;
+    /// The node that answered.
+    fn node(&self) -> &str;
+    fn into_copies(self) -> Vec<Self::Copy>;
+    /// The series a copy is of.
+    fn series(copy: &Self::Copy) -> &SeriesFields;
+    /// Points the copy holds: the copy with the most is the fullest.
+    fn points(copy: &Self::Copy) -> u64;
 }
 
-/// No owner of the series could answer.
-#[derive(Debug)]
-pub struct NoReplica {
-    pub owners: Vec<String>,
-    pub failed: Vec<FailedTarget>,
-}
+impl PerSeriesAnswer for SeriesPartials {
+    type Copy = SeriesPartial;
 
-/// Asks the `owners` of one series (those not known dead or left) `forward`, this node's
-/// own copy through `local`, and keeps the answer with the highest count: owners hold whole
-/// copies, so answers are never added together. `node` is this node's id, `elapsed_ns`
-/// how long the request has taken when the answers are in.
-pub fn fullest_replica<A: ReplicaAnswer>(
-    node: &str,
-    owners: &[Owner],
-    forward: Forward<'_>,
-    local: &(dyn Fn() -> Result<A, String> + Sync),
-    elapsed_ns: &dyn Fn() -> u64,
-) -> Result<FromOwners<A>, NoReplica> {
-    let mut failed: Vec<FailedTarget> = owners
-        .iter()
-        .filter(|o| matches!(o.state, MemberState::Dead | MemberState::Left))
-        .map(|o| FailedTarget {
-            node: o.id.clone(),
-            error: format!("member is {:?}", o.state).to_lowercase(),
-        })
-        .collect();
-    let targets: Vec<Owner> = owners
-        .iter()
-        .filter(|o| matches!(o.state, MemberState::Alive | MemberState::Suspect))
-        .cloned()
-        .collect();
-    let remote = |target: &Owner, answer| typed_answer(target, answer, A::node);
-    let mut best: Option<(String, A)> = None;
-    for (target, answer) in fan_out_with(&targets, forward, local, &remote) {
-        match answer {
-            Ok(answer) => {
-                if best
-                    .as_ref()
-                    .is_none_or(|(_, b)| answer.count() > b.count())
-                {
-                    best = Some((target.id.clone(), answer));
-                }
-            }
-            Err(error) => failed.push(FailedTarget {
-                node: target.id.clone(),
-                error,
-            }),
-        }
+    fn node(&self) -> &str {
+        &self.node
     }
-    let owners: Vec<String> = owners.iter().map(|o| o.id.clone()).collect();
-    match best {
-        None => Err(NoReplica { owners, failed }),
-        Some((served_by, mut answer)) => {
-            answer.restamp(node, elapsed_ns());
-            Ok(FromOwners {
-                answer,
-                served_by,
-                owners,
-                failed,
-            })
-        }
+
+    fn into_copies(self) -> Vec<SeriesPartial> {
+        self.series
+    }
+
+    fn series(copy: &SeriesPartial) -> &SeriesFields {
+        &copy.series
+    }
+
+    fn points(copy: &SeriesPartial) -> u64 {
+        copy.stats.count
     }
 }
 
 /// A read over many series: the fullest copy of each among the members that answered.
-#[derive(Debug, Default)]
-pub struct PerSeries {
-    /// One partial per series, sorted by series.
-    pub partials: Vec<SeriesPartial>,
-    /// The member whose copy of each series (same order as `partials`) was kept.
+#[derive(Debug)]
+pub struct PerSeries<C> {
+    /// One copy per series, sorted by series.
+    pub copies: Vec<C>,
+    /// The member whose copy of each series (same order as `copies`) was kept.
     pub served_by: Vec<String>,
     /// Members that answered, in the order asked.
     pub answered: Vec<String>,
@@ -121,31 +75,38 @@ pub struct PerSeries {
 /// hold whole copies, so a series is counted once however many members hold it. On equal
 /// counts the earlier target wins, so list a series' owners first. A peer's series whose
 /// name is not a valid key fails that peer's whole answer.
-pub fn fullest_per_series(
+pub fn fullest_per_series<A: PerSeriesAnswer>(
     targets: &[Owner],
     forward: Forward<'_>,
-    local: &(dyn Fn() -> Result<SeriesPartials, String> + Sync),
-) -> PerSeries {
+    local: &(dyn Fn() -> Result<A, String> + Sync),
+) -> PerSeries<A::Copy> {
     let remote = |target: &Owner, answer| {
-        let partials: SeriesPartials = typed_answer(target, answer, |a: &SeriesPartials| &a.node)?;
-        for p in &partials.series {
-            p.series
+        let answer: A = typed_answer(target, answer, |a: &A| a.node())?;
+        let copies = answer.into_copies();
+        for copy in &copies {
+            A::series(copy)
                 .key()
                 .map_err(|e| format!("answer names a bad series: {e}"))?;
         }
-        Ok(partials)
+        Ok(copies)
     };
-    let mut best: BTreeMap<SeriesFields, (String, SeriesPartial)> = BTreeMap::new();
-    let mut outcome = PerSeries::default();
-    for (target, answer) in fan_out_with(targets, forward, local, &remote) {
+    let local = || local().map(A::into_copies);
+    let mut best: BTreeMap<SeriesFields, (String, A::Copy)> = BTreeMap::new();
+    let mut outcome = PerSeries {
+        copies: Vec::new(),
+        served_by: Vec::new(),
+        answered: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (target, answer) in fan_out_with(targets, forward, &local, &remote) {
         match answer {
-            Ok(partials) => {
+            Ok(copies) => {
                 outcome.answered.push(target.id.clone());
-                for partial in partials.series {
-                    match best.get(&partial.series) {
-                        Some((_, kept)) if kept.stats.count >= partial.stats.count => {}
+                for copy in copies {
+                    match best.get(A::series(&copy)) {
+                        Some((_, kept)) if A::points(kept) >= A::points(&copy) => {}
                         _ => {
-                            best.insert(partial.series.clone(), (target.id.clone(), partial));
+                            best.insert(A::series(&copy).clone(), (target.id.clone(), copy));
                         }
                     }
                 }
@@ -156,9 +117,9 @@ pub fn fullest_per_series(
             }),
         }
     }
-    for (_, (node, partial)) in best {
+    for (_, (node, copy)) in best {
         outcome.served_by.push(node);
-        outcome.partials.push(partial);
+        outcome.copies.push(copy);
     }
     outcome
 }
@@ -277,7 +238,8 @@ pub fn typed_answer<T: DeserializeOwned>(
 mod tests {
     use super::*;
     use crate::cluster::fan_out::one_shot;
-    use crate::query::read::{AggregateAnswer, DevicesAnswer};
+    use crate::cluster::membership::MemberState;
+    use crate::query::read::DevicesAnswer;
     use std::time::Duration;
 
     fn owner(id: &str, addr: &str, is_self: bool, state: MemberState) -> Owner {
@@ -294,19 +256,24 @@ mod tests {
         one_shot(200, body)
     }
 
-    fn aggregate(node: &str, count: u64) -> AggregateAnswer {
-        AggregateAnswer {
-            device_id: "d".into(),
-            metric_name: "m".into(),
-            labels: Default::default(),
-            operation: "count".into(),
-            series: None,
-            result: Some(count as f64),
-            count,
-            duration_ns: 5,
+    /// A node's copy of series `d`/`m` holding `count` points.
+    fn partials(node: &str, count: u64) -> SeriesPartials {
+        SeriesPartials {
+            series: vec![SeriesPartial {
+                series: SeriesFields {
+                    device_id: "d".into(),
+                    metric_name: "m".into(),
+                    labels: Default::default(),
+                },
+                stats: crate::query::read::Stats {
+                    count,
+                    sum: count as f64,
+                    min: Some(1.0),
+                    max: Some(1.0),
+                },
+                buckets: Vec::new(),
+            }],
             node: node.into(),
-            buckets: None,
-            groups: None,
         }
     }
 
@@ -321,63 +288,71 @@ mod tests {
     }
 
     #[test]
-    fn fullest_replica_wins_and_is_relabelled_as_the_coordinators() {
-        let fuller = answering(serde_json::to_string(&aggregate("b", 9)).unwrap());
-        let owners = [
+    fn the_fullest_copy_of_a_series_wins_and_dead_targets_fail() {
+        let fuller = answering(serde_json::to_string(&partials("b", 9)).unwrap());
+        let targets = [
             owner("a", "unused", true, MemberState::Alive),
             owner("b", &fuller, false, MemberState::Alive),
-            owner("c", "unused", false, MemberState::Dead),
+            owner("c", "127.0.0.1:1", false, MemberState::Alive),
         ];
-        let local = || Ok(aggregate("a", 4));
-        let got = fullest_replica("a", &owners, forward(), &local, &|| 77).unwrap();
-        assert_eq!(got.served_by, "b");
-        assert_eq!(got.answer.count, 9);
-        assert_eq!(got.answer.node, "a");
-        assert_eq!(got.answer.duration_ns, 77);
-        assert_eq!(got.owners, ["a", "b", "c"]);
+        let local = || Ok(partials("a", 4));
+        let got = fullest_per_series(&targets, forward(), &local);
+        assert_eq!(got.served_by, ["b"]);
+        assert_eq!(got.copies.len(), 1);
+        assert_eq!(got.copies[0].stats.count, 9);
+        assert_eq!(got.answered, ["a", "b"]);
         assert_eq!(got.failed.len(), 1, "{:?}", got.failed);
         assert_eq!(got.failed[0].node, "c");
-        let json = serde_json::to_value(&got).unwrap();
-        assert_eq!(json["served_by"], "b");
-        assert_eq!(json["count"], 9);
-        assert_eq!(json["node"], "a");
     }
 
     #[test]
     fn an_answer_naming_another_node_is_refused() {
-        let liar = answering(serde_json::to_string(&aggregate("evil", 999_999)).unwrap());
-        let owners = [
+        let liar = answering(serde_json::to_string(&partials("evil", 999_999)).unwrap());
+        let targets = [
             owner("a", "unused", true, MemberState::Alive),
             owner("b", &liar, false, MemberState::Alive),
         ];
-        let local = || Ok(aggregate("a", 4));
-        let got = fullest_replica("a", &owners, forward(), &local, &|| 0).unwrap();
-        assert_eq!((got.served_by.as_str(), got.answer.count), ("a", 4));
+        let local = || Ok(partials("a", 4));
+        let got = fullest_per_series(&targets, forward(), &local);
+        assert_eq!(got.served_by, ["a"]);
+        assert_eq!(got.copies[0].stats.count, 4);
         let error = &got.failed[0].error;
         assert!(
             error.contains("\"evil\"") && error.contains("ignored"),
             "{error}"
         );
 
-        let mut anonymous = serde_json::to_value(aggregate("b", 999_999)).unwrap();
+        let mut anonymous = serde_json::to_value(partials("b", 999_999)).unwrap();
         anonymous.as_object_mut().unwrap().remove("node");
         let anon = answering(anonymous.to_string());
-        let owners = [
+        let targets = [
             owner("a", "unused", true, MemberState::Alive),
             owner("b", &anon, false, MemberState::Alive),
         ];
-        let got = fullest_replica("a", &owners, forward(), &local, &|| 0).unwrap();
-        assert_eq!(got.served_by, "a");
+        let got = fullest_per_series(&targets, forward(), &local);
+        assert_eq!(got.served_by, ["a"]);
         assert!(got.failed[0].error.contains("node"), "{:?}", got.failed);
     }
 
     #[test]
-    fn no_answer_at_all_names_every_owner() {
-        let owners = [owner("a", "unused", true, MemberState::Alive)];
-        let local = || Err::<AggregateAnswer, _>("disk on fire".to_string());
-        let err = fullest_replica("a", &owners, forward(), &local, &|| 0).unwrap_err();
-        assert_eq!(err.owners, ["a"]);
-        assert_eq!(err.failed[0].error, "disk on fire");
+    fn a_peer_naming_a_bad_series_fails_its_whole_answer() {
+        let mut bad = serde_json::to_value(partials("b", 50)).unwrap();
+        bad["series"][0]["metric_name"] = "".into();
+        let bad = answering(bad.to_string());
+        let targets = [
+            owner("a", "unused", true, MemberState::Alive),
+            owner("b", &bad, false, MemberState::Alive),
+        ];
+        let local = || Err::<SeriesPartials, _>("disk on fire".to_string());
+        let got = fullest_per_series(&targets, forward(), &local);
+        assert!(got.copies.is_empty());
+        assert_eq!(got.failed.len(), 2, "{:?}", got.failed);
+        assert_eq!(got.failed[0].error, "disk on fire");
+        assert!(
+            got.failed[1].error.contains("bad series"),
+            "{:?}",
+            got.failed
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! - [`read`]: typed requests and answers against this node's own store (what an endpoint
 //!   answers with `?local=1`, and what an owner answers a coordinator).
-//! - [`combine`]: what the answers mean, typed: a series read is answered by the fullest
-//!   replica among its owners (a replica's copy is never added to another's) and fails
-//!   naming the owners when none can answer; a delete needs every owner; a listing is the
-//!   union.
+//! - [`combine`]: what the answers mean, typed: a read keeps the fullest copy of each
+//!   series among the members (a replica's copy is never added to another's); a delete
+//!   needs every owner; a listing is the union.
+//! - [`select`]: raw points of every series a set of label matchers picks, the read that
+//!   many-series samples, deletes by labels, series listings and PromQL selectors share.
 //!
 //! Requests travel through the cluster's transport ([`crate::cluster::fan_out`] over
 //! [`crate::cluster::peer`]), so `query` depends on `cluster` and never the other way. The
@@ -14,3 +15,4 @@
 
 pub mod combine;
 pub mod read;
+pub mod select;

@@ -16,9 +16,8 @@
 //! them from the body once, so bad input is refused before any peer is asked.
 
 use crate::error::Result;
-use crate::storage::index::METRIC_LABEL;
 use crate::storage::{
-    Aggregate, AggregateOp, Engine, Matcher, SeriesFields, SeriesKey, TimeRange, Timestamp,
+    Aggregate, AggregateOp, Engine, SeriesFields, SeriesKey, TimeRange, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,17 +42,6 @@ pub struct SamplesRequest {
     pub key: SeriesKey,
     pub range: TimeRange,
     pub limit: usize,
-}
-
-/// An answer one replica of a series gives. A coordinator keeps the fullest of them.
-pub trait ReplicaAnswer: Serialize + serde::de::DeserializeOwned + Send {
-    /// Points the answer covers: the replica with the most holds the fullest copy.
-    fn count(&self) -> u64;
-    /// The node that answered.
-    fn node(&self) -> &str;
-    /// Re-labels the answer as the coordinator's: its node, and how long the whole
-    /// request took where the answer reports it.
-    fn restamp(&mut self, node: &str, elapsed_ns: u64);
 }
 
 /// What `/query` answers.
@@ -101,21 +89,6 @@ pub struct BucketAnswer {
     pub count: u64,
 }
 
-impl ReplicaAnswer for AggregateAnswer {
-    fn count(&self) -> u64 {
-        self.count
-    }
-
-    fn node(&self) -> &str {
-        &self.node
-    }
-
-    fn restamp(&mut self, node: &str, elapsed_ns: u64) {
-        self.node = node.to_string();
-        self.duration_ns = elapsed_ns;
-    }
-}
-
 /// What `/query-samples` answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplesAnswer {
@@ -128,21 +101,23 @@ pub struct SamplesAnswer {
     /// Unix seconds, one per sample.
     pub timestamps: Vec<f64>,
     pub count: usize,
+    /// How many series the coordinated answer merges (absent from `?local=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<u64>,
+    /// Where several series are merged, each series' own share of `samples`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<SeriesSamples>,
     pub node: String,
 }
 
-impl ReplicaAnswer for SamplesAnswer {
-    fn count(&self) -> u64 {
-        self.count as u64
-    }
-
-    fn node(&self) -> &str {
-        &self.node
-    }
-
-    fn restamp(&mut self, node: &str, _elapsed_ns: u64) {
-        self.node = node.to_string();
-    }
+/// One series' points in a [`SamplesAnswer`] merging several.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSamples {
+    #[serde(flatten)]
+    pub series: SeriesFields,
+    pub samples: Vec<f64>,
+    pub timestamps: Vec<f64>,
+    pub count: usize,
 }
 
 /// What `/query-aggregated` answers: partial statistics a coordinator can merge.
@@ -159,16 +134,7 @@ pub struct PartialAnswer {
 /// metric, and every label of the selector with the same value (the series may carry
 /// more). An index lookup of the metric and each of the selector's labels.
 pub fn selected_series(engine: &Engine, selector: &SeriesKey) -> Result<Vec<SeriesKey>> {
-    let matchers: Vec<Matcher> =
-        std::iter::once(Matcher::equal(METRIC_LABEL, selector.metric_name()))
-            .chain(
-                selector
-                    .labels()
-                    .iter()
-                    .map(|(name, value)| Matcher::equal(name, value)),
-            )
-            .collect();
-    engine.select(&matchers)
+    engine.select(&super::select::covering_matchers(selector))
 }
 
 /// Mergeable statistics: of one series over a range, or of one bucket of it.
@@ -443,6 +409,8 @@ pub fn samples(engine: &Engine, node: &str, request: &SamplesRequest) -> Result<
         count: samples.len(),
         samples,
         timestamps,
+        series: None,
+        results: Vec::new(),
         node: node.to_string(),
     })
 }
