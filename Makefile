@@ -34,7 +34,7 @@ bench: ## storage, label-index and node-server benchmarks; print tables and reco
 	cargo bench --bench index
 	cargo bench --bench server
 
-bench-peers: ## MiniTrue against VictoriaMetrics and InfluxDB 1.x on the same data (installs them with apt-get if missing); records docs/benchmarks.md
+bench-peers: ## MiniTrue against VictoriaMetrics and InfluxDB 1.x on the same data (and a 10 k series × 5 labels set) (installs them with apt-get if missing); records docs/benchmarks.md
 	./tools/bench-peers.sh
 
 fmt: ## format the code

@@ -23,7 +23,9 @@
 //!
 //! A plain `main` like `benches/server.rs`: it prints the table and records it in
 //! `docs/benchmarks.md` between the `peers-bench` markers. `MINITRUE_BENCH_SCALE` scales
-//! the synthetic points. A peer that is not installed is skipped with the reason
+//! the synthetic points. `MINITRUE_BENCH_SET=labels` runs the label-heavy set instead
+//! ([`LABELLED_DEVICES`] devices, 10 000 series of five labels each: `device_id`, `site`,
+//! `rack`, `zone`, `fw`), recorded between the `peers-bench-labels` markers. A peer that is not installed is skipped with the reason
 //! (`tools/bench-peers.sh` installs the Debian packages). Every process it starts is
 //! killed by its PID when its guard drops, also on error.
 
@@ -42,8 +44,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Devices of the synthetic fleet.
+/// Devices of the synthetic fleet (the default set).
 const DEVICES: usize = 100;
+/// Devices of the label-heavy set (`MINITRUE_BENCH_SET=labels`): 10 000 series, each with
+/// `device_id` and four more labels.
+const LABELLED_DEVICES: usize = 2000;
+/// Readings per series in the label-heavy set: about as many points as the default set.
+const LABELLED_STEPS: usize = 150;
 /// Float metrics every device reports (TSBS IoT-like readings).
 const METRICS: [&str; 5] = ["fuel_state", "velocity", "heading", "grade", "load"];
 /// Seconds between two readings of one device.
@@ -101,10 +108,11 @@ fn run() -> BenchResult<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let load_at_start = load_average();
+    let fleet = Fleet::from_env()?;
     let root = TempDir::new("peers-bench")?;
-    let steps = ((STEPS as f64 * scale) as usize).max(2 * MAX_DELAY_STEPS);
+    let steps = ((fleet.steps as f64 * scale) as usize).max(2 * MAX_DELAY_STEPS);
     let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    let data = Dataset::generate(steps, &data_dir)?;
+    let data = Dataset::generate(&fleet, steps, &data_dir)?;
     let file = root.path().join("iot.lp");
     fs::write(&file, data.lines.concat())?;
     println!(
@@ -113,9 +121,9 @@ fn run() -> BenchResult<()> {
         data.lines.len(),
         data.distinct,
         data.distinct - data.real_points,
-        DEVICES * METRICS.len(),
+        fleet.devices * METRICS.len(),
         data.real_points,
-        data.series.len() - DEVICES * METRICS.len(),
+        data.series.len() - fleet.devices * METRICS.len(),
         fs::metadata(&file)?.len() as f64 / 1e6,
         file.display()
     );
@@ -159,7 +167,64 @@ fn run() -> BenchResult<()> {
         results.len()
     );
     let versions = versions(&results);
-    record(&results, &data, &skipped, &versions, scale, &load_at_start)
+    record(
+        &results,
+        &fleet,
+        &data,
+        &skipped,
+        &versions,
+        scale,
+        &load_at_start,
+    )
+}
+
+/// The synthetic fleet's shape: the default set, or the label-heavy one.
+struct Fleet {
+    devices: usize,
+    steps: usize,
+    /// Whether each line carries four labels besides `device_id`.
+    labelled: bool,
+}
+
+impl Fleet {
+    fn from_env() -> BenchResult<Fleet> {
+        match std::env::var("MINITRUE_BENCH_SET").as_deref() {
+            Err(_) | Ok("") | Ok("default") => Ok(Fleet {
+                devices: DEVICES,
+                steps: STEPS,
+                labelled: false,
+            }),
+            Ok("labels") => Ok(Fleet {
+                devices: LABELLED_DEVICES,
+                steps: LABELLED_STEPS,
+                labelled: true,
+            }),
+            Ok(other) => Err(format!("MINITRUE_BENCH_SET={other}: not default or labels").into()),
+        }
+    }
+
+    /// The tags of device `d`'s lines.
+    fn tags(&self, d: usize) -> String {
+        if self.labelled {
+            format!(
+                "device_id=dev_{d:04},fw=v{},rack=rack_{:03},site=site_{:02},zone=zone_{}",
+                d % 7,
+                d % 200,
+                d % 20,
+                d % 4
+            )
+        } else {
+            format!("device_id=dev_{d:03}")
+        }
+    }
+
+    fn device(&self, d: usize) -> String {
+        if self.labelled {
+            format!("dev_{d:04}")
+        } else {
+            format!("dev_{d:03}")
+        }
+    }
 }
 
 // ---- the data set -------------------------------------------------------------------------
@@ -207,13 +272,13 @@ impl Rng {
 impl Dataset {
     /// The synthetic fleet (ending on the last whole hour before an hour ago, so no system's
     /// "too recent" or retention rules apply), then the real CSV series when present.
-    fn generate(steps: usize, data_dir: &Path) -> BenchResult<Dataset> {
+    fn generate(fleet: &Fleet, steps: usize, data_dir: &Path) -> BenchResult<Dataset> {
         let now = unix_now();
         let end = (now / 3600) * 3600 - 3600;
         let start = end - (steps as i64 - 1) * INTERVAL_S;
         let mut rng = Rng(SEED);
         // Values in hundredths: a random walk per series, kept within a band.
-        let mut walk: Vec<i64> = (0..DEVICES * METRICS.len())
+        let mut walk: Vec<i64> = (0..fleet.devices * METRICS.len())
             .map(|_| rng.range(1000, 9000))
             .collect();
         // (send position, sequence, line): stable order within one position.
@@ -221,14 +286,12 @@ impl Dataset {
             Vec::with_capacity(walk.len() * steps * 102 / 100);
         for step in 0..steps {
             let ts = start + step as i64 * INTERVAL_S;
-            for d in 0..DEVICES {
+            for d in 0..fleet.devices {
+                let tags = fleet.tags(d);
                 for (m, metric) in METRICS.iter().enumerate() {
                     let w = &mut walk[d * METRICS.len() + m];
                     *w = (*w + rng.range(-25, 25)).clamp(0, 10_000);
-                    let line = format!(
-                        "{metric},device_id=dev_{d:03} value={:.2} {ts}\n",
-                        *w as f64 / 100.0
-                    );
+                    let line = format!("{metric},{tags} value={:.2} {ts}\n", *w as f64 / 100.0);
                     let late = rng.unit() < OUT_OF_ORDER;
                     let position = if late {
                         step + rng.range(1, MAX_DELAY_STEPS as i64) as usize
@@ -245,17 +308,17 @@ impl Dataset {
         }
         sends.sort_by_key(|(position, sequence, _)| (*position, *sequence));
         let mut lines: Vec<String> = sends.into_iter().map(|(_, _, line)| line).collect();
-        let mut series: Vec<Series> = (0..DEVICES)
+        let mut series: Vec<Series> = (0..fleet.devices)
             .flat_map(|d| {
                 METRICS.iter().map(move |metric| Series {
-                    device: format!("dev_{d:03}"),
+                    device: fleet.device(d),
                     metric: metric.to_string(),
                     first: start,
                     last: end,
                 })
             })
             .collect();
-        let mut distinct = (DEVICES * METRICS.len() * steps) as u64;
+        let mut distinct = (fleet.devices * METRICS.len() * steps) as u64;
         let mut oldest = start;
         let mut real_points = 0;
         for file in ["greensboro-tmy3.csv", "seattle-temps-2010.csv"] {
@@ -787,42 +850,24 @@ fn count_points(system: &System, data: &Dataset) -> BenchResult<u64> {
     let port = system.ports[0];
     match &system.kind {
         Kind::Single | Kind::Cluster => {
-            // One count a series (there is no cross-series query), on as many connections
-            // as there were writers.
-            let next = AtomicUsize::new(0);
-            thread::scope(|scope| -> BenchResult<u64> {
-                let handles: Vec<_> = (0..WRITE_CLIENTS)
-                    .map(|_| {
-                        let next = &next;
-                        scope.spawn(move || -> BenchResult<u64> {
-                            let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
-                            let mut sum = 0;
-                            while let Some(s) =
-                                data.series.get(next.fetch_add(1, Ordering::Relaxed))
-                            {
-                                let body = serde_json::json!({
-                                    "device_id": s.device, "metric_name": s.metric,
-                                    "operation": "count", "start_time": 0, "end_time": 0,
-                                });
-                                let answer = json_request(
-                                    &mut conn,
-                                    "POST",
-                                    "/query",
-                                    body.to_string().as_bytes(),
-                                )?;
-                                sum += answer["count"]
-                                    .as_u64()
-                                    .ok_or_else(|| format!("/query count answered {answer}"))?;
-                            }
-                            Ok(sum)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().map_err(|_| "count thread panicked")?)
-                    .sum()
-            })
+            // One count a metric: a request naming only the metric (empty `labels`) covers
+            // every series of it, each series' copy counted once.
+            let metrics: std::collections::BTreeSet<&str> =
+                data.series.iter().map(|s| s.metric.as_str()).collect();
+            let mut conn = HttpConn::connect(port, HTTP_TIMEOUT)?;
+            let mut sum = 0;
+            for metric in metrics {
+                let body = serde_json::json!({
+                    "metric_name": metric, "labels": {},
+                    "operation": "count", "start_time": 0, "end_time": 0,
+                });
+                let answer =
+                    json_request(&mut conn, "POST", "/query", body.to_string().as_bytes())?;
+                sum += answer["count"]
+                    .as_u64()
+                    .ok_or_else(|| format!("/query count answered {answer}"))?;
+            }
+            Ok(sum)
         }
         Kind::Victoria(_) => {
             // VictoriaMetrics caches which series a tag filter selects: a count asked before
@@ -1361,6 +1406,7 @@ fn verdict(ratio: f64, target: f64, higher_is_better: bool) -> String {
 
 fn record(
     results: &[Measured],
+    fleet: &Fleet,
     data: &Dataset,
     skipped: &[String],
     versions: &[String],
@@ -1369,10 +1415,19 @@ fn record(
 ) -> BenchResult<()> {
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     let mut t = String::new();
-    writeln!(t, "<!-- peers-bench:start -->")?;
+    let (marker, heading, set) = if fleet.labelled {
+        (
+            "peers-bench-labels",
+            "Against VictoriaMetrics and InfluxDB: 10 000 series of five labels",
+            ", MINITRUE_BENCH_SET=labels",
+        )
+    } else {
+        ("peers-bench", "Against VictoriaMetrics and InfluxDB", "")
+    };
+    writeln!(t, "<!-- {marker}:start -->")?;
     writeln!(
         t,
-        "Command: `make bench-peers` (`tools/bench-peers.sh` → `cargo bench --bench peers`{}). \
+        "Command: `make bench-peers` (`tools/bench-peers.sh` → `cargo bench --bench peers`{set}{}). \
          Machine: {cores} cores (`nproc`), {:.1} GiB memory, load average {load_at_start} at \
          the start; every process on this machine over 127.0.0.1, one system at a time.\n",
         if scale == 1.0 {
@@ -1386,7 +1441,7 @@ fn record(
     writeln!(
         t,
         "Data: {} distinct points ({} lines sent: {:.0} % out of order, {:.0} % duplicates) — \
-         {DEVICES} devices × {} metrics every {INTERVAL_S} s plus {} real points from \
+         {} devices × {} metrics every {INTERVAL_S} s{} plus {} real points from \
          `../shared/data` — as InfluxDB line protocol in seconds; writes of {BATCH_LINES} lines \
          from {WRITE_CLIENTS} threads; {QUERIES} random single-series averages (windows of 1 h \
          to 7 d, bounds 5 s off the 10 s grid) through each system's own API, one at a time. \
@@ -1395,7 +1450,13 @@ fn record(
         data.lines.len(),
         OUT_OF_ORDER * 100.0,
         DUPLICATES * 100.0,
+        fleet.devices,
         METRICS.len(),
+        if fleet.labelled {
+            " (tags device_id, site, rack, zone, fw: 10 000 series of five labels)"
+        } else {
+            ""
+        },
         data.real_points
     )?;
     writeln!(
@@ -1468,7 +1529,7 @@ fn record(
             }
         }
     }
-    writeln!(t, "<!-- peers-bench:end -->")?;
-    common::record_section("peers-bench", "Against VictoriaMetrics and InfluxDB", &t)?;
+    writeln!(t, "<!-- {marker}:end -->")?;
+    common::record_section(marker, heading, &t)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-peers`: installs the peers (Debian packages victoria-metrics and influxdb) when
-# they are missing, then runs benches/peers.rs. A package that cannot be installed is
-# reported and the bench runs without it (it skips a peer it cannot find).
+# they are missing, then runs benches/peers.rs on both data sets. A package that cannot be
+# installed is reported and the bench runs without it (it skips a peer it cannot find).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +25,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-exec cargo bench --bench peers
+# The default set, then the label-heavy one (10 000 series of five labels), each recorded.
+cargo bench --bench peers || exit $?
+MINITRUE_BENCH_SET=labels exec cargo bench --bench peers
