@@ -12,15 +12,14 @@ use crate::cluster::fan_out::{Forward, PEER_TIMEOUT};
 use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
-use crate::cluster::Owner;
 use crate::ingest::line_protocol::{parse_body, ParsedBody, Precision};
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::{BrokerState, Source};
 use crate::node::Node;
 use crate::query::combine::{
-    delete_everywhere, fullest_per_series, union_of, DeleteAnswer, DeleteOutcome, FailedTarget,
-    PerSeriesAnswer,
+    delete_everywhere, union_of, DeleteAnswer, DeleteOutcome, FailedTarget,
 };
+use crate::query::coordinate::{every_member, NoOwner};
 use crate::query::read::{self, AggregateRequest, ListingAnswer, SamplesRequest};
 use crate::query::select::{self, SelectRequest};
 use crate::storage::quarantine::Quarantined;
@@ -55,14 +54,15 @@ pub fn query(node: &Node, query: &str, body: &[u8]) -> Answer {
             .map_err(|e| ApiError::from(e).message)
     };
     let outcome = match every_member(
-        node,
+        &node.cluster,
+        node.trust.link(),
         Some(&request.key),
         "/internal/series-aggregate",
         body,
         &local,
     ) {
         Ok(outcome) => outcome,
-        Err(unavailable) => return Ok(unavailable),
+        Err(unavailable) => return Ok(no_owner(unavailable)),
     };
     let answer = read::aggregate_answer(
         &request,
@@ -130,9 +130,16 @@ pub fn query_samples(node: &Node, query: &str, body: &[u8]) -> Answer {
         return Ok(Reply::json(200, &answer));
     }
     let wire = select.to_body()?;
-    let outcome = match every_member(node, Some(&request.key), "/internal/select", &wire, &local) {
+    let outcome = match every_member(
+        &node.cluster,
+        node.trust.link(),
+        Some(&request.key),
+        "/internal/select",
+        &wire,
+        &local,
+    ) {
         Ok(outcome) => outcome,
-        Err(unavailable) => return Ok(unavailable),
+        Err(unavailable) => return Ok(no_owner(unavailable)),
     };
     let answer = select::samples_answer(&request, &outcome.copies, &node.config.node_id);
     let mut reply = serde_json::to_value(&answer)
@@ -221,14 +228,15 @@ pub fn delete(node: &Node, query: &str, body: &[u8]) -> Answer {
                 .map_err(|e| ApiError::from(e).message)
         };
         let found = match every_member(
-            node,
+            &node.cluster,
+            node.trust.link(),
             Some(&key),
             "/internal/select",
             &select.to_body()?,
             &local,
         ) {
             Ok(found) => found,
-            Err(unavailable) => return Ok(unavailable),
+            Err(unavailable) => return Ok(no_owner(unavailable)),
         };
         for copy in &found.copies {
             keys.push(copy.series.key()?);
@@ -916,89 +924,16 @@ fn forward<'a>(node: &'a Node, method: &'a str, path: &'a str, body: &'a [u8]) -
     }
 }
 
-/// A read over many series, as every member holds them: the fullest copy of each.
-struct Everywhere<C> {
-    copies: Vec<C>,
-    /// The member whose copy of each series (same order as `copies`) was kept.
-    served_by: Vec<String>,
-    /// The owners of the series the request names, primary first (none for a selector).
-    owners: Vec<String>,
-    /// Members that did not answer, dead ones included: they may hold selected series.
-    failed: Vec<FailedTarget>,
-    /// Whether so many members failed that some series' every copy may be missing.
-    partial: bool,
-}
-
-impl<C> Everywhere<C> {
-    /// Adds `served_by` (one series), `owners`, `partial` and `failed` to a reply.
-    fn annotate(&self, reply: &mut serde_json::Value) {
-        if let [served_by] = self.served_by.as_slice() {
-            reply["served_by"] = served_by.as_str().into();
-        }
-        if !self.owners.is_empty() {
-            reply["owners"] = serde_json::json!(self.owners);
-        }
-        reply["partial"] = self.partial.into();
-        if !self.failed.is_empty() {
-            reply["failed"] = serde_json::json!(self.failed);
-        }
-    }
-}
-
-/// Asks every reachable member (the owners of `named` first, so they win ties) `path` with
-/// `body`, this node through `local`, and keeps the fullest copy of each series: a
-/// labelled series may live on any node. The 503 reply when no owner of `named` answers,
-/// as for a single series before labels.
-fn every_member<A: PerSeriesAnswer>(
-    node: &Node,
-    named: Option<&SeriesKey>,
-    path: &str,
-    body: &[u8],
-    local: &(dyn Fn() -> Result<A, String> + Sync),
-) -> Result<Everywhere<A::Copy>, Reply> {
-    let owners = named
-        .map(|key| node.cluster.owners(key))
-        .unwrap_or_default();
-    let live = |o: &&Owner| matches!(o.state, MemberState::Alive | MemberState::Suspect);
-    let mut targets: Vec<Owner> = owners.iter().filter(live).cloned().collect();
-    for member in node.cluster.reachable_members() {
-        if !targets.iter().any(|t| t.id == member.id) {
-            targets.push(member);
-        }
-    }
-    let outcome = fullest_per_series(&targets, forward(node, "POST", path, body), local);
-    let mut failed: Vec<FailedTarget> = node
-        .cluster
-        .membership()
-        .members()
-        .filter(|m| m.state == MemberState::Dead)
-        .map(|m| FailedTarget {
-            node: m.id.clone(),
-            error: "member is dead".to_string(),
-        })
-        .collect();
-    failed.extend(outcome.failed);
-    let owners: Vec<String> = owners.iter().map(|o| o.id.clone()).collect();
-    if let Some(key) = named {
-        if !owners.iter().any(|o| outcome.answered.contains(o)) {
-            return Err(Reply::json(
-                503,
-                &serde_json::json!({
-                    "error": format!("no owner of {key} could answer"),
-                    "owners": owners,
-                    "failed": failed,
-                }),
-            ));
-        }
-    }
-    Ok(Everywhere {
-        copies: outcome.copies,
-        served_by: outcome.served_by,
-        owners,
-        // Every series has `replication` owners: fewer failures cannot hide one.
-        partial: failed.len() >= node.cluster.replication(),
-        failed,
-    })
+/// The 503 of a read whose named series no owner could answer for.
+fn no_owner(none: NoOwner) -> Reply {
+    Reply::json(
+        503,
+        &serde_json::json!({
+            "error": format!("no owner of {} could answer", none.series),
+            "owners": none.owners,
+            "failed": none.failed,
+        }),
+    )
 }
 
 /// The union of a listing over every reachable member. A member that fails makes the

@@ -68,11 +68,17 @@ impl Fields {
     /// The series named by `metric_name`, `device_id` and the optional `labels` object
     /// (`{"room": "lab"}`, string values: the series' other labels). Without `labels`,
     /// `device_id` is required, as the original API has it; with them, a series without a
-    /// `device_id` can be named too.
+    /// `device_id` can be named too, and `"labels": {}` alone names the bare metric (which
+    /// a query widens to every series of it).
     pub fn series(&self) -> Result<SeriesKey, ApiError> {
         let labels = self.labels()?;
         let device_id = match labels {
-            None => self.required_str("device_id")?,
+            // The original's shape: `device_id` required and non-empty.
+            None => {
+                let device_id = self.required_str("device_id")?;
+                let metric_name = self.required_str("metric_name")?;
+                return Ok(SeriesKey::new(device_id, metric_name)?);
+            }
             Some(_) => self.optional_str("device_id")?.unwrap_or(""),
         };
         let metric_name = self.required_str("metric_name")?;
@@ -186,6 +192,11 @@ mod tests {
         assert_eq!(f.series().unwrap().as_str(), r#"cpu{host="a"}"#);
         let f = fields(r#"{"metric_name":"cpu"}"#);
         assert_eq!(message(f.series()), "missing field device_id");
+        let f = fields(r#"{"device_id":"","metric_name":"cpu"}"#);
+        assert!(message(f.series()).contains("device_id"));
+        // Empty labels and no device: the bare metric, whose query covers all its series.
+        let f = fields(r#"{"metric_name":"cpu","labels":{}}"#);
+        assert_eq!(f.series().unwrap().as_str(), "cpu");
         let f = fields(r#"{"device_id":"d","metric_name":"t","labels":["room"]}"#);
         assert!(message(f.series()).starts_with("invalid labels: must be an object"));
         let f = fields(r#"{"device_id":"d","metric_name":"t","labels":{"room":1}}"#);

@@ -5,6 +5,8 @@
 //! - [`combine`]: what the answers mean, typed: a read keeps the fullest copy of each
 //!   series among the members (a replica's copy is never added to another's); a delete
 //!   needs every owner; a listing is the union.
+//! - [`coordinate`]: a read over many series asked of every reachable member, the owners
+//!   of the named series first, with what may be missing said.
 //! - [`select`]: raw points of every series a set of label matchers picks, the read that
 //!   many-series samples, deletes by labels, series listings and PromQL selectors share.
 //!
@@ -14,5 +16,6 @@
 //! reply.
 
 pub mod combine;
+pub mod coordinate;
 pub mod read;
 pub mod select;

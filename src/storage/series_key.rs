@@ -232,7 +232,8 @@ pub struct SeriesFields {
 impl SeriesFields {
     /// The key these fields name, checked as every key from outside is.
     pub fn key(&self) -> Result<SeriesKey> {
-        if self.labels.is_empty() {
+        // A series with neither (a bare metric, as Prometheus allows) has no labels at all.
+        if self.labels.is_empty() && !self.device_id.is_empty() {
             return SeriesKey::new(&self.device_id, &self.metric_name);
         }
         let device =
