@@ -71,11 +71,11 @@ fn series_differing_in_one_label_are_stored_apart_with_exact_counts() {
     let r = push(
         &server,
         vec![
-            series(
+            TimeSeries::new(
                 &[("__name__", "room_temp"), ("job", "home"), ("room", "lab")],
                 &lab,
             ),
-            series(
+            TimeSeries::new(
                 &[
                     ("room", "kitchen"),
                     ("__name__", "room_temp"),
