@@ -698,7 +698,7 @@ pub fn write(node: &Node, query: &str, content_encoding: Option<&str>, body: &[u
 }
 
 /// `POST /api/v1/write`: Prometheus remote write 1.0 (snappy protobuf, see
-/// [`remote_write`]); 204 once durable, as `/write`. The good series are stored even when
+/// [`mod@remote_write`]); 204 once durable, as `/write`. The good series are stored even when
 /// others are refused, and the answer is then 400 naming the refused series: Prometheus does
 /// not retry a 4xx, and resending would not fix the data. 415 for remote write 2.0 or
 /// another encoding; 5xx only when storing failed, so the sender retries.
