@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::certs::have;
-use common::{free_port, wait_until, Server, TempDir};
+use common::prometheus::{self, Prometheus};
+use common::{wait_until, Server, TempDir};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -27,8 +27,7 @@ fn write_points(server: &Server, n: usize) {
 
 #[test]
 fn debug_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
-    if !have("promtool") || !have("prometheus") {
-        eprintln!("skipped: prometheus/promtool not installed (apt-get install prometheus)");
+    if !prometheus::installed() {
         return;
     }
     let dir = TempDir::new("prometheus");
@@ -62,47 +61,14 @@ fn debug_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     );
 
     // A real Prometheus scraping the node every second.
-    let prom_port = free_port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
+    let prometheus = Prometheus::start(dir.path(), |_| {
         format!(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: minitrue\n    \
              metrics_path: /debug/metrics\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
             server.port
-        ),
-    )
-    .expect("write prometheus.yml");
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let ask = |query: &str| -> Option<f64> {
-        let r = common::try_request(
-            prom_port,
-            "GET",
-            &format!("/api/v1/query?query={query}"),
-            &[],
-            &[],
         )
-        .ok()?;
-        // 503 until Prometheus has loaded its storage and is ready to answer.
-        if r.status != 200 {
-            return None;
-        }
-        let v = r.json();
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-    };
+    });
+    let ask = |query: &str| prometheus.value(query);
     let mut seen = None;
     wait_until(
         "Prometheus to have scraped the node",
@@ -127,6 +93,4 @@ fn debug_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
                 .is_some_and(|n| n >= 1.0)
         },
     );
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
 }

@@ -13,6 +13,7 @@ use crate::cluster::handoff::InternalWrite;
 use crate::cluster::membership::MemberState;
 use crate::cluster::repair::{local_summary, DIGEST_BUCKET_MILLIS};
 use crate::ingest::line_protocol::{parse_body, ParsedBody, Precision};
+use crate::ingest::remote_write;
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::{BrokerState, Source};
 use crate::node::Node;
@@ -376,7 +377,7 @@ pub fn debug_metrics(node: &Node) -> Answer {
     e.family(
         "minitrue_ingest_rejected_total",
         Kind::Counter,
-        "MQTT payloads rejected, by reason.",
+        "MQTT payloads rejected, and remote-write samples not stored, by reason.",
     );
     for (reason, n) in node.ingest.rejected() {
         e.sample(
@@ -394,6 +395,16 @@ pub fn debug_metrics(node: &Node) -> Answer {
         "minitrue_write_lines_not_stored_total",
         &[],
         node.ingest.lines_not_stored() as f64,
+    );
+    e.family(
+        "minitrue_remote_write_stale_markers_total",
+        Kind::Counter,
+        "Prometheus stale markers a remote write skipped (they are not readings).",
+    )
+    .sample(
+        "minitrue_remote_write_stale_markers_total",
+        &[],
+        node.ingest.stale_markers() as f64,
     );
     e.family(
         "minitrue_wal_fsync_seconds",
@@ -776,6 +787,33 @@ pub fn write(node: &Node, query: &str, content_encoding: Option<&str>, body: &[u
     node.ingest
         .count_lines_not_stored(parsed.problems.len() as u64);
     Ok(partial_write(&parsed))
+}
+
+/// `POST /api/v1/write`: Prometheus remote write 1.0 (snappy protobuf, see
+/// [`mod@remote_write`]); 204 once durable, as `/write`. The good series are stored even when
+/// others are refused, and the answer is then 400 naming the refused series: Prometheus does
+/// not retry a 4xx, and resending would not fix the data. 415 for remote write 2.0 or
+/// another encoding; 5xx only when storing failed, so the sender retries.
+pub fn remote_write(
+    node: &Node,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+) -> Answer {
+    if let Some(why) = remote_write::unsupported(content_type, content_encoding) {
+        return Err(ApiError::new(415, why));
+    }
+    let request = remote_write::decode_body(body)?;
+    let decoded = remote_write::to_points(&request, now(), node.config.max_future);
+    if !decoded.points.is_empty() {
+        store_everywhere(node, &decoded.points)?;
+        node.hub.publish(&decoded.points);
+    }
+    decoded.count_in(&node.ingest);
+    match decoded.refusal() {
+        None => Ok(Reply::new(204, "text/plain", Vec::new())),
+        Some(message) => Ok(Reply::error(400, &message)),
+    }
 }
 
 /// InfluxDB's partial-write answer: 400, the lines not stored named (the first

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use wire::Head;
 pub use wire::Method;
 
-/// Largest accepted `/write` body: a large Telegraf batch.
+/// Largest accepted write body (`/write`, `/api/v1/write`): a large Telegraf batch.
 pub const MAX_WRITE_BODY: usize = 16 * 1024 * 1024;
 
 /// Largest accepted body of the JSON endpoints.
@@ -410,6 +410,7 @@ mod tests {
     fn write_endpoints_get_the_large_limit() {
         assert_eq!(body_limit("/write"), MAX_WRITE_BODY);
         assert_eq!(body_limit("/api/v2/write"), MAX_WRITE_BODY);
+        assert_eq!(body_limit("/api/v1/write"), MAX_WRITE_BODY);
         assert_eq!(body_limit("/query"), MAX_JSON_BODY);
     }
 

@@ -83,7 +83,7 @@ const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// How many API endpoints there are (the router's endpoint table).
-pub const ENDPOINT_COUNT: usize = 21;
+pub const ENDPOINT_COUNT: usize = 22;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
 /// one for everything else (the dashboard's files, unknown paths).
@@ -127,6 +127,7 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/status", Method::Get, Part::Any, READ),
     endpoint("/write", Method::Post, Part::Ingest, WRITE),
     endpoint("/api/v2/write", Method::Post, Part::Ingest, WRITE),
+    endpoint("/api/v1/write", Method::Post, Part::Ingest, WRITE),
     endpoint("/ws", Method::Get, Part::Any, READ),
     endpoint("/ws/stats", Method::Get, Part::Any, READ),
     endpoint("/api/v2/health", Method::Get, Part::Any, None),
@@ -140,9 +141,12 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/internal/select", Method::Post, Part::Any, ADMIN),
 ];
 
-/// True for the line protocol endpoints (which take large bodies).
+/// True for the write endpoints (which take large bodies).
 pub fn is_write_path(path: &str) -> bool {
-    path == "/write" || path == "/api/v2/write" || path == "/internal/write"
+    matches!(
+        path,
+        "/write" | "/api/v2/write" | "/api/v1/write" | "/internal/write"
+    )
 }
 
 /// Answers one request (except `GET /ws`).
@@ -289,6 +293,12 @@ fn dispatch(
         "/write" | "/api/v2/write" => {
             handlers::write(node, query, request.headers.get("Content-Encoding"), body)
         }
+        "/api/v1/write" => handlers::remote_write(
+            node,
+            request.headers.get("Content-Type"),
+            request.headers.get("Content-Encoding"),
+            body,
+        ),
         "/ping" => handlers::ping(),
         "/debug/metrics" => handlers::debug_metrics(node),
         "/api/v1/status/buildinfo" => handlers::buildinfo(),
@@ -483,7 +493,7 @@ mod tests {
     fn each_role_reaches_exactly_its_endpoints() {
         let t = auth_node("router_roles");
         // (method, path, body, least role); None = open.
-        let table: [(Method, &str, &str, Option<Role>); 8] = [
+        let table: [(Method, &str, &str, Option<Role>); 9] = [
             (Method::Get, "/health", "", None),
             (Method::Get, "/status", "", READ),
             (Method::Get, "/devices", "", READ),
@@ -500,6 +510,7 @@ mod tests {
                 "cpu,device_id=d usage=2",
                 WRITE,
             ),
+            (Method::Post, "/api/v1/write", "", WRITE),
             (Method::Post, "/delete", SERIES, ADMIN),
             (Method::Get, "/internal/summary", "", ADMIN),
         ];

@@ -1,6 +1,6 @@
 //! Ingestion: turning bytes that arrive from outside into validated [`Point`]s.
 //!
-//! Two wire formats reach MiniTrue:
+//! Three wire formats reach MiniTrue:
 //!
 //! - **MQTT payloads** ([`payload`]): JSON messages on the topics of the `--topic` layouts
 //!   ([`topic`]; by default `iot/sensors/{metric_name}`), e.g.
@@ -12,8 +12,11 @@
 //!   send it over HTTP. As InfluxDB does, the good lines of a request are stored and each
 //!   line that was not (or only in part) is reported by number and column
 //!   ([`line_protocol::parse_body`]), so the client learns exactly what was dropped.
+//! - **Prometheus remote write 1.0** ([`remote_write`]): snappy-compressed protobuf from
+//!   Prometheus, Grafana Alloy or vmagent. The good series are stored and the refused ones
+//!   named, as for line protocol; stale markers and other non-finite samples are skipped.
 //!
-//! Both parsers are pure functions of their input (and of "now", for points that carry no
+//! The parsers are pure functions of their input (and of "now", for points that carry no
 //! timestamp): they open no sockets and spawn no threads, so they are tested without either.
 //! Whatever they return has passed [`SeriesKey::new`]'s checks and has a finite value, so the
 //! layers after them (routing, WAL, series map) never see malformed points.
@@ -25,6 +28,7 @@
 pub mod line_protocol;
 pub mod mqtt;
 pub mod payload;
+pub mod remote_write;
 pub mod route;
 pub mod stats;
 pub mod timestamp;

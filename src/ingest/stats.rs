@@ -1,5 +1,6 @@
 //! Ingestion counters shown in `/status`: readings accepted, payloads rejected per reason,
-//! and the broker connection state. Updated by the MQTT receive loop and `POST /write`.
+//! and the broker connection state. Updated by the MQTT receive loop, `POST /write` and
+//! `POST /api/v1/write` (remote write, which also counts the stale markers it skips).
 
 use crate::ingest::payload::RejectReason;
 use serde::Serialize;
@@ -24,15 +25,18 @@ pub enum Source {
     Mqtt,
     /// `POST /write` and `/api/v2/write`.
     Http,
+    /// `POST /api/v1/write` (Prometheus remote write).
+    RemoteWrite,
 }
 
 impl Source {
-    pub const ALL: [Source; 2] = [Source::Mqtt, Source::Http];
+    pub const ALL: [Source; 3] = [Source::Mqtt, Source::Http, Source::RemoteWrite];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Mqtt => "mqtt",
             Source::Http => "http",
+            Source::RemoteWrite => "remote_write",
         }
     }
 }
@@ -43,6 +47,8 @@ pub struct IngestStats {
     rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Line protocol lines not stored, or stored only in part (partial writes).
     lines_not_stored: AtomicU64,
+    /// Prometheus stale markers a remote write skipped (they are not readings).
+    stale_markers: AtomicU64,
     broker: Mutex<BrokerState>,
 }
 
@@ -53,6 +59,7 @@ impl Default for IngestStats {
             accepted_by: std::array::from_fn(|_| AtomicU64::new(0)),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             lines_not_stored: AtomicU64::new(0),
+            stale_markers: AtomicU64::new(0),
             broker: Mutex::new(BrokerState::Disabled),
         }
     }
@@ -80,11 +87,25 @@ impl IngestStats {
     }
 
     pub fn count_rejected(&self, reason: RejectReason) {
+        self.count_rejected_n(reason, 1);
+    }
+
+    /// Counts `n` rejects for `reason` (remote write counts each sample not stored).
+    pub fn count_rejected_n(&self, reason: RejectReason, n: u64) {
         let index = RejectReason::ALL
             .iter()
             .position(|r| *r == reason)
             .expect("ALL lists every reason");
-        self.rejected[index].fetch_add(1, Ordering::Relaxed);
+        self.rejected[index].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` Prometheus stale markers a remote write skipped.
+    pub fn count_stale_markers(&self, n: u64) {
+        self.stale_markers.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn stale_markers(&self) -> u64 {
+        self.stale_markers.load(Ordering::Relaxed)
     }
 
     /// `(reason label, count)` for every reason, zeros included.

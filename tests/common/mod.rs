@@ -2,8 +2,9 @@
 //! `minitrue-server` child and MQTT brokers (the embedded `minitrue-broker` and Mosquitto)
 //! that are killed by PID when their guards drop (also when a test fails), a minimal
 //! blocking HTTP/1.1 client over `std::net` (one request per connection), and a QoS 1 MQTT
-//! publisher that counts the broker's PUBACKs. [`cluster`] holds what tests of several
-//! nodes share (flags, ring owners, status and count queries, log tails).
+//! publisher that counts the broker's PUBACKs. [`prometheus`] runs a real Prometheus;
+//! [`cluster`] holds what tests of several nodes share (flags, ring owners, status and count
+//! queries, log tails).
 //!
 //! Every wait is bounded: [`wait_until`] panics with what it waited for at its deadline.
 
@@ -12,6 +13,7 @@
 pub mod certs;
 pub mod cluster;
 mod ports;
+pub mod prometheus;
 pub mod pyclients;
 pub use ports::free_port;
 
