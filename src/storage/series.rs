@@ -425,8 +425,7 @@ impl Default for SeriesMap {
 
 impl SeriesMap {
     fn shard(&self, key: &SeriesKey) -> &RwLock<HashMap<SeriesKey, SeriesHandle>> {
-        let hash = crc32fast::hash(key.as_str().as_bytes()) as usize;
-        &self.shards[hash % SERIES_SHARDS]
+        &self.shards[(key.hash_code() % SERIES_SHARDS as u64) as usize]
     }
 
     pub fn get(&self, key: &SeriesKey) -> Option<SeriesHandle> {

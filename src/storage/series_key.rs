@@ -28,10 +28,11 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 /// Longest accepted metric name or `device_id` value, in bytes.
 pub const MAX_NAME_LEN: usize = 256;
@@ -57,6 +58,16 @@ struct Parts {
     labels: Vec<(String, String)>,
     /// The canonical text, built once.
     text: String,
+    /// The text hashed once, with this process's random key: maps, shards and groupings
+    /// of a hot write path hash a key many times, and keys with several labels are long.
+    hash: u64,
+}
+
+/// The keyed hasher of every [`SeriesKey`]'s cached hash: random per process (std's
+/// SipHash), so keys from outside cannot be chosen to collide.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
 }
 
 impl SeriesKey {
@@ -109,11 +120,19 @@ impl SeriesKey {
 
     fn build(metric: String, labels: Vec<(String, String)>) -> SeriesKey {
         let text = canonical_text(&metric, &labels);
+        let hash = key_hasher().hash_one(text.as_str());
         SeriesKey(Arc::new(Parts {
             metric,
             labels,
             text,
+            hash,
         }))
+    }
+
+    /// The key's hash (random per process, never stored or sent): equal keys have equal
+    /// hashes.
+    pub fn hash_code(&self) -> u64 {
+        self.0.hash
     }
 
     /// The metric name.
@@ -406,8 +425,11 @@ pub fn check_label(name: &str, value: &str) -> Result<()> {
 
 impl PartialEq for SeriesKey {
     fn eq(&self, other: &SeriesKey) -> bool {
+        // Not the text alone: a metric may hold `{` and `"`, so two series can share one.
         Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.metric == other.0.metric && self.0.labels == other.0.labels)
+            || (self.0.hash == other.0.hash
+                && self.0.metric == other.0.metric
+                && self.0.labels == other.0.labels)
     }
 }
 
@@ -415,8 +437,7 @@ impl Eq for SeriesKey {}
 
 impl Hash for SeriesKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.metric.hash(state);
-        self.0.labels.hash(state);
+        state.write_u64(self.0.hash);
     }
 }
 
@@ -458,6 +479,20 @@ mod tests {
         key.encode(&mut out);
         assert_eq!(out.len(), key.encoded_len());
         out
+    }
+
+    #[test]
+    fn keys_sharing_a_text_stay_apart() {
+        let labelled = SeriesKey::with_labels("a", [("b", "c")]).unwrap();
+        let bare = SeriesKey::with_labels(r#"a{b="c"}"#, Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(labelled.as_str(), bare.as_str());
+        assert_eq!(labelled.hash_code(), bare.hash_code());
+        assert_ne!(labelled, bare);
+        let again = SeriesKey::with_labels("a", [("b", "c")]).unwrap();
+        assert_eq!(labelled, again);
+        assert_eq!(labelled.hash_code(), again.hash_code());
+        let map: std::collections::HashSet<SeriesKey> = [labelled, bare, again].into();
+        assert_eq!(map.len(), 2);
     }
 
     #[test]
