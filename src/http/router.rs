@@ -9,10 +9,11 @@ use super::cors::OriginVerdict;
 use super::errors::ApiError;
 use super::static_files::Frontend;
 use super::wire::Method;
-use super::{handlers, Reply};
+use super::{handlers, prometheus_api, Reply};
 use crate::log_info;
 use crate::metrics::Histogram;
 use crate::node::Node;
+use crate::promql::LocalSource;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -83,7 +84,7 @@ const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// How many API endpoints there are (the router's endpoint table).
-pub const ENDPOINT_COUNT: usize = 20;
+pub const ENDPOINT_COUNT: usize = 30;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
 /// one for everything else (the dashboard's files, unknown paths).
@@ -133,6 +134,22 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/ping", Method::Get, Part::Any, None),
     endpoint("/debug/metrics", Method::Get, Part::Any, READ),
     endpoint("/api/v1/status/buildinfo", Method::Get, Part::Any, READ),
+    // Prometheus's query API (`prometheus_api`): GET, and POST with a form body.
+    endpoint("/api/v1/query", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/query", Method::Post, Part::Query, READ),
+    endpoint("/api/v1/query_range", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/query_range", Method::Post, Part::Query, READ),
+    endpoint("/api/v1/series", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/series", Method::Post, Part::Query, READ),
+    endpoint("/api/v1/labels", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/labels", Method::Post, Part::Query, READ),
+    endpoint(
+        prometheus_api::LABEL_VALUES_ROUTE,
+        Method::Get,
+        Part::Query,
+        READ,
+    ),
+    endpoint("/api/v1/metadata", Method::Get, Part::Query, READ),
     endpoint("/internal/write", Method::Post, Part::Any, ADMIN),
     endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
     endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
@@ -234,7 +251,12 @@ fn dispatch(
     request: &ApiRequest<'_>,
     verdict: &OriginVerdict,
 ) -> Result<Reply, ApiError> {
-    let endpoint = ENDPOINTS.iter().find(|e| e.path == request.path);
+    // A path may be listed once per method; a path with a variable part by its pattern.
+    let table_path = prometheus_api::route_path(request.path);
+    let listed = || ENDPOINTS.iter().filter(|e| e.path == table_path);
+    let endpoint = listed()
+        .find(|e| e.method == *request.method)
+        .or_else(|| listed().next());
     if *request.method == Method::Options {
         return Ok(preflight(endpoint.map(|e| &e.method)));
     }
@@ -291,6 +313,18 @@ fn dispatch(
         "/ping" => handlers::ping(),
         "/debug/metrics" => handlers::debug_metrics(node),
         "/api/v1/status/buildinfo" => handlers::buildinfo(),
+        p if p.starts_with("/api/v1/") => {
+            // The cluster source plugs in here: a fan-out `promql::Source` over the owners
+            // instead of this node's own store.
+            let source = LocalSource::new(&node.engine);
+            Ok(prometheus_api::answer(
+                &source,
+                p,
+                request.path,
+                query,
+                body,
+            ))
+        }
         "/ws/stats" => handlers::ws_stats(node),
         "/internal/write" => handlers::internal_write(node, body),
         "/internal/summary" => handlers::internal_summary(node),

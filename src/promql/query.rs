@@ -80,7 +80,7 @@ impl std::error::Error for QueryError {}
 /// Parses a query's text, Prometheus's way of reporting a bad one.
 pub fn parse(text: &str) -> Result<Expr, QueryError> {
     parser::parse(text)
-        .map_err(|e| QueryError::bad_data(format!("invalid parameter \"query\": {e}")))
+        .map_err(|e| QueryError::bad_data(format!("invalid parameter \"query\": parse error: {e}")))
 }
 
 /// The matchers of a series selector (`up{job="a"}`, `{__name__=~"x.*"}`), as `match[]`
@@ -92,7 +92,7 @@ pub fn selector_matchers(text: &str) -> Result<Vec<Matcher>, QueryError> {
             "invalid parameter \"match[]\": {text:?} is not a series selector"
         ))),
         Err(e) => Err(QueryError::bad_data(format!(
-            "invalid parameter \"match[]\": {e}"
+            "invalid parameter \"match[]\": parse error: {e}"
         ))),
     }
 }

@@ -64,8 +64,27 @@ impl<'a> LocalSource<'a> {
         LocalSource { engine }
     }
 
-    fn range(start_ms: i64, end_ms: i64) -> TimeRange {
-        TimeRange::new(Some(Timestamp(start_ms)), Some(Timestamp(end_ms)))
+    /// The series passing `matchers` with points in `[start_ms, end_ms]`, each with up to
+    /// `limit` of them.
+    fn selected(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SelectedSeries>, String> {
+        let range = TimeRange::new(Some(Timestamp(start_ms)), Some(Timestamp(end_ms)));
+        let mut out = Vec::new();
+        for key in self.engine.select(matchers).map_err(|e| e.to_string())? {
+            let points = self
+                .engine
+                .samples(&key, range, limit)
+                .map_err(|e| format!("series {key}: {e}"))?;
+            if !points.is_empty() {
+                out.push((key, points.into_iter().map(|(t, v)| (t.0, v)).collect()));
+            }
+        }
+        Ok(out)
     }
 
     /// The series passing `matchers` with a point in the range.
@@ -75,18 +94,8 @@ impl<'a> LocalSource<'a> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SeriesKey>, String> {
-        let range = Self::range(start_ms, end_ms);
-        let mut present = Vec::new();
-        for key in self.engine.select(matchers).map_err(|e| e.to_string())? {
-            let first = self
-                .engine
-                .samples(&key, range, 1)
-                .map_err(|e| format!("series {key}: {e}"))?;
-            if !first.is_empty() {
-                present.push(key);
-            }
-        }
-        Ok(present)
+        let selected = self.selected(matchers, start_ms, end_ms, 1)?;
+        Ok(selected.into_iter().map(|(key, _)| key).collect())
     }
 }
 
@@ -97,18 +106,7 @@ impl Source for LocalSource<'_> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SelectedSeries>, String> {
-        let range = Self::range(start_ms, end_ms);
-        let mut out = Vec::new();
-        for key in self.engine.select(matchers).map_err(|e| e.to_string())? {
-            let points = self
-                .engine
-                .samples(&key, range, usize::MAX)
-                .map_err(|e| format!("series {key}: {e}"))?;
-            if !points.is_empty() {
-                out.push((key, points.into_iter().map(|(t, v)| (t.0, v)).collect()));
-            }
-        }
-        Ok(out)
+        self.selected(matchers, start_ms, end_ms, usize::MAX)
     }
 
     fn series(
