@@ -376,6 +376,89 @@ mod tests {
         assert_eq!(format_value(1e21), "1000000000000000000000");
     }
 
+    fn memory() -> crate::promql::source::MemorySource {
+        let key = |device: &str| {
+            crate::storage::SeriesKey::with_labels("t", [("device_id", device)]).expect("key")
+        };
+        crate::promql::source::MemorySource(vec![
+            (key("a"), vec![(1_000, 1.0), (2_000, 2.5)]),
+            (key("b"), vec![(1_000, 4.0)]),
+        ])
+    }
+
+    fn body_of(reply: &Reply) -> serde_json::Value {
+        serde_json::from_slice(&reply.body).expect("JSON answer")
+    }
+
+    #[test]
+    fn range_query_answers_a_matrix_in_prometheus_shape_from_a_form_body() {
+        let form = "query=t%7Bdevice_id%3D%22a%22%7D&start=1&end=2.5&step=0.5";
+        let reply = answer(
+            &memory(),
+            "/api/v1/query_range",
+            "/api/v1/query_range",
+            "",
+            form.as_bytes(),
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            String::from_utf8_lossy(&reply.body),
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"t","device_id":"a"},"values":[[1,"1"],[1.5,"1"],[2,"2.5"],[2.5,"2.5"]]}]}}"#
+        );
+    }
+
+    #[test]
+    fn errors_carry_prometheus_error_types_and_statuses() {
+        let reply = answer(
+            &memory(),
+            "/api/v1/query",
+            "/api/v1/query",
+            "query=sum(",
+            &[],
+        );
+        assert_eq!(reply.status, 400);
+        assert_eq!(body_of(&reply)["errorType"], "bad_data");
+        // group_left is refused as unsupported.
+        let q = "query=t%20*%20on()%20group_left%20t&time=2";
+        let reply = answer(&memory(), "/api/v1/query", "/api/v1/query", q, &[]);
+        assert_eq!(reply.status, 400);
+        let reply = answer(&memory(), "/api/v1/series", "/api/v1/series", "", &[]);
+        assert_eq!(reply.status, 400);
+        assert_eq!(body_of(&reply)["error"], "no match[] parameter provided");
+        // `on()` matches every series with every other: duplicates on the right.
+        let q = "query=t%20%2B%20on()%20t&time=2";
+        let reply = answer(&memory(), "/api/v1/query", "/api/v1/query", q, &[]);
+        assert_eq!(
+            reply.status,
+            422,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(body_of(&reply)["errorType"], "execution");
+    }
+
+    #[test]
+    fn repeated_match_parameters_are_all_read() {
+        let body = "match%5B%5D=t%7Bdevice_id%3D%22a%22%7D&match[]=t{device_id=\"b\"}";
+        let reply = answer(
+            &memory(),
+            "/api/v1/series",
+            "/api/v1/series",
+            "",
+            body.as_bytes(),
+        );
+        assert_eq!(
+            body_of(&reply)["data"],
+            serde_json::json!([
+                {"__name__": "t", "device_id": "a"},
+                {"__name__": "t", "device_id": "b"}
+            ])
+        );
+        let path = "/api/v1/label/device_id/values";
+        let reply = answer(&memory(), LABEL_VALUES_ROUTE, path, "", &[]);
+        assert_eq!(body_of(&reply)["data"], serde_json::json!(["a", "b"]));
+    }
+
     #[test]
     fn label_values_paths_share_one_route() {
         assert_eq!(route_path("/api/v1/label/room/values"), LABEL_VALUES_ROUTE);

@@ -78,7 +78,12 @@ impl<'a> Evaluator<'a> {
             },
             Expr::VectorSelector(vs) => self.instant_selector(vs, t).map(Value::Vector),
             Expr::MatrixSelector(ms) => {
-                let (windows, _, _) = self.windows(ms, t)?;
+                let windows = self.reduce_windows(ms, t, |labels, points, _, _| {
+                    Some(Series {
+                        labels: labels.clone(),
+                        points: points.to_vec(),
+                    })
+                })?;
                 Ok(Value::Matrix(windows))
             }
             Expr::Call(call) => self.call(call, t),
@@ -158,29 +163,30 @@ impl<'a> Evaluator<'a> {
             .collect())
     }
 
-    /// Each series' points in `(t' - range, t']` (series without any are left out), with the
-    /// window's start and end.
-    fn windows(
+    /// `reduce` of each series' points in `(t' - range, t']` (series without any are left
+    /// out) and the window's start and end; what it returns for them.
+    fn reduce_windows<T>(
         &mut self,
         ms: &MatrixSelector,
         t: i64,
-    ) -> Result<(Vec<Series>, i64, i64), QueryError> {
+        mut reduce: impl FnMut(&Labels, &[(i64, f64)], i64, i64) -> Option<T>,
+    ) -> Result<Vec<T>, QueryError> {
         let range = duration_ms(ms.range);
         let end = self.read_time(&ms.vs, t);
         let start = end.saturating_sub(range);
         let series = self.load(&ms.vs, range)?;
-        let windows = series
+        Ok(series
             .iter()
             .filter_map(|s| {
                 let from = s.points.partition_point(|&(pt, _)| pt <= start);
                 let to = s.points.partition_point(|&(pt, _)| pt <= end);
-                (from < to).then(|| Series {
-                    labels: s.labels.clone(),
-                    points: s.points[from..to].to_vec(),
-                })
+                if from < to {
+                    reduce(&s.labels, &s.points[from..to], start, end)
+                } else {
+                    None
+                }
             })
-            .collect();
-        Ok((windows, start, end))
+            .collect())
     }
 
     fn call(&mut self, call: &Call, t: i64) -> Result<Value, QueryError> {
@@ -190,25 +196,15 @@ impl<'a> Evaluator<'a> {
             "time" => Ok(Value::Scalar(t as f64 / 1000.0)),
             "rate" | "increase" | "delta" | "irate" => {
                 let ms = matrix_arg(name, args.first().map(Box::as_ref))?;
-                let (windows, start, end) = self.windows(ms, t)?;
-                let out = windows
-                    .into_iter()
-                    .filter_map(|w| {
-                        let value = match name {
-                            "rate" => {
-                                functions::extrapolated_rate(&w.points, start, end, true, true)
-                            }
-                            "increase" => {
-                                functions::extrapolated_rate(&w.points, start, end, true, false)
-                            }
-                            "delta" => {
-                                functions::extrapolated_rate(&w.points, start, end, false, false)
-                            }
-                            _ => functions::irate(&w.points),
-                        }?;
-                        Some(computed(w.labels.without_name(), value, t))
-                    })
-                    .collect();
+                let out = self.reduce_windows(ms, t, |labels, points, start, end| {
+                    let value = match name {
+                        "rate" => functions::extrapolated_rate(points, start, end, true, true),
+                        "increase" => functions::extrapolated_rate(points, start, end, true, false),
+                        "delta" => functions::extrapolated_rate(points, start, end, false, false),
+                        _ => functions::irate(points),
+                    }?;
+                    Some(computed(labels.without_name(), value, t))
+                })?;
                 unique(out).map(Value::Vector)
             }
             _ if OverTime::from_name(name).is_some() => {
@@ -221,19 +217,15 @@ impl<'a> Evaluator<'a> {
                     (f64::NAN, args.first())
                 };
                 let ms = matrix_arg(name, matrix.map(Box::as_ref))?;
-                let (windows, _, _) = self.windows(ms, t)?;
-                let out = windows
-                    .into_iter()
-                    .filter_map(|w| {
-                        let value = reduction.apply(q, &w.points)?;
-                        let labels = if reduction.keeps_name() {
-                            w.labels
-                        } else {
-                            w.labels.without_name()
-                        };
-                        Some(computed(labels, value, t))
-                    })
-                    .collect();
+                let out = self.reduce_windows(ms, t, |labels, points, _, _| {
+                    let value = reduction.apply(q, points)?;
+                    let labels = if reduction.keeps_name() {
+                        labels.clone()
+                    } else {
+                        labels.without_name()
+                    };
+                    Some(computed(labels, value, t))
+                })?;
                 unique(out).map(Value::Vector)
             }
             "abs" | "clamp_min" | "clamp_max" | "round" | "timestamp" => {
@@ -330,8 +322,8 @@ impl<'a> Evaluator<'a> {
             let value = match op {
                 T_SUM => functions::sum(values.iter().copied()),
                 T_AVG => functions::mean(&values),
-                T_MIN => functions::min(&values),
-                T_MAX => functions::max(&values),
+                T_MIN => functions::min(values.iter().copied()),
+                T_MAX => functions::max(values.iter().copied()),
                 T_COUNT => values.len() as f64,
                 _ => functions::quantile(param.unwrap_or(f64::NAN), &values),
             };

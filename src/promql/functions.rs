@@ -107,19 +107,17 @@ pub fn mean(values: &[f64]) -> f64 {
 }
 
 /// The least value; a `NaN` is replaced by any later value, as Prometheus's `min` does.
-pub fn min(values: &[f64]) -> f64 {
+pub fn min(values: impl IntoIterator<Item = f64>) -> f64 {
     values
-        .iter()
-        .copied()
+        .into_iter()
         .reduce(|m, v| if v < m || m.is_nan() { v } else { m })
         .unwrap_or(f64::NAN)
 }
 
 /// The greatest value; a `NaN` is replaced by any later value, as Prometheus's `max` does.
-pub fn max(values: &[f64]) -> f64 {
+pub fn max(values: impl IntoIterator<Item = f64>) -> f64 {
     values
-        .iter()
-        .copied()
+        .into_iter()
         .reduce(|m, v| if v > m || m.is_nan() { v } else { m })
         .unwrap_or(f64::NAN)
 }
@@ -182,18 +180,16 @@ impl OverTime {
     /// The reduction of one window's points (`q` is φ, for the quantile); `None` for an
     /// empty window.
     pub fn apply(self, q: f64, points: &[(i64, f64)]) -> Option<f64> {
-        let values: Vec<f64> = points.iter().map(|&(_, v)| v).collect();
-        if values.is_empty() {
-            return None;
-        }
+        let &(_, last) = points.last()?;
+        let values = || points.iter().map(|&(_, v)| v);
         Some(match self {
-            OverTime::Avg => mean(&values),
-            OverTime::Min => min(&values),
-            OverTime::Max => max(&values),
-            OverTime::Sum => sum(values.iter().copied()),
-            OverTime::Count => values.len() as f64,
-            OverTime::Last => values[values.len() - 1],
-            OverTime::Quantile => quantile(q, &values),
+            OverTime::Avg => sum(values()) / points.len() as f64,
+            OverTime::Min => min(values()),
+            OverTime::Max => max(values()),
+            OverTime::Sum => sum(values()),
+            OverTime::Count => points.len() as f64,
+            OverTime::Last => last,
+            OverTime::Quantile => quantile(q, &values().collect::<Vec<_>>()),
         })
     }
 
@@ -290,7 +286,7 @@ mod tests {
 
     #[test]
     fn min_and_max_skip_a_leading_nan() {
-        assert_eq!(min(&[f64::NAN, 3.0, 1.0]), 1.0);
-        assert_eq!(max(&[f64::NAN, 3.0, 1.0]), 3.0);
+        assert_eq!(min([f64::NAN, 3.0, 1.0]), 1.0);
+        assert_eq!(max([f64::NAN, 3.0, 1.0]), 3.0);
     }
 }

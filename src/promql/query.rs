@@ -4,7 +4,7 @@
 
 use super::eval::{matchers_of, Evaluator};
 use super::value::{Labels, Series, Value};
-use super::{Source, MAX_STEPS};
+use super::{Source, MAX_POINTS, MAX_STEPS};
 use crate::storage::Matcher;
 use promql_parser::parser::{self, token, Expr};
 use std::collections::BTreeMap;
@@ -149,11 +149,18 @@ pub fn range(
     let expr = parse(text)?;
     let mut evaluator = Evaluator::new(source, start_ms, end_ms);
     let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut points = 0usize;
     let mut t = start_ms;
     while t <= end_ms {
         match evaluator.eval(&expr, t)? {
             Value::Scalar(v) => series.entry(Labels::default()).or_default().push((t, v)),
             Value::Vector(samples) => {
+                points += samples.len();
+                if points > MAX_POINTS {
+                    return Err(QueryError::execution(format!(
+                        "query processing would hold too many samples in memory: more than {MAX_POINTS} result points"
+                    )));
+                }
                 for sample in samples {
                     series
                         .entry(sample.labels)
