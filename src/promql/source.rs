@@ -5,6 +5,7 @@
 //! ranges; it knows nothing of PromQL, so a cluster source only has to fan the same four
 //! questions out to the owners and merge the answers.
 
+use super::MAX_POINTS;
 use crate::storage::index::METRIC_LABEL;
 use crate::storage::{Engine, Matcher, SeriesKey, TimeRange, Timestamp};
 use std::collections::BTreeSet;
@@ -17,7 +18,8 @@ pub type SelectedSeries = (SeriesKey, Vec<(i64, f64)>);
 /// naming what failed (they are answered as Prometheus's `unavailable`).
 pub trait Source: Sync {
     /// Every series passing all matchers that has points in the range, each with those
-    /// points oldest first.
+    /// points oldest first. A source may stop reading once it has more than
+    /// [`MAX_POINTS`] points for the answer: the evaluator refuses such a query anyway.
     fn select(
         &self,
         matchers: &[Matcher],
@@ -65,22 +67,27 @@ impl<'a> LocalSource<'a> {
     }
 
     /// The series passing `matchers` with points in `[start_ms, end_ms]`, each with up to
-    /// `limit` of them.
+    /// `per_series` of them, stopping once `total` points are read.
     fn selected(
         &self,
         matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-        limit: usize,
+        (start_ms, end_ms): (i64, i64),
+        per_series: usize,
+        total: usize,
     ) -> Result<Vec<SelectedSeries>, String> {
         let range = TimeRange::new(Some(Timestamp(start_ms)), Some(Timestamp(end_ms)));
+        let mut budget = total;
         let mut out = Vec::new();
         for key in self.engine.select(matchers).map_err(|e| e.to_string())? {
+            if budget == 0 {
+                break;
+            }
             let points = self
                 .engine
-                .samples(&key, range, limit)
+                .samples(&key, range, per_series.min(budget))
                 .map_err(|e| format!("series {key}: {e}"))?;
             if !points.is_empty() {
+                budget -= points.len();
                 out.push((key, points.into_iter().map(|(t, v)| (t.0, v)).collect()));
             }
         }
@@ -94,7 +101,7 @@ impl<'a> LocalSource<'a> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SeriesKey>, String> {
-        let selected = self.selected(matchers, start_ms, end_ms, 1)?;
+        let selected = self.selected(matchers, (start_ms, end_ms), 1, usize::MAX)?;
         Ok(selected.into_iter().map(|(key, _)| key).collect())
     }
 }
@@ -106,7 +113,8 @@ impl Source for LocalSource<'_> {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SelectedSeries>, String> {
-        self.selected(matchers, start_ms, end_ms, usize::MAX)
+        // More than MAX_POINTS is refused by the evaluator: reading on would only cost memory.
+        self.selected(matchers, (start_ms, end_ms), usize::MAX, MAX_POINTS + 1)
     }
 
     fn series(
@@ -236,5 +244,49 @@ impl Source for MemorySource {
         end: i64,
     ) -> Result<Vec<String>, String> {
         Ok(values_of(name, &self.series(matchers, start, end)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::test_node::TestNode;
+    use crate::storage::{MatchOp, Point};
+
+    #[test]
+    fn local_source_reads_the_engine_within_the_range() {
+        let t = TestNode::new("promql_local_source");
+        let a = SeriesKey::with_labels("t", [("device_id", "a"), ("room", "lab")]).unwrap();
+        let b = SeriesKey::with_labels("u", [("device_id", "b")]).unwrap();
+        let points: Vec<Point> = [(&a, 1_000, 1.0), (&a, 2_000, 2.0), (&b, 5_000, 3.0)]
+            .into_iter()
+            .map(|(key, ms, value)| Point {
+                series: key.clone(),
+                timestamp: Timestamp(ms),
+                value,
+            })
+            .collect();
+        t.node.engine.write(&points).unwrap();
+        let source = LocalSource::new(&t.node.engine);
+        let all = [Matcher::new("device_id", MatchOp::Regex, ".+").unwrap()];
+        assert_eq!(
+            source.select(&all, 1_500, 5_000).unwrap(),
+            vec![
+                (a.clone(), vec![(2_000, 2.0)]),
+                (b.clone(), vec![(5_000, 3.0)])
+            ]
+        );
+        assert_eq!(source.series(&all, 0, 1_000).unwrap(), vec![a.clone()]);
+        assert_eq!(
+            source.label_names(&all, 0, 10_000).unwrap(),
+            ["__name__", "device_id", "room"]
+        );
+        assert_eq!(
+            source
+                .label_values("__name__", &all, 3_000, 10_000)
+                .unwrap(),
+            ["u"]
+        );
+        assert_eq!(source.label_values("room", &[], 0, 0).unwrap(), ["lab"]);
     }
 }
