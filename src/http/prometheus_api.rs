@@ -460,6 +460,37 @@ mod tests {
     }
 
     #[test]
+    fn the_router_serves_get_and_post_and_names_both_when_refusing() {
+        use super::super::router::tests::call as routed;
+        use super::super::Method;
+        let t = crate::http::test_node::TestNode::new("prometheus_api_routes");
+        let r = routed(
+            &t.node,
+            Method::Post,
+            "/write?precision=ms",
+            "t,device_id=d value=2 1000",
+        );
+        assert_eq!(r.status, 204);
+        let get = routed(&t.node, Method::Get, "/api/v1/query?query=t&time=1", "");
+        let post = routed(&t.node, Method::Post, "/api/v1/query", "query=t&time=1");
+        assert_eq!(get.status, 200);
+        assert_eq!(get.body, post.body);
+        assert_eq!(body_of(&get)["data"]["result"][0]["value"][1], "2");
+        let r = routed(&t.node, Method::Get, "/api/v1/label/device_id/values", "");
+        assert_eq!(body_of(&r)["data"], serde_json::json!(["d"]));
+        let r = routed(&t.node, Method::Put, "/api/v1/query", "");
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("Allow"), Some("GET, POST, OPTIONS"));
+        let r = routed(&t.node, Method::Options, "/api/v1/query_range", "");
+        assert_eq!(
+            r.header("Access-Control-Allow-Methods"),
+            Some("GET, POST, OPTIONS")
+        );
+        let r = routed(&t.node, Method::Post, "/api/v1/label/device_id/values", "");
+        assert_eq!(r.header("Allow"), Some("GET, OPTIONS"));
+    }
+
+    #[test]
     fn label_values_paths_share_one_route() {
         assert_eq!(route_path("/api/v1/label/room/values"), LABEL_VALUES_ROUTE);
         assert_eq!(route_path("/api/v1/label//values"), "/api/v1/label//values");

@@ -257,8 +257,10 @@ fn dispatch(
     let endpoint = listed()
         .find(|e| e.method == *request.method)
         .or_else(|| listed().next());
+    let methods: Vec<String> = listed().map(|e| e.method.to_string()).collect();
+    let methods = methods.join(", ");
     if *request.method == Method::Options {
-        return Ok(preflight(endpoint.map(|e| &e.method)));
+        return Ok(preflight(endpoint.map(|_| methods.as_str())));
     }
     let Some(endpoint) = endpoint else {
         let api_like = request.path.starts_with("/api/") || request.path.starts_with("/ws/");
@@ -272,11 +274,11 @@ fn dispatch(
     // HEAD is GET without the body (the writer leaves it out).
     let head_of_get = *request.method == Method::Head && *method == Method::Get;
     if request.method != method && !head_of_get {
-        let allow = format!("{method}, OPTIONS");
+        let allow = format!("{methods}, OPTIONS");
         return Ok(Reply::error(
             405,
             &format!(
-                "method {} not allowed on {path}: use {method}",
+                "method {} not allowed on {path}: use {methods}",
                 request.method
             ),
         )
@@ -363,9 +365,9 @@ fn audit_delete(request: &ApiRequest<'_>, caller: &Caller, answer: &Result<Reply
     );
 }
 
-/// `OPTIONS`: a CORS preflight answer.
-fn preflight(method: Option<&Method>) -> Reply {
-    let methods = match method {
+/// `OPTIONS`: a CORS preflight answer; `methods` are the endpoint's (`GET, POST`).
+fn preflight(methods: Option<&str>) -> Reply {
+    let methods = match methods {
         Some(m) => format!("{m}, OPTIONS"),
         None => "GET, POST, OPTIONS".to_string(),
     };
@@ -380,12 +382,12 @@ fn preflight(method: Option<&Method>) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Mode;
     use crate::http::test_node::TestNode;
 
-    fn call(node: &Node, method: Method, path: &str, body: &str) -> Reply {
+    pub(crate) fn call(node: &Node, method: Method, path: &str, body: &str) -> Reply {
         call_with(node, method, path, body, &[])
     }
 
