@@ -27,6 +27,8 @@
 //!   [`cluster::fan_out`]).
 //! - [`query`] answers reads from the local store ([`query::read`]) and combines the
 //!   owners' answers ([`query::combine`]); it depends on `cluster`, never the reverse.
+//! - [`promql`] evaluates PromQL (parsed by `promql-parser`) over a [`promql::Source`] of
+//!   points, for the Prometheus HTTP API (`/api/v1/query`, `/api/v1/query_range`).
 //! - [`server`] starts a node: one named thread per role (HTTP listener and workers, MQTT
 //!   receive loop, websocket broadcaster, flusher, gossip, hand-off, repair) sharing a
 //!   [`node::Node`]; [`config`] turns flags into its configuration; [`http`] and [`live`]
@@ -53,6 +55,7 @@ pub mod log;
 pub mod metrics;
 pub mod mqtt_link;
 pub mod node;
+pub mod promql;
 pub mod publisher;
 pub mod query;
 pub mod server;

@@ -152,7 +152,7 @@ fn write_labels(out: &mut String, labels: &[(&str, &str)], le: Option<&str>) {
 }
 
 /// A sample value as Prometheus writes it (`+Inf`, `-Inf`, `NaN` for the special ones).
-fn format_value(value: f64) -> String {
+pub fn format_value(value: f64) -> String {
     if value.is_nan() {
         "NaN".into()
     } else if value == f64::INFINITY {

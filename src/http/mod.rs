@@ -16,6 +16,7 @@ pub mod errors;
 pub mod handlers;
 pub mod json;
 pub mod listener;
+pub mod prometheus_api;
 pub mod router;
 pub mod static_files;
 pub mod stream;
@@ -276,7 +277,7 @@ fn respond(
 
 /// Decodes `%XX` escapes and `+` (as a space, in query strings only when `plus` is set).
 /// `None` when an escape is malformed or the result is not UTF-8.
-fn decode(text: &str, plus: bool) -> Option<String> {
+pub(crate) fn decode(text: &str, plus: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -9,10 +9,11 @@ use super::cors::OriginVerdict;
 use super::errors::ApiError;
 use super::static_files::Frontend;
 use super::wire::Method;
-use super::{handlers, Reply};
+use super::{handlers, prometheus_api, Reply};
 use crate::log_info;
 use crate::metrics::Histogram;
 use crate::node::Node;
+use crate::promql::{ClusterSource, LocalSource, Source};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -83,7 +84,7 @@ const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// How many API endpoints there are (the router's endpoint table).
-pub const ENDPOINT_COUNT: usize = 22;
+pub const ENDPOINT_COUNT: usize = 32;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
 /// one for everything else (the dashboard's files, unknown paths).
@@ -134,6 +135,22 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/ping", Method::Get, Part::Any, None),
     endpoint("/debug/metrics", Method::Get, Part::Any, READ),
     endpoint("/api/v1/status/buildinfo", Method::Get, Part::Any, READ),
+    // Prometheus's query API (`prometheus_api`): GET, and POST with a form body.
+    endpoint("/api/v1/query", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/query", Method::Post, Part::Query, READ),
+    endpoint("/api/v1/query_range", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/query_range", Method::Post, Part::Query, READ),
+    endpoint("/api/v1/series", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/series", Method::Post, Part::Query, READ),
+    endpoint("/api/v1/labels", Method::Get, Part::Query, READ),
+    endpoint("/api/v1/labels", Method::Post, Part::Query, READ),
+    endpoint(
+        prometheus_api::LABEL_VALUES_ROUTE,
+        Method::Get,
+        Part::Query,
+        READ,
+    ),
+    endpoint("/api/v1/metadata", Method::Get, Part::Query, READ),
     endpoint("/internal/write", Method::Post, Part::Any, ADMIN),
     endpoint("/internal/summary", Method::Get, Part::Any, ADMIN),
     endpoint("/internal/digest", Method::Post, Part::Any, ADMIN),
@@ -239,9 +256,16 @@ fn dispatch(
     request: &ApiRequest<'_>,
     verdict: &OriginVerdict,
 ) -> Result<Reply, ApiError> {
-    let endpoint = ENDPOINTS.iter().find(|e| e.path == request.path);
+    // A path may be listed once per method; a path with a variable part by its pattern.
+    let table_path = prometheus_api::route_path(request.path);
+    let listed = || ENDPOINTS.iter().filter(|e| e.path == table_path);
+    let endpoint = listed()
+        .find(|e| e.method == *request.method)
+        .or_else(|| listed().next());
+    let methods: Vec<String> = listed().map(|e| e.method.to_string()).collect();
+    let methods = methods.join(", ");
     if *request.method == Method::Options {
-        return Ok(preflight(endpoint.map(|e| &e.method)));
+        return Ok(preflight(endpoint.map(|_| methods.as_str())));
     }
     let Some(endpoint) = endpoint else {
         let api_like = request.path.starts_with("/api/") || request.path.starts_with("/ws/");
@@ -255,11 +279,11 @@ fn dispatch(
     // HEAD is GET without the body (the writer leaves it out).
     let head_of_get = *request.method == Method::Head && *method == Method::Get;
     if request.method != method && !head_of_get {
-        let allow = format!("{method}, OPTIONS");
+        let allow = format!("{methods}, OPTIONS");
         return Ok(Reply::error(
             405,
             &format!(
-                "method {} not allowed on {path}: use {method}",
+                "method {} not allowed on {path}: use {methods}",
                 request.method
             ),
         )
@@ -302,6 +326,22 @@ fn dispatch(
         "/ping" => handlers::ping(),
         "/debug/metrics" => handlers::debug_metrics(node),
         "/api/v1/status/buildinfo" => handlers::buildinfo(),
+        p if p.starts_with("/api/v1/") => {
+            // One node reads its own store; in a cluster every member is asked.
+            let local = LocalSource::new(&node.engine);
+            let cluster = ClusterSource::new(
+                &node.engine,
+                &node.config.node_id,
+                &node.cluster,
+                node.trust.link(),
+            );
+            let source: &dyn Source = if node.cluster.is_single() {
+                &local
+            } else {
+                &cluster
+            };
+            Ok(prometheus_api::answer(source, p, request.path, query, body))
+        }
         "/ws/stats" => handlers::ws_stats(node),
         "/internal/write" => handlers::internal_write(node, body),
         "/internal/summary" => handlers::internal_summary(node),
@@ -341,9 +381,9 @@ fn audit_delete(request: &ApiRequest<'_>, caller: &Caller, answer: &Result<Reply
     );
 }
 
-/// `OPTIONS`: a CORS preflight answer.
-fn preflight(method: Option<&Method>) -> Reply {
-    let methods = match method {
+/// `OPTIONS`: a CORS preflight answer; `methods` are the endpoint's (`GET, POST`).
+fn preflight(methods: Option<&str>) -> Reply {
+    let methods = match methods {
         Some(m) => format!("{m}, OPTIONS"),
         None => "GET, POST, OPTIONS".to_string(),
     };
@@ -358,12 +398,12 @@ fn preflight(method: Option<&Method>) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Mode;
     use crate::http::test_node::TestNode;
 
-    fn call(node: &Node, method: Method, path: &str, body: &str) -> Reply {
+    pub(crate) fn call(node: &Node, method: Method, path: &str, body: &str) -> Reply {
         call_with(node, method, path, body, &[])
     }
 
