@@ -1045,6 +1045,31 @@ fn labelled_series_spread_over_the_ring_and_a_query_counts_each_once() {
         );
     }
 
+    // The series listing from any node names each of the 20 series once.
+    for node in cluster.up() {
+        let v = node.server.get("/series?match=t&limit=100").json();
+        assert_eq!(
+            (v["count"].clone(), v["truncated"].clone()),
+            (20.into(), false.into()),
+            "{v}"
+        );
+    }
+
+    // PromQL from any node counts each series once: 20 series of 10 readings.
+    for node in cluster.up() {
+        let path = format!(
+            "/api/v1/query?query=sum(count_over_time(t%5B1h%5D))%20%2B%20count(t)&time={}",
+            ts0 / 1000 + 10
+        );
+        let v = node.server.get(&path).json();
+        assert_eq!(v["status"], "success", "{}: {v}", node.id);
+        assert_eq!(
+            v["data"]["result"][0]["value"][1], "220",
+            "{}: {v}",
+            node.id
+        );
+    }
+
     // A delete by label removes that series on every copy; one by device removes them all.
     let r = cluster.node("sirius").server.post(
         "/delete",

@@ -388,6 +388,43 @@ fn samples_and_deletes_cover_every_series_a_request_selects() {
         "{v}"
     );
 
+    // The series listing: by selector, limited, every series without one; bad input named.
+    let v = server.get("/series?match=t%7Broom%3D%22lab%22%7D").json();
+    assert_eq!(
+        v["series"],
+        json!([{"device_id": "d", "metric_name": "t", "labels": {"room": "lab"}}]),
+        "{v}"
+    );
+    let v = server.get("/series?match=t&limit=2").json();
+    assert_eq!(
+        (v["count"].clone(), v["truncated"].clone()),
+        (2.into(), true.into()),
+        "{v}"
+    );
+    let v = server.get("/series").json();
+    assert_eq!(
+        (v["count"].clone(), v["truncated"].clone()),
+        (3.into(), false.into()),
+        "{v}"
+    );
+    let v = server
+        .get("/series?match=t%7Broom%3D~%22k.*%22%7D&match=t%7Broom%3D%22lab%22%7D")
+        .json();
+    assert_eq!(v["count"], 2, "a union of selectors: {v}");
+    for bad in [
+        "/series?match=t%7B",
+        "/series?limit=0",
+        "/series?match=rate(t%5B1m%5D)",
+    ] {
+        let r = server.get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            error.contains("match") || error.contains("limit"),
+            "{bad}: {error}"
+        );
+    }
+
     // Deleting one room leaves the others; deleting the device's series takes the rest.
     let v = server
         .post(

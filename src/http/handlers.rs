@@ -17,6 +17,8 @@ use crate::ingest::remote_write;
 use crate::ingest::route::store_everywhere;
 use crate::ingest::stats::{BrokerState, Source};
 use crate::node::Node;
+use crate::promql::query::selector_matchers;
+use crate::promql::{self, ClusterSource, LocalSource};
 use crate::query::combine::{
     delete_everywhere, union_of, DeleteAnswer, DeleteOutcome, FailedTarget,
 };
@@ -353,6 +355,113 @@ pub fn metrics(node: &Node, query: &str) -> Answer {
         None => "/metrics?local=1".to_string(),
     };
     listing(node, &path, &|| Ok(local()))
+}
+
+/// Series `GET /series` lists when the request names no `limit`.
+pub const DEFAULT_SERIES_LIMIT: u64 = 1_000;
+
+/// Largest `limit` `GET /series` accepts.
+pub const MAX_SERIES_LIMIT: u64 = 100_000;
+
+/// `GET /series?match=<selector>&limit=&start_time=&end_time=`: the series (with their
+/// labels) that hold points, selected by one or more Prometheus series selectors
+/// (`temperature{room=~"lab|hall"}`, repeated `match` for a union; none for every series),
+/// sorted by device, metric, then labels; at most `limit`, `truncated` saying whether
+/// there were more. Answered for the whole cluster, each series once.
+pub fn series_listing(node: &Node, query: &str) -> Answer {
+    let mut selectors = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !matches!(
+            super::decode(key, true).as_deref(),
+            Some("match" | "match[]")
+        ) {
+            continue;
+        }
+        let text = super::decode(value, true)
+            .ok_or_else(|| ApiError::bad_request("invalid match: bad percent-encoding"))?;
+        let matchers = selector_matchers(&text).map_err(|e| {
+            ApiError::bad_request(format!(
+                "invalid match: {}",
+                e.message
+                    .trim_start_matches("invalid parameter \"match[]\": ")
+            ))
+        })?;
+        selectors.push(matchers);
+    }
+    if selectors.is_empty() {
+        selectors.push(Vec::new());
+    }
+    let limit = match super::query_param(query, "limit")? {
+        None => DEFAULT_SERIES_LIMIT,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|l| (1..=MAX_SERIES_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid limit: must be a whole number between 1 and {MAX_SERIES_LIMIT}"
+                ))
+            })?,
+    };
+    let bound = |name: &str, open: i64| -> Result<i64, ApiError> {
+        match super::query_param(query, name)? {
+            None => Ok(open),
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(|s| Timestamp::from_unix_seconds(s).ok())
+                .map(|t| t.0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid {name}: must be unix seconds"))
+                }),
+        }
+    };
+    let (start_ms, end_ms) = (
+        bound("start_time", 0)?,
+        bound("end_time", Timestamp::LATEST.0)?,
+    );
+    if start_ms > end_ms {
+        return Err(ApiError::bad_request("start_time must be <= end_time"));
+    }
+    let source = promql_source(node);
+    let mut found = std::collections::BTreeSet::new();
+    for matchers in &selectors {
+        let keys = source
+            .series(matchers, start_ms, end_ms)
+            .map_err(|e| ApiError::new(503, e))?;
+        found.extend(keys);
+    }
+    let total = found.len();
+    let series: Vec<SeriesFields> = found
+        .iter()
+        .take(limit as usize)
+        .map(SeriesFields::from)
+        .collect();
+    Ok(Reply::json(
+        200,
+        &serde_json::json!({
+            "count": series.len(),
+            "truncated": total > series.len(),
+            "series": series,
+            "node": node.config.node_id,
+        }),
+    ))
+}
+
+/// Where the Prometheus API and the series listing read: this node's own store when it is
+/// alone, else every member (the fullest copy of each series).
+pub fn promql_source(node: &Node) -> Box<dyn promql::Source + '_> {
+    if node.cluster.is_single() {
+        Box::new(LocalSource::new(&node.engine))
+    } else {
+        Box::new(ClusterSource::new(
+            &node.engine,
+            &node.config.node_id,
+            &node.cluster,
+            node.trust.link(),
+        ))
+    }
 }
 
 /// `GET /debug/metrics`: this node's metrics in the Prometheus text format, for Prometheus

@@ -13,7 +13,6 @@ use super::{handlers, prometheus_api, Reply};
 use crate::log_info;
 use crate::metrics::Histogram;
 use crate::node::Node;
-use crate::promql::{ClusterSource, LocalSource, Source};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -84,14 +83,24 @@ const WRITE: Option<Role> = Some(Role::Write);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// How many API endpoints there are (the router's endpoint table).
-pub const ENDPOINT_COUNT: usize = 32;
+pub const ENDPOINT_COUNT: usize = 33;
 
 /// Request latency per endpoint, for `/debug/metrics`: one histogram per API endpoint and
 /// one for everything else (the dashboard's files, unknown paths).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestLatency {
     endpoints: [Histogram; ENDPOINT_COUNT],
     other: Histogram,
+}
+
+// By hand: std derives `Default` for arrays of at most 32.
+impl Default for RequestLatency {
+    fn default() -> RequestLatency {
+        RequestLatency {
+            endpoints: std::array::from_fn(|_| Histogram::default()),
+            other: Histogram::default(),
+        }
+    }
 }
 
 impl RequestLatency {
@@ -124,6 +133,7 @@ static ENDPOINTS: [Endpoint; ENDPOINT_COUNT] = [
     endpoint("/delete", Method::Post, Part::Query, ADMIN),
     endpoint("/devices", Method::Get, Part::Query, READ),
     endpoint("/metrics", Method::Get, Part::Query, READ),
+    endpoint("/series", Method::Get, Part::Query, READ),
     endpoint("/health", Method::Get, Part::Any, None),
     endpoint("/status", Method::Get, Part::Any, READ),
     endpoint("/write", Method::Post, Part::Ingest, WRITE),
@@ -323,24 +333,20 @@ fn dispatch(
             request.headers.get("Content-Encoding"),
             body,
         ),
+        "/series" => handlers::series_listing(node, query),
         "/ping" => handlers::ping(),
         "/debug/metrics" => handlers::debug_metrics(node),
         "/api/v1/status/buildinfo" => handlers::buildinfo(),
         p if p.starts_with("/api/v1/") => {
             // One node reads its own store; in a cluster every member is asked.
-            let local = LocalSource::new(&node.engine);
-            let cluster = ClusterSource::new(
-                &node.engine,
-                &node.config.node_id,
-                &node.cluster,
-                node.trust.link(),
-            );
-            let source: &dyn Source = if node.cluster.is_single() {
-                &local
-            } else {
-                &cluster
-            };
-            Ok(prometheus_api::answer(source, p, request.path, query, body))
+            let source = handlers::promql_source(node);
+            Ok(prometheus_api::answer(
+                source.as_ref(),
+                p,
+                request.path,
+                query,
+                body,
+            ))
         }
         "/ws/stats" => handlers::ws_stats(node),
         "/internal/write" => handlers::internal_write(node, body),
