@@ -29,9 +29,10 @@ frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-
 	cargo build --bins
 	cd frontend && npm ci --no-audit --no-fund && npm run build && npm run test:e2e
 
-bench: ## storage, label-index and node-server benchmarks; print tables and record them in docs/benchmarks.md
+bench: ## storage, label-index, PromQL and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage
 	cargo bench --bench index
+	cargo bench --bench promql
 	cargo bench --bench server
 
 bench-peers: ## MiniTrue against VictoriaMetrics and InfluxDB 1.x on the same data (and a 10 k series × 5 labels set) (installs them with apt-get if missing); records docs/benchmarks.md
