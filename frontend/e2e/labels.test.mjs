@@ -114,9 +114,9 @@ describe('Query tab: label filters, group-by, date-time pickers (one node, headl
       await shared.close();
     }
 
-    await page.getByLabel('From (calendar)').fill('2024-03-10T14:30');
+    await page.getByLabel('From (date picker)').fill('2024-03-10T14:30');
     assert.equal(await page.getByLabel('Start').inputValue(), '2024-03-10 02:30 PM');
     await page.getByLabel('End', { exact: true }).fill('2024-03-11 12:05 AM');
-    assert.equal(await page.getByLabel('To (calendar)').inputValue(), '2024-03-11T00:05');
+    assert.equal(await page.getByLabel('To (date picker)').inputValue(), '2024-03-11T00:05');
   }));
 });

@@ -13,7 +13,9 @@ import { buildQueryRequest, labelsFromRows } from '../queryLabels.js';
 const OPERATIONS = ['avg', 'sum', 'min', 'max', 'count'];
 
 /**
- * A date-time picker (`datetime-local`, local time) beside a typed 12-hour field: it shows
+ * A date-time picker (`datetime-local`, local time) beside a typed 12-hour field (its label
+ * must not contain "Start" or "End", which name the typed fields: tests find fields by
+ * label text, case-insensitively, and "calendar" holds "end"): it shows
  * the typed `text` (empty while the text is not a time) and `onPick` gets the picked time
  * back as 12-hour text ('' when cleared).
  */
@@ -240,7 +242,7 @@ export default function QueryForm({ lists, labelLists, running, deleting, onRun,
             aria-describedby="time-help"
           />
         </label>
-        <PickerField label="From (calendar)" text={startText} onPick={(t) => { setStartText(t); setPreset(null); }} />
+        <PickerField label="From (date picker)" text={startText} onPick={(t) => { setStartText(t); setPreset(null); }} />
         <label className="field">
           <span>End</span>
           <input
@@ -252,11 +254,11 @@ export default function QueryForm({ lists, labelLists, running, deleting, onRun,
             aria-describedby="time-help"
           />
         </label>
-        <PickerField label="To (calendar)" text={endText} onPick={(t) => { setEndText(t); setPreset(null); }} />
+        <PickerField label="To (date picker)" text={endText} onPick={(t) => { setEndText(t); setPreset(null); }} />
       </div>
       <p id="time-help" className="hint">
         Local time, 12-hour clock, e.g. {format12h(Math.floor(Date.now() / 1000))}. 12:00 AM is midnight,
-        12:00 PM is noon. Leave a field empty for an open end. The calendar fields beside them
+        12:00 PM is noon. Leave a field empty for an open end. The date pickers beside them
         pick the same times.
       </p>
       {Object.keys(formErrors).length > 0 && (
