@@ -27,7 +27,7 @@ pub const FRONTEND_DIR_ENV: &str = "MINITRUE_FRONTEND_DIR";
 
 /// The files of `frontend/dist` as it was when the crate was built, sorted by path
 /// (`/`-separated, relative to `dist`); empty when there was no build (see `build.rs`).
-static EMBEDDED_FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/dashboard.rs"));
+static EMBEDDED_FILES: EmbeddedFiles = include!(concat!(env!("OUT_DIR"), "/dashboard.rs"));
 
 /// Whether this binary carries a dashboard (`frontend/dist` existed when it was built).
 pub const DASHBOARD_EMBEDDED: bool = !EMBEDDED_FILES.is_empty();
@@ -52,10 +52,20 @@ pub type EmbeddedFiles = &'static [(&'static str, &'static [u8])];
 
 /// Where the dashboard is served from: a directory, then (unless overridden) the
 /// embedded bundle. The order is in the module doc.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Frontend {
     dir: PathBuf,
     embedded: EmbeddedFiles,
+}
+
+impl std::fmt::Debug for Frontend {
+    // The embedded bytes would fill a log line: name the files' count instead.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frontend")
+            .field("dir", &self.dir)
+            .field("embedded_files", &self.embedded.len())
+            .finish()
+    }
 }
 
 impl Frontend {
