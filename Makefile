@@ -2,7 +2,7 @@
 .PHONY: help cluster test lint unit pyclients frontend-test frontend-e2e bench bench-peers fmt
 
 help:
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 cluster: ## build and start a three-node local cluster, broker, simulator and dashboard (Ctrl-C stops it)
 	./run_cluster.sh
