@@ -2,12 +2,12 @@
 .PHONY: help cluster test lint unit pyclients frontend-test frontend-e2e bench bench-peers fmt
 
 help:
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 cluster: ## build and start a three-node local cluster, broker, simulator and dashboard (Ctrl-C stops it)
 	./run_cluster.sh
 
-test: lint unit frontend-test frontend-e2e ## every check CI runs: format, lints, docs, Rust, dashboard unit and end-to-end tests
+test: frontend-test lint unit frontend-e2e ## every check CI runs: dashboard unit tests and build first (so the Rust build embeds it and tests/embedded_dashboard.rs runs), format, lints, docs, Rust, dashboard end-to-end tests
 
 lint: ## rustfmt, clippy with warnings denied, rustdoc without warnings
 	cargo fmt --all -- --check
@@ -25,9 +25,10 @@ pyclients: ## a virtualenv with the InfluxDB python clients, for tests/security.
 frontend-test: ## dashboard unit tests (Vitest) and production build
 	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
 
-frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-node cluster (ports 8080-8082, 9000-9002)
+frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-node cluster (ports 18480-18482, 19400-19402) and a lone node; the bundle is built before the binaries, so they embed it
+	cd frontend && npm ci --no-audit --no-fund && npm run build
 	cargo build --bins
-	cd frontend && npm ci --no-audit --no-fund && npm run build && npm run test:e2e
+	cd frontend && npm run test:e2e
 
 bench: ## storage, label-index, PromQL and node-server benchmarks; print tables and record them in docs/benchmarks.md
 	cargo bench --bench storage

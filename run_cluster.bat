@@ -3,7 +3,8 @@ rem One-command local MiniTrue cluster on Windows: the same steps as run_cluster
 rem Builds in release, starts the embedded MQTT broker unless something listens on 1883,
 rem starts three nodes with the same command (each takes the next free slot: polaris
 rem 8080/9000, sirius 8081/9001, vega 8082/9002), the simulator, builds the dashboard when
-rem npm is present, prints the URLs, and stops everything when you press a key.
+rem npm is present (before the server, so the binary embeds it), prints the URLs, and stops
+rem everything when you press a key.
 setlocal enabledelayedexpansion
 cd /d "%~dp0"
 
@@ -20,11 +21,10 @@ for %%p in (8080 8081 8082 9000 9001 9002) do (
   )
 )
 
-echo [run_cluster] building (release)...
-cargo build --release --bins || exit /b 1
 if not exist "%LOGS%" mkdir "%LOGS%"
 if not exist "%DATA%" mkdir "%DATA%"
 
+rem The dashboard first, so the release build below embeds this bundle (build.rs).
 where npm >nul 2>nul
 if errorlevel 1 (
   echo [run_cluster] npm not found: the dashboard is not built. Install Node.js 20+ and re-run.
@@ -35,6 +35,9 @@ if errorlevel 1 (
   call npm run build >> "..\%LOGS%\frontend-build.log" 2>&1
   popd
 )
+
+echo [run_cluster] building (release)...
+cargo build --release --bins || exit /b 1
 
 set STARTED_BROKER=0
 netstat -an | findstr /r /c:":1883 .*LISTENING" >nul

@@ -2,7 +2,8 @@
 # One-command local MiniTrue cluster: broker (embedded, unless one already listens on the
 # broker port), three symmetric nodes started with the same command (each takes the next
 # free slot: polaris 8080/9000, sirius 8081/9001, vega 8082/9002), the fleet simulator, and
-# the dashboard (built when npm is present). Ctrl-C stops everything it started, cleanly.
+# the dashboard (built when npm is present, before the server so the binary embeds it; the
+# nodes, run from here, serve frontend/dist itself). Ctrl-C stops everything it started.
 #
 # Environment: MINITRUE_RUN_DIR (logs and data, default ./run), MINITRUE_BROKER_PORT
 # (default 1883), MINITRUE_SIM_DEVICES (default 3), MINITRUE_SIM_INTERVAL (default 1),
@@ -59,13 +60,9 @@ for port in "${HTTP_PORTS[@]}" "${GOSSIP_PORTS[@]}"; do
   fi
 done
 
-if [ "${MINITRUE_SKIP_BUILD:-0}" != 1 ]; then
-  say "building (release)..."
-  cargo build --release --bins
-fi
-
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/data"
 
+# The dashboard first, so the release build below embeds this bundle (build.rs).
 if [ "${MINITRUE_SKIP_FRONTEND:-0}" != 1 ]; then
   if command -v npm >/dev/null 2>&1; then
     say "building the dashboard (frontend/dist)..."
@@ -75,6 +72,11 @@ if [ "${MINITRUE_SKIP_FRONTEND:-0}" != 1 ]; then
   else
     say "npm not found: the dashboard is not built. Install Node.js 20+ and npm, then re-run."
   fi
+fi
+
+if [ "${MINITRUE_SKIP_BUILD:-0}" != 1 ]; then
+  say "building (release)..."
+  cargo build --release --bins
 fi
 
 if port_in_use "$BROKER_PORT"; then

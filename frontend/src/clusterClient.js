@@ -293,9 +293,11 @@ export function createClusterClient({
 
   /**
    * Sends one request with failover; resolves to `{ data, node }` or rejects with a
-   * `ClusterError`. `signal` lets the caller abandon the whole request.
+   * `ClusterError`. `signal` lets the caller abandon the whole request; `quiet` keeps it
+   * from the listeners (a probe of an optional endpoint, whose 404 is no news to the user).
    */
-  async function request(path, { method = 'GET', body, signal } = {}) {
+  async function request(path, { method = 'GET', body, signal, quiet = false } = {}) {
+    const tell = quiet ? () => {} : notify;
     const failures = [];
     for (const node of order()) {
       if (signal?.aborted) throw new DOMException('request aborted', 'AbortError');
@@ -306,13 +308,13 @@ export function createClusterClient({
         const nodeId = data && typeof data === 'object'
           ? (typeof data.node === 'string' ? data.node : (typeof data.node_id === 'string' ? data.node_id : null))
           : null;
-        notify({ node, nodeId, path, ok: true });
+        tell({ node, nodeId, path, ok: true });
         return { data: result.data, node };
       }
       if (result.final) {
         // The node is alive and answered; the request itself was refused.
         preferred = node;
-        notify({ node, path, ok: false, error: result.error });
+        tell({ node, path, ok: false, error: result.error });
         throw result.error;
       }
       failures.push(result.failure);
@@ -322,7 +324,7 @@ export function createClusterClient({
       kind: 'unavailable',
       attempts: failures,
     });
-    notify({ node: null, path, ok: false, error });
+    tell({ node: null, path, ok: false, error });
     throw error;
   }
 
@@ -368,6 +370,9 @@ export function createClusterClient({
       post('/delete', { device_id: deviceId, metric_name: metricName }, opts),
     devices: (opts) => request('/devices', opts),
     metrics: (deviceId, opts) => request(`/metrics?device_id=${encodeURIComponent(deviceId)}`, opts),
+    /** Label names and one label's values (Prometheus API; a node may not have it: quiet). */
+    labelNames: (opts) => request('/api/v1/labels', { ...opts, quiet: true }),
+    labelValues: (name, opts) => request(`/api/v1/label/${encodeURIComponent(name)}/values`, { ...opts, quiet: true }),
     status: (node, opts) => requestNode(node, '/status', opts),
     /** Websocket URLs in configured order (same origin first) for live-stream failover. */
     wsUrls: () => wsUrls(nodeList),

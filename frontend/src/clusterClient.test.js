@@ -379,3 +379,22 @@ describe('access token', () => {
     await expect(client.devices()).rejects.toMatchObject({ status: 401, message: 'missing credential' });
   });
 });
+
+describe('label lists (Prometheus API, optional on a node)', () => {
+  it('asks /api/v1/labels and the escaped values path, and keeps a 404 from the listeners', async () => {
+    const { fetchImpl, calls } = mockFetch({
+      [A]: (url) => (url.endsWith('/api/v1/labels')
+        ? json(200, { status: 'success', data: ['room'] })
+        : json(404, { error: 'no such endpoint' })),
+    });
+    const client = createClusterClient({ nodes: [A], fetchImpl });
+    const events = [];
+    client.subscribe((e) => events.push(e));
+    expect((await client.labelNames()).data.data).toEqual(['room']);
+    await expect(client.labelValues('a/b c')).rejects.toMatchObject({ kind: 'http', status: 404 });
+    expect(calls.map((c) => c.url)).toEqual([`${A}/api/v1/labels`, `${A}/api/v1/label/a%2Fb%20c/values`]);
+    expect(events).toEqual([]);
+    await client.devices().catch(() => {});
+    expect(events.length).toBe(1);
+  });
+});

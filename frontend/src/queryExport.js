@@ -1,12 +1,15 @@
 // What the Query tab shares and exports: the query as a hash query string
-// (`#query?device=..&metric=..&op=..&start=..&end=..&preset=..`, so a link reopens it) and
+// (`#query?device=..&metric=..&op=..&start=..&end=..&preset=..`, plus one
+// `label=name=value` a label filter and one `group_by=name` a group-by label, so a link
+// reopens it) and
 // the chart's buckets as CSV (time in ISO 8601 UTC, value). Pure functions, no DOM.
 
 const OPERATIONS = ['avg', 'sum', 'min', 'max', 'count'];
 
 /**
- * `{ device, metric, op, start, end, preset }` → `#query?…`. `start`/`end` are unix
- * seconds (0 or absent: open end); empty fields are left out.
+ * `{ device, metric, op, start, end, preset, labels, groupBy }` → `#query?…`. `start`/`end`
+ * are unix seconds (0 or absent: open end); `labels` an object of exact matches, `groupBy`
+ * label names; empty fields are left out.
  */
 export function encodeQueryHash(query) {
   const params = new URLSearchParams();
@@ -19,14 +22,17 @@ export function encodeQueryHash(query) {
   put('start', query.start);
   put('end', query.end);
   put('preset', query.preset);
+  for (const [name, value] of Object.entries(query.labels ?? {})) params.append('label', `${name}=${value}`);
+  for (const name of query.groupBy ?? []) params.append('group_by', name);
   const text = params.toString();
   return text ? `#query?${text}` : '#query';
 }
 
 /**
- * `#query?…` → `{ device, metric, op, start, end, preset }`, or null when the hash names no
- * query (another tab, or no device and metric). Unknown operations become avg; times that
- * are not whole non-negative numbers become 0 (open).
+ * `#query?…` → `{ device, metric, op, start, end, preset, labels, groupBy }`, or null when
+ * the hash names no query (another tab, or no device and metric). Unknown operations become
+ * avg; times that are not whole non-negative numbers become 0 (open); a `label` without
+ * `=` or a value, and empty `group_by` names, are dropped.
  */
 export function decodeQueryHash(hash) {
   const text = String(hash ?? '').replace(/^#/, '');
@@ -41,6 +47,12 @@ export function decodeQueryHash(hash) {
     return Number.isInteger(n) && n >= 0 ? n : 0;
   };
   const op = params.get('op');
+  const labels = {};
+  for (const pair of params.getAll('label')) {
+    const at = pair.indexOf('=');
+    if (at > 0 && at < pair.length - 1) labels[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const groupBy = [...new Set(params.getAll('group_by').filter((n) => n !== ''))];
   return {
     device,
     metric,
@@ -48,6 +60,8 @@ export function decodeQueryHash(hash) {
     start: seconds('start'),
     end: seconds('end'),
     preset: params.get('preset') ?? '',
+    labels,
+    groupBy,
   };
 }
 

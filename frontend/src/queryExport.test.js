@@ -4,7 +4,7 @@ import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName, mergeCo
 
 describe('query in the URL', () => {
   it('round-trips a query', () => {
-    const q = { device: 'sensor 1/a&b', metric: 'temperature', op: 'max', start: 1710000000, end: 1710003600, preset: '' };
+    const q = { device: 'sensor 1/a&b', metric: 'temperature', op: 'max', start: 1710000000, end: 1710003600, preset: '', labels: {}, groupBy: [] };
     const hash = encodeQueryHash(q);
     expect(hash.startsWith('#query?device=sensor+1%2Fa%26b&metric=temperature&op=max&start=1710000000&end=1710003600')).toBe(true);
     expect(decodeQueryHash(hash)).toEqual(q);
@@ -13,7 +13,7 @@ describe('query in the URL', () => {
   it('leaves open ends and empty fields out, and keeps a preset', () => {
     const hash = encodeQueryHash({ device: 'd', metric: 'm', op: 'avg', start: 0, end: 0, preset: 'hour' });
     expect(hash).toBe('#query?device=d&metric=m&op=avg&preset=hour');
-    expect(decodeQueryHash(hash)).toEqual({ device: 'd', metric: 'm', op: 'avg', start: 0, end: 0, preset: 'hour' });
+    expect(decodeQueryHash(hash)).toEqual({ device: 'd', metric: 'm', op: 'avg', start: 0, end: 0, preset: 'hour', labels: {}, groupBy: [] });
   });
 
   it('names no query for other tabs, no series, or bare #query', () => {
@@ -25,7 +25,24 @@ describe('query in the URL', () => {
 
   it('repairs what a hand-edited link gets wrong', () => {
     expect(decodeQueryHash('#query?device=d&metric=m&op=median&start=-5&end=abc')).toEqual(
-      { device: 'd', metric: 'm', op: 'avg', start: 0, end: 0, preset: '' });
+      { device: 'd', metric: 'm', op: 'avg', start: 0, end: 0, preset: '', labels: {}, groupBy: [] });
+  });
+
+  it('round-trips label filters and group-by, values with = , & and spaces included', () => {
+    const q = {
+      device: 'd', metric: 't', op: 'sum', start: 0, end: 0, preset: 'all',
+      labels: { room: 'lab', note: 'a=b, c&d e' }, groupBy: ['room', 'device_id'],
+    };
+    const hash = encodeQueryHash(q);
+    expect(hash).toBe('#query?device=d&metric=t&op=sum&preset=all&label=room%3Dlab'
+      + '&label=note%3Da%3Db%2C+c%26d+e&group_by=room&group_by=device_id');
+    expect(decodeQueryHash(hash)).toEqual(q);
+  });
+
+  it('drops a hand-edited label without a value or name, and repeated group-by names', () => {
+    const q = decodeQueryHash('#query?device=d&metric=t&label=room&label=%3Dx&label=k%3D&label=a%3D1&group_by=r&group_by=r&group_by=');
+    expect(q.labels).toEqual({ a: '1' });
+    expect(q.groupBy).toEqual(['r']);
   });
 });
 

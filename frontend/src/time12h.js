@@ -123,3 +123,36 @@ export function presetRange(presetId, nowSeconds) {
   const end = Math.floor(nowSeconds);
   return { start: end - preset.seconds, end };
 }
+
+/**
+ * Unix seconds → the value of an `<input type="datetime-local">` in local time:
+ * "YYYY-MM-DDTHH:mm", with ":ss" when `seconds` is not a whole minute.
+ */
+export function toDateTimeLocal(seconds) {
+  const date = new Date(seconds * 1000);
+  const minutes = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return date.getSeconds() === 0 ? minutes : `${minutes}:${pad(date.getSeconds())}`;
+}
+
+/** A datetime-local value ("YYYY-MM-DDTHH:mm[:ss[.sss]]", local) → unix seconds, or null. */
+export function fromDateTimeLocal(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$/.exec(String(value ?? ''));
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s = '0'] = m;
+  const date = new Date(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  if (Number.isNaN(date.getTime())) return null;
+  return Math.floor(date.getTime() / 1000);
+}
+
+/** The picker's value for a typed 12-hour field: '' while the text is empty or not a time. */
+export function pickerValueFor(text) {
+  const r = parse12h(text);
+  return r.ok ? toDateTimeLocal(r.seconds) : '';
+}
+
+/** The typed 12-hour field for a picker value ('' when the picker was cleared). */
+export function textForPicker(value) {
+  const seconds = fromDateTimeLocal(value);
+  return seconds === null ? '' : format12hExact(seconds);
+}

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import {
   parse12h, format12h, format12hExact, validateRange, to24Hour, to12Hour, presetRange,
+  fromDateTimeLocal, pickerValueFor, textForPicker, toDateTimeLocal,
 } from './time12h.js';
 
 const local = (y, mo, d, h, mi, s = 0) => Math.floor(new Date(y, mo - 1, d, h, mi, s).getTime() / 1000);
@@ -119,5 +120,37 @@ describe('exact times of a shared link', () => {
     expect(format12hExact(t)).toBe('2024-03-10 02:30:05 PM');
     expect(format12hExact(t - 5)).toBe('2024-03-10 02:30 PM');
     expect(parse12h(format12hExact(t))).toEqual({ ok: true, seconds: t });
+  });
+});
+
+describe('the date-time picker beside the typed fields', () => {
+  const at = (y, mo, d, h, mi, s = 0) => Math.floor(new Date(y, mo - 1, d, h, mi, s).getTime() / 1000);
+
+  it('writes and reads the datetime-local value in local time', () => {
+    expect(toDateTimeLocal(at(2024, 3, 10, 14, 30))).toBe('2024-03-10T14:30');
+    expect(toDateTimeLocal(at(2024, 3, 10, 0, 5, 9))).toBe('2024-03-10T00:05:09');
+    expect(fromDateTimeLocal('2024-03-10T14:30')).toBe(at(2024, 3, 10, 14, 30));
+    expect(fromDateTimeLocal('2024-03-10T14:30:15.250')).toBe(at(2024, 3, 10, 14, 30, 15));
+    expect(fromDateTimeLocal('')).toBeNull();
+    expect(fromDateTimeLocal('2024-03-10')).toBeNull();
+  });
+
+  it('follows the typed 12-hour field, empty while the text is no time', () => {
+    expect(pickerValueFor('2024-03-10 02:30 PM')).toBe('2024-03-10T14:30');
+    expect(pickerValueFor('2024-03-10 12:00 AM')).toBe('2024-03-10T00:00');
+    expect(pickerValueFor('2024-03-10 13:75 PM')).toBe('');
+    expect(pickerValueFor('')).toBe('');
+  });
+
+  it('fills the typed field when a time is picked, keeping seconds, and clears it with the picker', () => {
+    expect(textForPicker('2024-03-10T14:30')).toBe('2024-03-10 02:30 PM');
+    expect(textForPicker('2024-03-10T00:00:07')).toBe('2024-03-10 12:00:07 AM');
+    expect(textForPicker('')).toBe('');
+  });
+
+  it('round-trips: picker → text → picker', () => {
+    for (const v of ['2024-01-01T00:00', '2024-07-04T12:00', '2024-12-31T23:59:59']) {
+      expect(pickerValueFor(textForPicker(v))).toBe(v);
+    }
   });
 });

@@ -1,17 +1,22 @@
 // Query Data: pick a series and a range (QueryForm), get one aggregate plus a bucketed chart
 // of the range, or delete the series everywhere (DeleteSeriesDialog, behind a typed
-// confirmation). The series lists come from useSeriesLists. The last query is kept in the
-// URL hash (`#query?device=…`, src/queryExport.js) so a link reopens it, can be re-run on a
-// timer (auto-refresh), and the chart can be downloaded as CSV (its buckets) or PNG.
+// confirmation). The series lists come from useSeriesLists, the label names and values from
+// useLabelLists. With label filters the query covers only the series with those labels;
+// with group-by the answer's `groups` are shown as a table and drawn as one chart line a
+// group. The last query is kept in the URL hash (`#query?device=…`, src/queryExport.js) so
+// a link reopens it, can be re-run on a timer (auto-refresh), and the chart can be
+// downloaded as CSV (its buckets) or PNG.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import TimeChart from '../components/TimeChart.jsx';
 import DeleteSeriesDialog from '../components/DeleteSeriesDialog.jsx';
 import useSeriesLists from '../hooks/useSeriesLists.js';
+import useLabelLists from '../hooks/useLabelLists.js';
 import QueryForm from './QueryForm.jsx';
 import { bucketsToColumns, chooseStep, formatStep } from '../bucketStep.js';
 import { axisLabel, formatDurationNs, formatTimestamp, formatValue, unitFor } from '../format.js';
 import { columnsToCsv, decodeQueryHash, encodeQueryHash, exportFileName, mergeColumns } from '../queryExport.js';
 import { presetRange } from '../time12h.js';
+import { groupLines, groupRows, labelsText } from '../queryLabels.js';
 
 /** Auto-refresh choices: label and period in ms (0: off). */
 const REFRESH_CHOICES = [
@@ -66,6 +71,7 @@ async function dataExtent(client, base, start, end, signal) {
 export default function QueryTab({ client }) {
   const initial = useMemo(() => decodeQueryHash(window.location.hash), []);
   const lists = useSeriesLists(client, initial);
+  const labelLists = useLabelLists(client);
   const [refreshMs, setRefreshMs] = useState(0);
   const lastRun = useRef(null);
   const chartRef = useRef(null);
@@ -95,6 +101,22 @@ export default function QueryTab({ client }) {
         if (hi <= lo) hi = lo + MINUTE;
       }
       const step = chooseStep(hi - lo);
+      if (base.group_by) {
+        const { data, node } = await client.query({ ...base, start_time: lo, end_time: hi, step }, { signal });
+        const lines = groupLines(data, base.group_by);
+        if (lines.names.length === 0) {
+          setChart({ empty: true });
+          return;
+        }
+        setChart({
+          data: mergeColumns(lines.buckets.map((b) => bucketsToColumns(b, step))),
+          groups: lines.names,
+          step, lo, hi,
+          node: data?.node ?? node,
+          buckets: Math.max(...lines.buckets.map((b) => b.length)),
+        });
+        return;
+      }
       if (devices.length > 1) {
         const answers = await Promise.all(devices.map((device_id) => client.query(
           { ...base, device_id, start_time: lo, end_time: hi, step },
@@ -146,6 +168,8 @@ export default function QueryTab({ client }) {
       start: quick ? 0 : range.start,
       end: quick ? 0 : range.end,
       preset,
+      labels: base.labels,
+      groupBy: base.group_by,
     });
     if (window.location.hash !== hash) {
       window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
@@ -188,12 +212,18 @@ export default function QueryTab({ client }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [refreshMs, running]);
 
-  const seriesName = chart?.of ? `${chart.of.device_id}/${chart.of.metric_name} (${chart.of.operation})` : '';
-  const seriesNames = chart?.devices
-    ? chart.devices.map((d) => `${d}/${chart.of.metric_name} (${chart.of.operation})`)
-    : [seriesName];
+  const seriesName = chart?.of
+    ? `${chart.of.device_id}/${chart.of.metric_name}${labelsText(chart.of.labels)} (${chart.of.operation})`
+    : '';
+  let seriesNames = [seriesName];
+  if (chart?.groups) seriesNames = chart.groups;
+  else if (chart?.devices) seriesNames = chart.devices.map((d) => `${d}/${chart.of.metric_name} (${chart.of.operation})`);
+  const exportDevice = () => {
+    if (chart.devices) return 'all-devices';
+    return chart.groups ? `${chart.of.device_id}-by-${chart.of.group_by.join('-')}` : chart.of.device_id;
+  };
   const exportName = (ext) => exportFileName(
-    { device: chart.devices ? 'all-devices' : chart.of.device_id, metric: chart.of.metric_name, op: chart.of.operation }, ext);
+    { device: exportDevice(), metric: chart.of.metric_name, op: chart.of.operation }, ext);
   const downloadCsv = () => {
     const blob = new Blob([columnsToCsv(chart.data, seriesNames)], { type: 'text/csv' });
     const url = URL.createObjectURL(blob);
@@ -211,12 +241,14 @@ export default function QueryTab({ client }) {
     await lists.reload();
   };
 
+  const groups = result ? groupRows(result, result.asked.group_by ?? []) : [];
   const unit = result ? unitFor({ metric_name: result.metric_name ?? result.asked.metric_name, labels: result.labels }, result.operation ?? result.asked.operation) : '';
 
   return (
     <div className="query-tab">
       <QueryForm
         lists={lists}
+        labelLists={labelLists}
         running={running}
         deleting={deleting}
         onRun={runQuery}
@@ -240,6 +272,8 @@ export default function QueryTab({ client }) {
         <div className="card result" aria-live="polite">
           <h2 className="card-title">
             {result.operation ?? result.asked.operation} of {result.device_id ?? result.asked.device_id}/{result.metric_name ?? result.asked.metric_name}
+            {labelsText(result.asked.labels)}
+            {result.series > 1 ? <span className="muted small"> · {result.series} series</span> : null}
           </h2>
           <div className="result-grid">
             <div className="stat big">
@@ -266,6 +300,24 @@ export default function QueryTab({ client }) {
             Range: {result.range.start === 0 ? 'first reading' : formatTimestamp(result.range.start)} →{' '}
             {result.range.end === 0 ? 'latest reading' : formatTimestamp(result.range.end)}
           </p>
+          {result.asked.group_by && (
+            <table className="groups" data-testid="result-groups">
+              <caption>By {result.asked.group_by.join(', ')}: {groups.length} {groups.length === 1 ? 'group' : 'groups'}</caption>
+              <thead>
+                <tr><th scope="col">Group</th><th scope="col">Result</th><th scope="col">Readings</th><th scope="col">Series</th></tr>
+              </thead>
+              <tbody>
+                {groups.map((g) => (
+                  <tr key={g.name} data-testid="result-group">
+                    <th scope="row">{g.name}</th>
+                    <td>{formatValue(g.result)}{g.result !== null && unit ? ` ${unit}` : ''}</td>
+                    <td>{formatValue(g.count)}</td>
+                    <td>{formatValue(g.series)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
         </div>
       )}
 
@@ -284,7 +336,7 @@ export default function QueryTab({ client }) {
               data={chart.data}
               seriesNames={seriesNames}
               yLabel={axisLabel(chart.of.metric_name, chart.of.operation)}
-              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.devices ? 'the whole fleet' : chart.of.device_id}`}
+              ariaLabel={`Chart of ${chart.of.operation} ${chart.of.metric_name} for ${chart.devices ? 'the whole fleet' : chart.of.device_id}${chart.groups ? ` by ${chart.of.group_by.join(', ')}` : ''}`}
             />
             </div>
           )}
