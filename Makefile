@@ -1,5 +1,5 @@
 # MiniTrue: each target is one line of intent. `make help` lists them.
-.PHONY: help cluster test lint unit pyclients frontend-test frontend-e2e bench bench-peers fmt
+.PHONY: help cluster test lint unit pyclients frontend-build frontend-test frontend-e2e bench bench-peers fmt
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -22,11 +22,15 @@ pyclients: ## a virtualenv with the InfluxDB python clients, for tests/security.
 	target/pyclients/bin/python -c 'import influxdb, influxdb_client' 2>/dev/null || \
 		target/pyclients/bin/pip install -q influxdb influxdb-client
 
-frontend-test: ## dashboard unit tests (Vitest) and production build
-	cd frontend && npm ci --no-audit --no-fund && npm test && npm run build
-
-frontend-e2e: ## dashboard end-to-end tests: headless Chromium against a real 3-node cluster (ports 18480-18482, 19400-19402) and a lone node; the bundle is built before the binaries, so they embed it
+frontend-build: ## the dashboard's packages and production bundle (frontend/dist), which the Rust build embeds
 	cd frontend && npm ci --no-audit --no-fund && npm run build
+
+frontend-test: frontend-build ## dashboard unit tests (Vitest)
+	cd frontend && npm test
+
+# The bundle is built once per make run (a second build would touch frontend/dist and make
+# cargo re-embed it, recompiling the crate), before the binaries, so they embed it.
+frontend-e2e: frontend-build ## dashboard end-to-end tests: headless Chromium against a real 3-node cluster (ports 18480-18482, 19400-19402) and a lone node
 	cargo build --bins
 	cd frontend && npm run test:e2e
 
