@@ -47,16 +47,21 @@
 //! lines, so a client learns what was dropped and never resends what was stored.
 //! [`parse_line_protocol`] is the strict form: the first problem fails the whole body.
 //!
-//! The parser walks each line's bytes once and borrows names from the body; apart from the
-//! returned points (one `String` each, their series key) it allocates only for names that
-//! contain escapes.
+//! The parser walks each line's bytes once and borrows names from the body. A line's series
+//! section (measurement and tags) is parsed and checked the first time the node sees its
+//! text; after that a shared, bounded cache gives the section's series keys (the same
+//! shared keys the series map holds), so a sensor's repeated lines allocate nothing for
+//! their keys. On a 10 000-series, five-label set this took ingest from 0.47 M to about
+//! 0.8 M points/s (docs/benchmarks.md).
 
 use super::timestamp::{rule_error, DEFAULT_MAX_FUTURE};
 use crate::error::{Error, Result};
 use crate::storage::series_key::check_label;
 use crate::storage::{Point, SeriesKey, Timestamp, MAX_LABELS};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// The tag whose value is a point's device id.
@@ -64,6 +69,45 @@ pub const DEVICE_TAG: &str = "device_id";
 
 /// The field whose metric is named after the measurement alone.
 pub const VALUE_FIELD: &str = "value";
+
+/// Series sections the node keeps parsed (about 200 bytes each beyond the keys, which the
+/// series map shares); past this a shard starts over, so memory stays bounded whatever
+/// clients send.
+const MAX_CACHED_SECTIONS: usize = 50_000;
+
+/// Shards of the section cache: writers on different shards never wait for each other.
+const SECTION_SHARDS: usize = 16;
+
+/// Field keys whose series one cached section keeps.
+const MAX_CACHED_FIELDS: usize = 64;
+
+/// A line's series section (`measurement,tag=v,...`) parsed and checked: its measurement,
+/// the series of each field key seen with it, and its labels until the first of those
+/// series holds them.
+struct Section {
+    measurement: String,
+    labels: Vec<(String, String)>,
+    keys: Vec<(Box<str>, SeriesKey)>,
+}
+
+type SectionShard = Mutex<HashMap<Box<str>, Section>>;
+
+/// Parsed series sections by their raw text, shared by every HTTP worker (so each series
+/// has one key, the series map's). Parsing is a pure function of the text, so a hit is
+/// exactly what parsing again would give.
+fn section_shard(text: &str) -> MutexGuard<'static, HashMap<Box<str>, Section>> {
+    static SHARDS: OnceLock<Vec<SectionShard>> = OnceLock::new();
+    let shards = SHARDS.get_or_init(|| {
+        (0..SECTION_SHARDS)
+            .map(|_| Mutex::new(HashMap::new()))
+            .collect()
+    });
+    let shard = crc32fast::hash(text.as_bytes()) as usize % SECTION_SHARDS;
+    // A holder only inserts whole entries or clears: a poisoned map is still consistent.
+    shards[shard]
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The unit of the timestamps in a line protocol body (InfluxDB's `precision` parameter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -251,14 +295,40 @@ impl<'a> Line<'a> {
         let Some(mut cursor) = Cursor::over(self) else {
             return Ok(false);
         };
-        let measurement = cursor.measurement()?;
-        let labels = cursor.tags()?;
-        cursor.skip_spaces();
-        if cursor.at_end() {
-            return Err(cursor.error("missing field set (expected ' field=value')"));
-        }
+        // The series section (measurement and tags, up to the first unescaped space) of a
+        // sensor's lines repeats from batch to batch: parsed and checked once, then its keys
+        // are reused (the same `Arc` as the series map's, which then compares pointers).
+        let section_start = cursor.pos;
+        let (section_end, _) = scan(cursor.bytes, section_start, cursor.end, b" ");
+        let section_text = &self.text[section_start..section_end];
         let first_point = points.len();
-        cursor.fields(&measurement, &labels, now, metric, (points, strings))?;
+        {
+            let mut cache = section_shard(section_text);
+            if !cache.contains_key(section_text) {
+                let measurement = cursor.measurement()?.into_owned();
+                let labels = cursor.tags()?;
+                if cache.len() >= MAX_CACHED_SECTIONS / SECTION_SHARDS {
+                    cache.clear();
+                }
+                cache.insert(
+                    section_text.into(),
+                    Section {
+                        measurement,
+                        labels,
+                        keys: Vec::new(),
+                    },
+                );
+            }
+            cursor.pos = section_end;
+            let Some(section) = cache.get_mut(section_text) else {
+                return Err(cursor.error("internal error: series section not cached"));
+            };
+            cursor.skip_spaces();
+            if cursor.at_end() {
+                return Err(cursor.error("missing field set (expected ' field=value')"));
+            }
+            cursor.fields(section, now, metric, (points, strings))?;
+        }
         if let Some(millis) = cursor.timestamp(precision, now, max_future)? {
             for point in &mut points[first_point..] {
                 point.timestamp = Timestamp(millis);
@@ -397,13 +467,11 @@ impl<'l, 'a> Cursor<'l, 'a> {
     /// column and key noted in `strings`.
     fn fields(
         &mut self,
-        measurement: &str,
-        labels: &[(String, String)],
+        section: &mut Section,
         now: Timestamp,
         metric: &mut String,
         (points, strings): (&mut Vec<Point>, &mut Vec<(usize, String)>),
     ) -> Result<()> {
-        let mut line_key: Option<SeriesKey> = None;
         loop {
             let key_start = self.pos;
             let (key, key_end) = self.token(key_start, b",= ");
@@ -438,31 +506,18 @@ impl<'l, 'a> Cursor<'l, 'a> {
             let value = parse_field_value(&self.line.text[value_start..value_end])
                 .map_err(|reason| self.error_at(value_start, format!("field {key:?} {reason}")))?;
 
-            let metric_name: &str = if key == VALUE_FIELD {
-                measurement
-            } else {
-                metric.clear();
-                metric.push_str(measurement);
-                metric.push('_');
-                metric.push_str(&key);
-                metric.as_str()
-            };
-            // The labels were checked one by one as the tags were read, and the line's
-            // first key sorts them once: what is left to refuse is the metric name.
-            let series = match &line_key {
-                Some(first) => first.with_metric(metric_name),
-                None => SeriesKey::with_labels(
-                    metric_name,
-                    labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                ),
-            };
-            let series = series.map_err(|e| match e {
-                Error::InvalidInput { field, reason } => {
-                    self.error_at(key_start, format!("{field} {metric_name:?} {reason}"))
+            let series = match section.keys.iter().find(|(field, _)| **field == *key) {
+                Some((_, series)) => series.clone(),
+                None => {
+                    let series = self.field_series(section, &key, key_start, metric)?;
+                    if section.keys.len() < MAX_CACHED_FIELDS {
+                        section.keys.push((key.as_ref().into(), series.clone()));
+                        // The key holds the labels now (see `field_series`).
+                        section.labels = Vec::new();
+                    }
+                    series
                 }
-                other => self.error_at(key_start, other),
-            })?;
-            line_key.get_or_insert_with(|| series.clone());
+            };
             points.push(Point {
                 series,
                 timestamp: now,
@@ -475,6 +530,41 @@ impl<'l, 'a> Cursor<'l, 'a> {
             }
             self.pos += 1;
         }
+    }
+
+    /// The series of field `key` of a line whose series section is `section`: `value` is the
+    /// measurement itself, any other field `f` is `measurement_f`.
+    fn field_series(
+        &self,
+        section: &Section,
+        key: &str,
+        key_start: usize,
+        metric: &mut String,
+    ) -> Result<SeriesKey> {
+        let metric_name: &str = if key == VALUE_FIELD {
+            &section.measurement
+        } else {
+            metric.clear();
+            metric.push_str(&section.measurement);
+            metric.push('_');
+            metric.push_str(key);
+            metric.as_str()
+        };
+        // The labels were checked one by one as the tags were read, and the section's
+        // first key sorts them once: what is left to refuse is the metric name.
+        let series = match section.keys.first() {
+            Some((_, first)) => first.with_metric(metric_name),
+            None => SeriesKey::with_labels(
+                metric_name,
+                section.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+        };
+        series.map_err(|e| match e {
+            Error::InvalidInput { field, reason } => {
+                self.error_at(key_start, format!("{field} {metric_name:?} {reason}"))
+            }
+            other => self.error_at(key_start, other),
+        })
     }
 
     /// The timestamp, if the line has one, in milliseconds: an integer in `precision`,
@@ -627,6 +717,51 @@ fn label_name(key: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_cached_series_section_gives_what_parsing_gives() {
+        let now = Timestamp(1_000_000);
+        let parse = |body: &str| parse_body(body, Precision::S, now, DEFAULT_MAX_FUTURE);
+        let first = parse("t,room=lab,device_id=d value=1,hum=2 10\n");
+        assert!(first.problems.is_empty(), "{:?}", first.problems);
+        // The same section again: a field seen before, a new one, a bad one.
+        let again =
+            parse("t,room=lab,device_id=d value=3,pres=4 11\nt,room=lab,device_id=d b|ad=5 11\n");
+        assert_eq!(again.problems.len(), 1, "{:?}", again.problems);
+        assert!(again.problems[0].error.to_string().contains("t_b|ad"));
+        let keys: Vec<String> = first
+            .points
+            .iter()
+            .chain(&again.points)
+            .map(|p| p.series.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                r#"t{device_id="d",room="lab"}"#,
+                r#"t_hum{device_id="d",room="lab"}"#,
+                r#"t{device_id="d",room="lab"}"#,
+                r#"t_pres{device_id="d",room="lab"}"#,
+            ]
+        );
+        // A bad section is never cached: it fails every time, naming its tag.
+        for _ in 0..2 {
+            let bad = parse("t,__x=1 value=1 10\n");
+            assert!(bad.problems[0].error.to_string().contains("__x"));
+        }
+        // Past the bound the cache starts over and stays right.
+        let many: String = (0..MAX_CACHED_SECTIONS + 10)
+            .map(|i| format!("m,device_id=d{i} value={i} 10\n"))
+            .collect();
+        let parsed = parse(&many);
+        assert!(parsed.problems.is_empty());
+        assert_eq!(parsed.points.len(), MAX_CACHED_SECTIONS + 10);
+        assert_eq!(parsed.points[7].series.device_id(), "d7");
+        assert_eq!(
+            parse("m,device_id=d7 value=1 10\n").points[0].series,
+            parsed.points[7].series
+        );
+    }
 
     const NOW: Timestamp = Timestamp(1_720_000_000_000);
 

@@ -425,11 +425,14 @@ pub fn check_label(name: &str, value: &str) -> Result<()> {
 
 impl PartialEq for SeriesKey {
     fn eq(&self, other: &SeriesKey) -> bool {
-        // Not the text alone: a metric may hold `{` and `"`, so two series can share one.
+        // The text is the metric then the labels; label names hold none of `{`, `=`, `"`
+        // or `,`, and values are escaped, so the labels' part is unambiguous once the
+        // metric's length is known (a metric may hold `{` and `"`, so the text alone is
+        // not). One contiguous compare instead of one per label string.
         Arc::ptr_eq(&self.0, &other.0)
             || (self.0.hash == other.0.hash
-                && self.0.metric == other.0.metric
-                && self.0.labels == other.0.labels)
+                && self.0.metric.len() == other.0.metric.len()
+                && self.0.text == other.0.text)
     }
 }
 
