@@ -70,10 +70,13 @@ pub const DEVICE_TAG: &str = "device_id";
 /// The field whose metric is named after the measurement alone.
 pub const VALUE_FIELD: &str = "value";
 
-/// Series sections the node keeps parsed (about 200 bytes each beyond the keys, which the
-/// series map shares); past this a shard starts over, so memory stays bounded whatever
-/// clients send.
+/// Series sections the node keeps parsed; past this a shard starts over, so memory stays
+/// bounded whatever clients send.
 const MAX_CACHED_SECTIONS: usize = 50_000;
+
+/// Text bytes (sections and their keys' canonical text) one cache shard may hold before it
+/// starts over: 1 MiB, 16 MiB for the whole cache, however long or many the sections are.
+const MAX_SHARD_BYTES: usize = 1 << 20;
 
 /// Shards of the section cache: writers on different shards never wait for each other.
 const SECTION_SHARDS: usize = 16;
@@ -90,16 +93,34 @@ struct Section {
     keys: Vec<(Box<str>, SeriesKey)>,
 }
 
-type SectionShard = Mutex<HashMap<Box<str>, Section>>;
+/// One shard of the section cache and the text bytes it holds.
+#[derive(Default)]
+struct SectionShard {
+    sections: HashMap<Box<str>, Section>,
+    bytes: usize,
+}
+
+impl SectionShard {
+    /// Makes room for `bytes` more, starting over when the shard is full.
+    fn reserve(&mut self, bytes: usize) {
+        if self.sections.len() >= MAX_CACHED_SECTIONS / SECTION_SHARDS
+            || self.bytes + bytes > MAX_SHARD_BYTES
+        {
+            self.sections.clear();
+            self.bytes = 0;
+        }
+        self.bytes += bytes;
+    }
+}
 
 /// Parsed series sections by their raw text, shared by every HTTP worker (so each series
 /// has one key, the series map's). Parsing is a pure function of the text, so a hit is
 /// exactly what parsing again would give.
-fn section_shard(text: &str) -> MutexGuard<'static, HashMap<Box<str>, Section>> {
-    static SHARDS: OnceLock<Vec<SectionShard>> = OnceLock::new();
+fn section_shard(text: &str) -> MutexGuard<'static, SectionShard> {
+    static SHARDS: OnceLock<Vec<Mutex<SectionShard>>> = OnceLock::new();
     let shards = SHARDS.get_or_init(|| {
         (0..SECTION_SHARDS)
-            .map(|_| Mutex::new(HashMap::new()))
+            .map(|_| Mutex::new(SectionShard::default()))
             .collect()
     });
     let shard = crc32fast::hash(text.as_bytes()) as usize % SECTION_SHARDS;
@@ -304,13 +325,11 @@ impl<'a> Line<'a> {
         let first_point = points.len();
         {
             let mut cache = section_shard(section_text);
-            if !cache.contains_key(section_text) {
+            if !cache.sections.contains_key(section_text) {
                 let measurement = cursor.measurement()?.into_owned();
                 let labels = cursor.tags()?;
-                if cache.len() >= MAX_CACHED_SECTIONS / SECTION_SHARDS {
-                    cache.clear();
-                }
-                cache.insert(
+                cache.reserve(2 * section_text.len());
+                cache.sections.insert(
                     section_text.into(),
                     Section {
                         measurement,
@@ -320,14 +339,26 @@ impl<'a> Line<'a> {
                 );
             }
             cursor.pos = section_end;
-            let Some(section) = cache.get_mut(section_text) else {
+            let Some(section) = cache.sections.get_mut(section_text) else {
                 return Err(cursor.error("internal error: series section not cached"));
             };
             cursor.skip_spaces();
             if cursor.at_end() {
                 return Err(cursor.error("missing field set (expected ' field=value')"));
             }
+            let cached = section
+                .keys
+                .iter()
+                .map(|(_, k)| k.as_str().len())
+                .sum::<usize>();
             cursor.fields(section, now, metric, (points, strings))?;
+            let added = section
+                .keys
+                .iter()
+                .map(|(_, k)| k.as_str().len())
+                .sum::<usize>();
+            // Counted after the fact (the next section pays for it): new keys are few.
+            cache.bytes += added - cached;
         }
         if let Some(millis) = cursor.timestamp(precision, now, max_future)? {
             for point in &mut points[first_point..] {
@@ -761,6 +792,35 @@ mod tests {
             parse("m,device_id=d7 value=1 10\n").points[0].series,
             parsed.points[7].series
         );
+        // Long sections count by their bytes: a few hundred of 40 KiB each fill and clear
+        // shards rather than grow the cache, and parse the same.
+        let long_value = "v".repeat(1000);
+        let long: String = (0..300)
+            .map(|i| {
+                let tags: String = (0..40).map(|t| format!(",t{t}={long_value}{i}")).collect();
+                format!("m{tags} value={i} 10\n")
+            })
+            .collect();
+        let parsed = parse(&long);
+        assert_eq!(parsed.problems.len(), 300, "more than 32 tags each");
+        let long: String = (0..300)
+            .map(|i| {
+                let tags: String = (0..30).map(|t| format!(",t{t}={long_value}{i}")).collect();
+                format!("m{tags} value={i} 10\n")
+            })
+            .collect();
+        let parsed = parse(&long);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems.first());
+        assert_eq!(parsed.points.len(), 300);
+        assert_eq!(
+            parsed.points[299].series.label("t29").map(str::len),
+            Some(1003)
+        );
+        // Over by at most the keys one line added after its section was counted.
+        for probe in 0..4 * SECTION_SHARDS {
+            let bytes = section_shard(&format!("probe{probe}")).bytes;
+            assert!(bytes <= MAX_SHARD_BYTES + 64 * 1024, "{bytes}");
+        }
     }
 
     const NOW: Timestamp = Timestamp(1_720_000_000_000);
