@@ -458,6 +458,8 @@ struct Measured {
     rss_kib: u64,
     p50_ms: f64,
     p99_ms: f64,
+    /// MiniTrue's p50/p99 for the same averages as PromQL through `/api/v1/query`.
+    promql_ms: Option<(f64, f64)>,
     answers: Vec<Option<f64>>,
     note: String,
 }
@@ -484,6 +486,13 @@ fn measure(
     };
     let (p50_ms, p99_ms) = (ms(50), ms(99));
     println!("{QUERIES} queries: p50 {p50_ms:.2} ms, p99 {p99_ms:.2} ms");
+    let promql_ms = if kind.is_minitrue() {
+        let (p50, p99) = run_promql(&system, data, queries, &answers)?;
+        println!("{QUERIES} PromQL queries (same answers): p50 {p50:.2} ms, p99 {p99:.2} ms");
+        Some((p50, p99))
+    } else {
+        None
+    };
     let settle_note = settle(&system)?;
     let rss_kib = system
         .processes
@@ -547,6 +556,7 @@ fn measure(
         rss_kib,
         p50_ms,
         p99_ms,
+        promql_ms,
         answers,
         note,
     })
@@ -989,6 +999,59 @@ fn run_queries(
         answers.push(value);
     }
     Ok((answers, latencies))
+}
+
+/// The same averages as PromQL, `avg_over_time(metric{device_id="d"}[window])` at the
+/// window's end, through MiniTrue's `/api/v1/query` (the query VictoriaMetrics answers
+/// with its own metric naming); every answer must equal `expected` (the `/query` answers).
+/// The p50 and p99 in ms.
+fn run_promql(
+    system: &System,
+    data: &Dataset,
+    queries: &[Query],
+    expected: &[Option<f64>],
+) -> BenchResult<(f64, f64)> {
+    let mut conns: Vec<HttpConn> = system
+        .ports
+        .iter()
+        .map(|&p| HttpConn::connect(p, HTTP_TIMEOUT))
+        .collect::<std::io::Result<_>>()?;
+    let mut latencies = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        let s = &data.series[q.series];
+        let path = format!(
+            "/api/v1/query?time={}&query={}",
+            q.end,
+            url_encode(&format!(
+                "avg_over_time({{__name__=\"{}\",device_id=\"{}\"}}[{}s])",
+                s.metric,
+                s.device,
+                q.end - q.start
+            ))
+        );
+        let conn = &mut conns[i % system.ports.len()];
+        let sent = Instant::now();
+        let answer = json_request(conn, "GET", &path, b"")?;
+        latencies.push(sent.elapsed());
+        let got = victoria_value(&answer)?;
+        let agree = match (got, expected[i]) {
+            (Some(a), Some(b)) => a == b || (a - b).abs() <= AGREEMENT * a.abs().max(b.abs()),
+            (None, None) => true,
+            _ => false,
+        };
+        if !agree {
+            return Err(format!(
+                "PromQL query {i} ({path}) answered {got:?}, /query {:?}",
+                expected[i]
+            )
+            .into());
+        }
+    }
+    latencies.sort();
+    let ms = |p: usize| {
+        latencies[(latencies.len() * p / 100).min(latencies.len() - 1)].as_secs_f64() * 1e3
+    };
+    Ok((ms(50), ms(99)))
 }
 
 /// The single value of a VictoriaMetrics instant vector (none when empty).
@@ -1528,6 +1591,28 @@ fn record(
                 writeln!(t, "{line}")?;
             }
         }
+    }
+    let victoria = results.iter().find(|m| matches!(m.kind, Kind::Victoria(_)));
+    writeln!(
+        t,
+        "\nThe same {QUERIES} averages as PromQL (`avg_over_time(m{{device_id=\"d\"}}[w])` at the \
+         window's end) through each system's `/api/v1/query`, every answer checked against \
+         `/query`'s (VictoriaMetrics' column above is already PromQL; Prometheus itself is not in \
+         this bench, see tests/promql_vs_prometheus.rs for answers checked against it):\n"
+    )?;
+    writeln!(
+        t,
+        "| system | PromQL p50 / p99 (ms) | p99 ÷ VictoriaMetrics' |"
+    )?;
+    writeln!(t, "|---|---:|---:|")?;
+    for m in results {
+        let (p50, p99) = match (m.promql_ms, &m.kind) {
+            (Some(ms), _) => ms,
+            (None, Kind::Victoria(_)) => (m.p50_ms, m.p99_ms),
+            (None, _) => continue,
+        };
+        let ratio = victoria.map_or("—".to_string(), |v| format!("{:.2}×", p99 / v.p99_ms));
+        writeln!(t, "| {} | {p50:.2} / {p99:.2} | {ratio} |", m.kind.name())?;
     }
     writeln!(t, "<!-- {marker}:end -->")?;
     common::record_section(marker, heading, &t)?;

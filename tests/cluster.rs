@@ -1109,6 +1109,17 @@ fn labelled_series_spread_over_the_ring_and_a_query_counts_each_once() {
         );
     }
 
+    // PromQL too: with one of three members dead every series still has a live copy.
+    let v = cluster
+        .node("sirius")
+        .server
+        .get(&format!(
+            "/api/v1/query?query=sum(count_over_time(t%5B1h%5D))%20%2B%20count(t)&time={}",
+            ts0 / 1000 + 10
+        ))
+        .json();
+    assert_eq!(v["data"]["result"][0]["value"][1], "209", "{v}");
+
     // A delete while an owner is dead removes every live copy and says it must be retried.
     let r = cluster.node("polaris").server.post(
         "/delete",
