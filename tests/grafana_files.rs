@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, TempDir};
+use common::{percent_encode, Server, TempDir};
 use serde_json::Value;
 use std::path::Path;
 
@@ -14,18 +14,6 @@ fn docs(file: &str) -> String {
         .join("docs/grafana")
         .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[test]

@@ -35,17 +35,6 @@ fn write_points(server: &Server) {
     assert_eq!(r.status, 204, "{}", r.text());
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn ok_data(server: &Server, method: &str, path: &str, form: &str) -> Value {
     let r = match method {
         "GET" => server.get(&format!("{path}?{form}")),
@@ -66,7 +55,10 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
     // An instant query of a selector: the newest point of each series, `__name__` kept.
     let at = T0 + 120;
     for method in ["GET", "POST"] {
-        let form = format!("query={}&time={at}", encode("requests{room=\"lab\"}"));
+        let form = format!(
+            "query={}&time={at}",
+            common::percent_encode("requests{room=\"lab\"}")
+        );
         let data = ok_data(&server, method, "/api/v1/query", &form);
         assert_eq!(
             data,
@@ -84,7 +76,7 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
     // 70 s, so the start stops there: 0 s): 25 × 50/50 / 60.
     let form = format!(
         "query={}&time={at}",
-        encode("rate(requests{device_id=\"b\"}[1m])")
+        common::percent_encode("rate(requests{device_id=\"b\"}[1m])")
     );
     let data = ok_data(&server, "GET", "/api/v1/query", &form);
     let result = &data["result"][0];
@@ -95,7 +87,7 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
     // A range query: steps at start, start+step, … ≤ end; aggregated, name dropped.
     let form = format!(
         "query={}&start={}&end={}&step=30s",
-        encode("sum by (room) (requests)"),
+        common::percent_encode("sum by (room) (requests)"),
         T0,
         T0 + 100
     );
@@ -125,7 +117,7 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
     // A metric name that is no PromQL identifier, reached through __name__.
     let form = format!(
         "query={}&time={at}",
-        encode("{__name__=\"air-quality_pm2.5\"}")
+        common::percent_encode("{__name__=\"air-quality_pm2.5\"}")
     );
     let data = ok_data(&server, "GET", "/api/v1/query", &form);
     assert_eq!(data["result"][0]["metric"]["__name__"], "air-quality_pm2.5");
@@ -134,8 +126,8 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
     // Series, labels and label values.
     let form = format!(
         "match[]={}&match[]={}",
-        encode("requests{device_id=\"a\"}"),
-        encode("{__name__=~\"air.*\"}")
+        common::percent_encode("requests{device_id=\"a\"}"),
+        common::percent_encode("{__name__=~\"air.*\"}")
     );
     let data = ok_data(&server, "GET", "/api/v1/series", &form);
     assert_eq!(
@@ -153,7 +145,10 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
         data,
         json!(["air-quality_pm10", "air-quality_pm2.5", "requests"])
     );
-    let form = format!("match[]={}", encode("requests{room=\"hall\"}"));
+    let form = format!(
+        "match[]={}",
+        common::percent_encode("requests{room=\"hall\"}")
+    );
     let data = ok_data(&server, "GET", "/api/v1/label/device_id/values", &form);
     assert_eq!(data, json!(["b"]));
     let data = ok_data(&server, "GET", "/api/v1/metadata", "");
@@ -171,15 +166,18 @@ fn queries_series_and_labels_answer_in_prometheus_shape() {
     refused(&server, too_many, 400, "bad_data", "11000");
     let histogram = format!(
         "/api/v1/query?query={}",
-        encode("histogram_quantile(0.9, requests)")
+        common::percent_encode("histogram_quantile(0.9, requests)")
     );
     refused(&server, &histogram, 400, "bad_data", "histogram_quantile");
-    let set = format!("/api/v1/query?query={}", encode("requests and requests"));
+    let set = format!(
+        "/api/v1/query?query={}",
+        common::percent_encode("requests and requests")
+    );
     refused(&server, &set, 400, "bad_data", "and");
     // Dropping the names of two series that differ only in them: an execution error.
     let same = format!(
         "/api/v1/query?query={}&time={at}",
-        encode("{__name__=~\"air.*\"} * 1")
+        common::percent_encode("{__name__=~\"air.*\"} * 1")
     );
     refused(&server, &same, 422, "execution", "same labelset");
 

@@ -10,7 +10,7 @@
 mod common;
 
 use common::certs::have;
-use common::{free_port, wait_until, Server, TempDir};
+use common::{free_port, percent_encode, wait_until, Server, TempDir};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -266,18 +266,6 @@ fn start_prometheus(dir: &Path, text: &str) -> Prometheus {
         common::try_request(port, "GET", "/-/ready", &[], &[]).is_ok_and(|r| r.status == 200)
     });
     prometheus
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `GET path` on `port`, its JSON.

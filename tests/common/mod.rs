@@ -17,6 +17,19 @@ pub mod prometheus;
 pub mod pyclients;
 pub use ports::free_port;
 
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved bytes).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::Value;
 use std::io::{Read, Write};
