@@ -22,10 +22,13 @@ struct Script(Child);
 
 impl Drop for Script {
     fn drop(&mut self) {
-        let pgid = self.0.id() as i32;
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pgid}")])
-            .status();
+        // kill(2) itself, not the `kill` program: procps-ng's `kill -KILL -<pgid>` reads
+        // the group as the option `-<first digit>` and signals pid -1, which is every
+        // process the user may signal (the test runner and the shell that started it too).
+        if let Ok(pgid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: a plain system call on our own child's process group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
         let _ = self.0.wait();
     }
 }
