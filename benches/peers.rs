@@ -25,7 +25,11 @@
 //! `docs/benchmarks.md` between the `peers-bench` markers. `MINITRUE_BENCH_SCALE` scales
 //! the synthetic points. `MINITRUE_BENCH_SET=labels` runs the label-heavy set instead
 //! ([`LABELLED_DEVICES`] devices, 10 000 series of five labels each: `device_id`, `site`,
-//! `rack`, `zone`, `fw`), recorded between the `peers-bench-labels` markers. A peer that is not installed is skipped with the reason
+//! `rack`, `zone`, `fw`), recorded between the `peers-bench-labels` markers.
+//! `MINITRUE_BENCH_ONLY=single,cluster` runs only the systems named (slugs `single`,
+//! `cluster`, `victoria`, `influx`) and records nothing; `MINITRUE_BENCH_SERVER=<path>`
+//! starts that `minitrue-server` instead of this build's (an A/B against an older commit). A peer that is not installed is
+//! skipped with the reason
 //! (`tools/bench-peers.sh` installs the Debian packages). Every process it starts is
 //! killed by its PID when its guard drops, also on error.
 
@@ -146,6 +150,22 @@ fn run() -> BenchResult<()> {
             "InfluxDB 1.x: no `influxd` on PATH or in /usr/bin (apt-get install -y influxdb)"
                 .to_string(),
         ),
+    }
+    // `MINITRUE_BENCH_ONLY=single,cluster` (slugs: single, cluster, victoria, influx) runs
+    // only those systems, for profiling one of them; such a run is printed, not recorded.
+    let only: Option<Vec<String>> = std::env::var("MINITRUE_BENCH_ONLY")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(',').map(|k| k.trim().to_string()).collect());
+    if let Some(only) = &only {
+        kinds.retain(|k| only.iter().any(|o| o == k.slug()));
+        if kinds.is_empty() {
+            return Err(format!(
+                "MINITRUE_BENCH_ONLY={}: names none of single, cluster, victoria, influx (installed)",
+                only.join(",")
+            )
+            .into());
+        }
     }
     for why in &skipped {
         println!("skipping {why}");
@@ -670,7 +690,12 @@ fn start_node(
     gossip: u16,
     seeds: &[String],
 ) -> BenchResult<Process> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_minitrue-server"));
+    // `MINITRUE_BENCH_SERVER=<path>` runs another build (an older commit's) for an A/B.
+    let binary = std::env::var_os("MINITRUE_BENCH_SERVER").map_or_else(
+        || env!("CARGO_BIN_EXE_minitrue-server").into(),
+        PathBuf::from,
+    );
+    let mut command = Command::new(binary);
     command
         .arg(format!("--node_id={id}"))
         .arg(format!("--port={http}"))
@@ -815,6 +840,10 @@ fn ingest(system: &System, batches: &[String], data: &Dataset) -> BenchResult<(f
         Ok(())
     })?;
     let written = started.elapsed().as_secs_f64();
+    println!(
+        "  {written:.2} s: every write acknowledged ({:.0} points/s)",
+        data.distinct as f64 / written
+    );
     let mut polls = 0;
     let mut seen = u64::MAX;
     loop {
@@ -1467,6 +1496,8 @@ fn verdict(ratio: f64, target: f64, higher_is_better: bool) -> String {
     }
 }
 
+/// Prints the table and records it in docs/benchmarks.md, unless `MINITRUE_BENCH_ONLY`
+/// left systems out.
 fn record(
     results: &[Measured],
     fleet: &Fleet,
@@ -1615,6 +1646,10 @@ fn record(
         writeln!(t, "| {} | {p50:.2} / {p99:.2} | {ratio} |", m.kind.name())?;
     }
     writeln!(t, "<!-- {marker}:end -->")?;
+    if std::env::var("MINITRUE_BENCH_ONLY").is_ok_and(|s| !s.is_empty()) {
+        println!("MINITRUE_BENCH_ONLY is set: not recorded in docs/benchmarks.md");
+        return Ok(());
+    }
     common::record_section(marker, heading, &t)?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::storage::{Point, SeriesFields, SeriesKey};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
@@ -101,16 +102,29 @@ impl Tombstones {
     /// (an MQTT backlog redelivered to a restarted node, hints handed off, a hand-over): they
     /// must not bring the series back.
     pub fn drop_shadowed(&self, points: &mut Vec<Point>) {
+        if let Cow::Owned(kept) = self.unshadowed(points) {
+            *points = kept;
+        }
+    }
+
+    /// `points` without those a remembered delete shadows (see
+    /// [`Tombstones::drop_shadowed`]); borrowed, not copied, when none is (always, while no
+    /// delete is remembered).
+    pub fn unshadowed<'p>(&self, points: &'p [Point]) -> Cow<'p, [Point]> {
         let entries = self.lock();
         if entries.is_empty() {
-            return;
+            return Cow::Borrowed(points);
         }
         let cutoff = self.cutoff();
-        points.retain(|p| {
-            !entries
+        let shadowed = |p: &Point| {
+            entries
                 .get(&p.series)
                 .is_some_and(|at| *at >= cutoff && p.timestamp.0 <= *at)
-        });
+        };
+        if !points.iter().any(shadowed) {
+            return Cow::Borrowed(points);
+        }
+        Cow::Owned(points.iter().filter(|p| !shadowed(p)).cloned().collect())
     }
 
     pub fn list(&self) -> Vec<Tombstone> {
@@ -208,6 +222,13 @@ mod tests {
         assert_eq!(
             points,
             vec![point(&key, deleted_at + 1), point(&other, deleted_at - 1)]
+        );
+        // What no delete shadows is handed back as it came, not copied.
+        assert!(matches!(t.unshadowed(&points), Cow::Borrowed(p) if p == points.as_slice()));
+        let shadowed = [point(&other, deleted_at), point(&key, deleted_at - 5)];
+        assert_eq!(
+            t.unshadowed(&shadowed).into_owned(),
+            vec![point(&other, deleted_at)]
         );
     }
 }

@@ -59,8 +59,10 @@ use crate::error::{Error, Result};
 use crate::storage::series_key::check_label;
 use crate::storage::{Point, SeriesKey, Timestamp, MAX_LABELS};
 use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -93,37 +95,101 @@ struct Section {
     keys: Vec<(Box<str>, SeriesKey)>,
 }
 
-/// One shard of the section cache and the text bytes it holds.
+/// One shard of the section cache and the text bytes it holds. Sections are found by their
+/// text's hash, computed once per line ([`section_hash`]); the few texts that share a hash
+/// sit side by side in its bucket.
 #[derive(Default)]
 struct SectionShard {
-    sections: HashMap<Box<str>, Section>,
+    sections: HashMap<u64, Vec<(Box<str>, Section)>, PrehashedState>,
+    count: usize,
     bytes: usize,
 }
 
 impl SectionShard {
     /// Makes room for `bytes` more, starting over when the shard is full.
     fn reserve(&mut self, bytes: usize) {
-        if self.sections.len() >= MAX_CACHED_SECTIONS / SECTION_SHARDS
+        if self.count >= MAX_CACHED_SECTIONS / SECTION_SHARDS
             || self.bytes + bytes > MAX_SHARD_BYTES
         {
             self.sections.clear();
+            self.count = 0;
             self.bytes = 0;
         }
         self.bytes += bytes;
     }
+
+    /// The cached section of `text` (whose hash is `hash`), parsed by `parse` and cached
+    /// first when absent; a parse error caches nothing.
+    fn get_or_parse(
+        &mut self,
+        hash: u64,
+        text: &str,
+        parse: impl FnOnce() -> Result<Section>,
+    ) -> Result<&mut Section> {
+        let found = self
+            .sections
+            .get(&hash)
+            .and_then(|bucket| bucket.iter().position(|(t, _)| **t == *text));
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let section = parse()?;
+                self.reserve(2 * text.len());
+                let bucket = self.sections.entry(hash).or_default();
+                bucket.push((text.into(), section));
+                self.count += 1;
+                bucket.len() - 1
+            }
+        };
+        self.sections
+            .get_mut(&hash)
+            .and_then(|bucket| bucket.get_mut(index))
+            .map(|(_, section)| section)
+            .ok_or_else(|| Error::Closed("series section cache lost an entry".to_string()))
+    }
+}
+
+/// Builds [`Prehashed`] hashers.
+type PrehashedState = BuildHasherDefault<Prehashed>;
+
+/// A `u64` that is already a hash, used as its own: the section map's keys are keyed
+/// SipHash values ([`section_hash`]), so hashing them again would only cost time.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The hash of a series section's text: SipHash with this process's random key, so texts
+/// from outside cannot be chosen to pile into one bucket.
+fn section_hash(text: &str) -> u64 {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new).hash_one(text)
 }
 
 /// Parsed series sections by their raw text, shared by every HTTP worker (so each series
 /// has one key, the series map's). Parsing is a pure function of the text, so a hit is
 /// exactly what parsing again would give.
-fn section_shard(text: &str) -> MutexGuard<'static, SectionShard> {
+fn section_shard(hash: u64) -> MutexGuard<'static, SectionShard> {
     static SHARDS: OnceLock<Vec<Mutex<SectionShard>>> = OnceLock::new();
     let shards = SHARDS.get_or_init(|| {
         (0..SECTION_SHARDS)
             .map(|_| Mutex::new(SectionShard::default()))
             .collect()
     });
-    let shard = crc32fast::hash(text.as_bytes()) as usize % SECTION_SHARDS;
+    // The high bits: the bucket index inside the shard's map comes from the low ones.
+    let shard = (hash >> 59) as usize % SECTION_SHARDS;
     // A holder only inserts whole entries or clears: a poisoned map is still consistent.
     shards[shard]
         .lock()
@@ -324,24 +390,16 @@ impl<'a> Line<'a> {
         let section_text = &self.text[section_start..section_end];
         let first_point = points.len();
         {
-            let mut cache = section_shard(section_text);
-            if !cache.sections.contains_key(section_text) {
-                let measurement = cursor.measurement()?.into_owned();
-                let labels = cursor.tags()?;
-                cache.reserve(2 * section_text.len());
-                cache.sections.insert(
-                    section_text.into(),
-                    Section {
-                        measurement,
-                        labels,
-                        keys: Vec::new(),
-                    },
-                );
-            }
+            let hash = section_hash(section_text);
+            let mut cache = section_shard(hash);
+            let section = cache.get_or_parse(hash, section_text, || {
+                Ok(Section {
+                    measurement: cursor.measurement()?.into_owned(),
+                    labels: cursor.tags()?,
+                    keys: Vec::new(),
+                })
+            })?;
             cursor.pos = section_end;
-            let Some(section) = cache.sections.get_mut(section_text) else {
-                return Err(cursor.error("internal error: series section not cached"));
-            };
             cursor.skip_spaces();
             if cursor.at_end() {
                 return Err(cursor.error("missing field set (expected ' field=value')"));
@@ -817,10 +875,43 @@ mod tests {
             Some(1003)
         );
         // Over by at most the keys one line added after its section was counted.
-        for probe in 0..4 * SECTION_SHARDS {
-            let bytes = section_shard(&format!("probe{probe}")).bytes;
+        for shard in 0..SECTION_SHARDS as u64 {
+            let bytes = section_shard(shard << 59).bytes;
             assert!(bytes <= MAX_SHARD_BYTES + 64 * 1024, "{bytes}");
         }
+    }
+
+    #[test]
+    fn sections_sharing_a_hash_are_kept_apart_and_parsed_once() {
+        let mut shard = SectionShard::default();
+        let section = |measurement: &str| Section {
+            measurement: measurement.to_string(),
+            labels: Vec::new(),
+            keys: Vec::new(),
+        };
+        let parsed = |m: &'static str| move || Ok(section(m));
+        assert_eq!(
+            shard.get_or_parse(7, "a", parsed("a")).unwrap().measurement,
+            "a"
+        );
+        assert_eq!(
+            shard.get_or_parse(7, "b", parsed("b")).unwrap().measurement,
+            "b"
+        );
+        let not_again = || -> Result<Section> { panic!("a cached section was parsed again") };
+        assert_eq!(
+            shard.get_or_parse(7, "a", not_again).unwrap().measurement,
+            "a"
+        );
+        assert_eq!(
+            shard.get_or_parse(7, "b", not_again).unwrap().measurement,
+            "b"
+        );
+        assert_eq!(shard.count, 2);
+        // A section that fails to parse is not cached.
+        let failing = || Err(Error::invalid("line 1", "bad"));
+        assert!(shard.get_or_parse(7, "c", failing).is_err());
+        assert_eq!(shard.count, 2);
     }
 
     const NOW: Timestamp = Timestamp(1_720_000_000_000);

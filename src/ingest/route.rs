@@ -48,9 +48,7 @@ struct Share {
 pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
     if node.cluster.is_single() {
         let _gate = node.tombstones.write_gate();
-        let mut points = points.to_vec();
-        node.tombstones.drop_shadowed(&mut points);
-        return node.engine.write(&points);
+        return node.engine.write(&node.tombstones.unshadowed(points));
     }
     let mut points = points.to_vec();
     node.tombstones.drop_shadowed(&mut points);
