@@ -1,7 +1,8 @@
 //! A store written by an older build opens in this one with every reading (issue 13): the
 //! committed fixture `tests/fixtures/store-v1` (version-1 WAL and segment, keys
 //! `device|metric`, see its README) is copied to a temp dir as node polaris's store and
-//! served by a real node.
+//! served by a real node; likewise `tests/fixtures/store-v2` (version-2 files: labelled keys,
+//! each WAL entry with its whole key).
 
 mod common;
 
@@ -26,6 +27,35 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A node polaris serving a copy of `tests/fixtures/<name>` as its store (the copy lives
+/// as long as the returned dir).
+fn serve_fixture(name: &str) -> (TempDir, Server) {
+    let dir = TempDir::new(&format!("upgrade-{name}"));
+    let data = dir.path().join("data");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+        &data.join("polaris"),
+    );
+    let server = Server::start("polaris", &data, &[]);
+    (dir, server)
+}
+
+/// When the readings each test writes after opening a fixture are stamped (ms).
+const NEW_AT: i64 = 1_700_000_000_000 + 200_000;
+
+/// Checks that opening the fixture quarantined nothing, writes `lines` (ms precision),
+/// kills the node with SIGKILL and starts it again on the same store.
+fn write_then_kill9(server: &mut Server, lines: &str) {
+    let status = server.status();
+    assert_eq!(status["quarantined"], serde_json::json!([]), "{status}");
+    let r = server.post("/write?precision=ms", lines);
+    assert_eq!(r.status, 204, "{}", r.text());
+    server.kill9();
+    server.restart();
+}
+
 fn assert_series(server: &Server, device: &str, metric: &str, points: std::ops::Range<usize>) {
     let (count, _) = server.query(device, metric, "count");
     assert_eq!(count, points.len() as u64, "{device}/{metric} count");
@@ -40,13 +70,7 @@ fn assert_series(server: &Server, device: &str, metric: &str, points: std::ops::
 
 #[test]
 fn a_version_1_store_opens_with_every_reading_and_takes_new_ones() {
-    let dir = TempDir::new("upgrade-v1");
-    let data = dir.path().join("data");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1"),
-        &data.join("polaris"),
-    );
-    let mut server = Server::start("polaris", &data, &[]);
+    let (_dir, mut server) = serve_fixture("store-v1");
     assert_series(&server, "sensor_1", "temperature", 0..120);
     assert_series(&server, "sensor_2", "humidity", 0..50);
     assert_series(&server, "sensor_3", "pressure", 0..10);
@@ -56,23 +80,17 @@ fn a_version_1_store_opens_with_every_reading_and_takes_new_ones() {
         serde_json::json!(["sensor_1", "sensor_2", "sensor_3"]),
         "deleted series stay deleted"
     );
-    let status = server.status();
-    assert_eq!(status["quarantined"], serde_json::json!([]), "{status}");
-
-    // New readings (version-2 files beside the version-1 ones) and a kill -9: both kinds
-    // replay together.
-    let ts = 1_700_000_000_000i64 + 200_000;
-    let r = server.post(
-        "/write?precision=ms",
+    // New readings (current-format files beside the version-1 ones) and a kill -9: both
+    // kinds replay together.
+    let ts = NEW_AT;
+    write_then_kill9(
+        &mut server,
         &format!(
             "temperature,device_id=sensor_1 value=1.5 {ts}\n\
              temperature,device_id=sensor_1,room=lab value=7 {ts}\n\
              pressure,device_id=sensor_4 value=2 {ts}"
         ),
     );
-    assert_eq!(r.status, 204, "{}", r.text());
-    server.kill9();
-    server.restart();
     // The device's query selects the labelled series too; a label names it alone.
     assert_eq!(server.count("sensor_1", "temperature"), 122);
     let lab = server
@@ -88,4 +106,76 @@ fn a_version_1_store_opens_with_every_reading_and_takes_new_ones() {
     );
     assert_eq!(server.count("sensor_4", "pressure"), 1);
     assert_series(&server, "sensor_2", "humidity", 0..50);
+}
+
+/// `/query` of `labels` (exact matches) on `metric`: (count, sum).
+fn labelled(server: &Server, metric: &str, labels: serde_json::Value) -> (u64, f64) {
+    let body = serde_json::json!({
+        "metric_name": metric, "labels": labels, "operation": "sum",
+        "start_time": 0, "end_time": 0,
+    });
+    let answer = server.post("/query", &body.to_string()).json();
+    let count = answer["count"].as_u64().unwrap_or(0);
+    (count, answer["result"].as_f64().unwrap_or(f64::NAN))
+}
+
+fn sum_of(points: std::ops::Range<usize>) -> f64 {
+    points.map(value).sum()
+}
+
+#[test]
+fn a_version_2_store_opens_with_every_labelled_reading() {
+    let (_dir, mut server) = serve_fixture("store-v2");
+    let check = |server: &Server, metric: &str, labels, points: std::ops::Range<usize>| {
+        let (count, sum) = labelled(server, metric, labels);
+        assert_eq!(count, points.len() as u64, "{metric} count");
+        assert!((sum - sum_of(points)).abs() < 1e-9, "{metric} sum {sum}");
+    };
+    let assert_every_series = |server: &Server| {
+        check(
+            server,
+            "temperature",
+            serde_json::json!({"device_id": "sensor_1", "room": "lab"}),
+            0..120,
+        );
+        check(
+            server,
+            "temperature",
+            serde_json::json!({"device_id": "sensor_1", "room": "kitchen"}),
+            0..50,
+        );
+        check(
+            server,
+            "cpu_usage_idle",
+            serde_json::json!({"host": "a"}),
+            0..10,
+        );
+        for gone in ["gone", "gone_too"] {
+            assert_eq!(labelled(server, gone, serde_json::json!({})).0, 0, "{gone}");
+        }
+    };
+    assert_every_series(&server);
+    // Version-3 files (series numbered) beside the version-2 ones, and a kill -9.
+    let ts = NEW_AT;
+    write_then_kill9(
+        &mut server,
+        &format!(
+            "temperature,device_id=sensor_1,room=lab value=1.5 {ts}\n\
+             temperature,device_id=sensor_1,room=lab value=2.5 {}",
+            ts + 1000
+        ),
+    );
+    let (count, sum) = labelled(
+        &server,
+        "temperature",
+        serde_json::json!({"device_id": "sensor_1", "room": "lab"}),
+    );
+    assert_eq!(count, 122);
+    assert!((sum - sum_of(0..120) - 4.0).abs() < 1e-9, "{sum}");
+    check(
+        &server,
+        "temperature",
+        serde_json::json!({"device_id": "sensor_1", "room": "kitchen"}),
+        0..50,
+    );
 }

@@ -12,15 +12,15 @@
 //! file and starts the next. Call [`replay`] before [`Wal::open`]: replay treats a bad tail as
 //! torn (and truncates it) only in the newest file.
 //!
-//! # On-disk format (version 2)
+//! # On-disk format (version 3)
 //!
 //! Integers are little-endian. Byte ranges count from the start of the header or record and
 //! include both ends.
 //!
 //! File header, 8 bytes:
 //! 1. magic `MTWL` [4 bytes, 0..=3]
-//! 2. format version u16, currently 2 [2 bytes, 4..=5]; version 1 (keys `device|metric`)
-//!    is still read
+//! 2. format version u16, currently 3 [2 bytes, 4..=5]; versions 1 (keys `device|metric`)
+//!    and 2 (every entry with its whole key) are still read
 //! 3. reserved u16, written as zero, ignored when read [2 bytes, 6..=7]
 //!
 //! Then records back to back; one record holds the entries of one [`Wal::append`] call:
@@ -28,14 +28,25 @@
 //!    after a corrupt one
 //! 2. payload length u32, at most [`MAX_RECORD_LEN`] [4 bytes, 4..=7]
 //! 3. CRC-32 (IEEE) u32 of bytes 4..=7 followed by the payload [4 bytes, 8..=11]
-//! 4. payload [length bytes, 12..=11+length]: entries back to back, each
-//!    1. entry type u8: 1 = points, 2 = delete series [1 byte]
-//!    2. series key length u16 [2 bytes]
-//!    3. series key, its stored form ([`series_key`](crate::storage::series_key)) [key
-//!       length bytes]
-//!    4. points only: point count u32 [4 bytes]
-//!    5. points only: per point, timestamp i64 milliseconds [8 bytes] then value as f64 bits
-//!       [8 bytes]
+//! 4. payload [length bytes, 12..=11+length]: entries back to back, each starting with its
+//!    type u8 [1 byte]:
+//!    - 3, points of a series named here: series number u32 [4 bytes], series key length
+//!      u16 [2 bytes], the key in its stored form ([`series_key`](crate::storage::series_key)),
+//!      point count u32 [4 bytes], then per point the timestamp i64 milliseconds [8 bytes]
+//!      and the value as f64 bits [8 bytes]. From this entry on, in this file, the number
+//!      stands for the key until an entry of type 3 gives it another.
+//!    - 4, points of a numbered series: series number u32 [4 bytes], point count and points
+//!      as in type 3. The number must be defined by an earlier entry of the same file.
+//!    - 2, delete series: series key length u16 [2 bytes], the key.
+//!    - 1 (versions 1 and 2 only, still read): points with the whole key: key length u16,
+//!      key, point count and points as in type 3.
+//!
+//! Numbering a series once per file is what keeps the log small when batches hold many
+//! series of few points each (a Telegraf flush: one point per series): a labelled key is
+//! ~100 bytes, a number 4. The writer starts numbering afresh (every key whole again) at
+//! every new file, after a failed write, and after [`SERIES_IDS_SPAN_BYTES`] of records, so
+//! a corrupt record in the middle of a file (see Recovery) can make the records after it
+//! unreadable only up to there; each such record is reported like any corrupt one.
 //!
 //! # Group commit
 //!
@@ -148,6 +159,10 @@ struct State {
     /// Sequence ranges (inclusive) whose records failed, oldest first, each with its cause:
     /// their waiters get the error even after the log recovered.
     lost: Vec<(u64, u64, Cause)>,
+    /// How the records in `pending` number their series. It describes the file `pending`
+    /// will be written to, so it starts afresh whenever that may change: at a rotation and
+    /// when a write fails (the records after a failure go to a new file).
+    series_ids: SeriesIds,
 }
 
 struct ActiveFile {
@@ -243,6 +258,7 @@ impl State {
     /// (the failed batch and anything appended since) is lost, and its waiters get `cause`.
     fn fail(&mut self, file_id: u64, cause: Cause) {
         self.pending.clear();
+        self.series_ids.reset();
         let first = self.durable_seq + 1;
         let last = self.last_seq;
         if first <= last {
@@ -314,6 +330,7 @@ impl Wal {
                 inflight_bytes: 0,
                 failure: None,
                 lost: Vec::new(),
+                series_ids: SeriesIds::default(),
             }),
             sync_done: Condvar::new(),
             syncs: AtomicU64::new(0),
@@ -329,9 +346,16 @@ impl Wal {
     /// until someone does). Fails if the batch exceeds [`MAX_RECORD_LEN`], or if the log is
     /// stopped after a failed write and [`Wal::recover`] cannot start a new file yet.
     pub fn append(&self, entries: &[WalEntryRef<'_>]) -> Result<u64> {
-        let record = encode_record(entries)?;
         let mut st = self.recover_locked(self.lock())?;
-        st.pending.extend_from_slice(&record);
+        // Encoded under the lock, straight into the pending buffer: a series' number is
+        // defined by the first record that uses it, so records must queue in the order
+        // they were numbered.
+        let State {
+            pending,
+            series_ids,
+            ..
+        } = &mut *st;
+        encode_record(pending, entries, series_ids)?;
         st.last_seq += 1;
         Ok(st.last_seq)
     }
@@ -423,6 +447,7 @@ impl Wal {
         match outcome {
             Ok(next) => {
                 st.failure = None;
+                st.series_ids.reset();
                 st.add_file_bytes(next.id, FILE_HEADER_LEN as u64);
                 st.active_id = next.id;
                 st.active = Some(next);
@@ -452,6 +477,9 @@ impl Wal {
             last_seq,
             mut active,
         } = st.start_batch();
+        // What is appended from now on goes to the new file (or, if creating it fails, after
+        // these records in the old one): it numbers its series afresh either way.
+        st.series_ids.reset();
         drop(st);
 
         let flushed = if buf.is_empty() {

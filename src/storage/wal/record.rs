@@ -5,12 +5,14 @@
 use crate::error::{Error, Result};
 use crate::storage::bytes::{put_key, put_key_len, ByteCursor, ShortRead};
 use crate::storage::{SeriesKey, Timestamp};
+use std::collections::HashMap;
 
 /// The first four bytes of every WAL file.
 pub const FILE_MAGIC: [u8; 4] = *b"MTWL";
-/// The format version this code writes. Version 2 stores series keys with labels; version
-/// 1 files (keys `device|metric`) are still read (see [`SeriesKey::decode`]).
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this code writes. Version 3 names a series by a number after its
+/// first entry in a file; version 2 stores every entry's series key (with labels), version 1
+/// keys `device|metric` (see [`SeriesKey::decode`]); both are still read.
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this code reads.
 pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Length of the file header: magic, version, reserved.
@@ -23,8 +25,21 @@ pub const RECORD_HEADER_LEN: usize = 12;
 /// larger length field as corruption.
 pub const MAX_RECORD_LEN: usize = 64 << 20;
 
+/// Points of the series whose key follows (written by versions 1 and 2).
 pub(super) const ENTRY_POINTS: u8 = 1;
+/// Deletes the series whose key follows (every version).
 pub(super) const ENTRY_DELETE_SERIES: u8 = 2;
+/// Points of a series, naming it with a number and its key: from here on in this file, until
+/// redefined, the number stands for the key (version 3).
+pub(super) const ENTRY_POINTS_NEW_SERIES: u8 = 3;
+/// Points of the series a number stands for (version 3).
+pub(super) const ENTRY_POINTS_BY_ID: u8 = 4;
+/// Record bytes after which the writer starts numbering series afresh (every key written
+/// whole again): a corrupt record can take the definitions of the records after it only up
+/// to there.
+pub const SERIES_IDS_SPAN_BYTES: usize = 16 << 20;
+/// Most series one numbering holds before the writer starts afresh (bounds its memory).
+pub(super) const MAX_SERIES_IDS: usize = 1 << 20;
 /// Encoded size of one `(timestamp, value)` pair.
 pub(super) const POINT_LEN: usize = 16;
 
@@ -153,60 +168,112 @@ pub(super) fn record_crc(len_field: &[u8], payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// The largest payload `entries` can encode to: every points entry with its key whole and
+/// its number.
 pub(super) fn encoded_payload_len(entries: &[WalEntryRef<'_>]) -> usize {
     entries
         .iter()
         .map(|entry| match entry {
-            WalEntryRef::Points { series, points } => {
-                (1 + put_key_len(series) + 4).saturating_add(points.len().saturating_mul(POINT_LEN))
-            }
+            WalEntryRef::Points { series, points } => (1 + 4 + put_key_len(series) + 4)
+                .saturating_add(points.len().saturating_mul(POINT_LEN)),
             WalEntryRef::DeleteSeries(series) => 1 + put_key_len(series),
         })
         .fold(0, usize::saturating_add)
 }
 
-/// One whole record (header and payload) for `entries`, in one allocation.
-pub(super) fn encode_record(entries: &[WalEntryRef<'_>]) -> Result<Vec<u8>> {
-    let payload_len = encoded_payload_len(entries);
-    if payload_len > MAX_RECORD_LEN {
+/// The writer's numbering of series in the records it appends to one file: a series' first
+/// points entry carries its key and number, later ones only the number.
+#[derive(Default)]
+pub(super) struct SeriesIds {
+    ids: HashMap<SeriesKey, u32>,
+    /// Record bytes encoded since this numbering started.
+    bytes: usize,
+}
+
+impl SeriesIds {
+    /// Forgets every number: the next entry of each series carries its key again. Called
+    /// whenever the records that follow may not land in the same file, right after the
+    /// records before (a new file, a failed write).
+    pub(super) fn reset(&mut self) {
+        self.ids.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Appends one whole record (header and payload) for `entries` to `buf`, numbering series
+/// with `ids`. On an error nothing is appended and `ids` is unchanged.
+pub(super) fn encode_record(
+    buf: &mut Vec<u8>,
+    entries: &[WalEntryRef<'_>],
+    ids: &mut SeriesIds,
+) -> Result<()> {
+    let bound = encoded_payload_len(entries);
+    if bound > MAX_RECORD_LEN {
         return Err(Error::invalid(
             "wal batch",
-            format!("encodes to {payload_len} bytes, over the {MAX_RECORD_LEN}-byte record limit"),
+            format!("encodes to {bound} bytes, over the {MAX_RECORD_LEN}-byte record limit"),
         ));
     }
-    let mut buf = Vec::with_capacity(RECORD_HEADER_LEN + payload_len);
+    if ids.bytes > SERIES_IDS_SPAN_BYTES || ids.ids.len() > MAX_SERIES_IDS {
+        ids.reset();
+    }
+    let start = buf.len();
+    buf.reserve(RECORD_HEADER_LEN + bound);
     buf.extend_from_slice(&RECORD_MARKER.to_le_bytes());
-    buf.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    buf.extend_from_slice(&[0; 4]); // the checksum, filled in once the payload is written
+    buf.extend_from_slice(&[0; 8]); // length and checksum, filled in once the payload is written
     for entry in entries {
         match entry {
             WalEntryRef::Points { series, points } => {
-                buf.push(ENTRY_POINTS);
-                put_key(&mut buf, series);
+                let next = ids.ids.len() as u32; // at most MAX_SERIES_IDS + one record's
+                match ids.ids.get(*series) {
+                    Some(id) => {
+                        buf.push(ENTRY_POINTS_BY_ID);
+                        buf.extend_from_slice(&id.to_le_bytes());
+                    }
+                    None => {
+                        ids.ids.insert((*series).clone(), next);
+                        buf.push(ENTRY_POINTS_NEW_SERIES);
+                        buf.extend_from_slice(&next.to_le_bytes());
+                        put_key(buf, series);
+                    }
+                }
                 // Fits: the whole payload is at most MAX_RECORD_LEN bytes.
                 buf.extend_from_slice(&(points.len() as u32).to_le_bytes());
-                let start = buf.len();
-                buf.resize(start + points.len() * POINT_LEN, 0);
-                for (slot, (ts, value)) in buf[start..].chunks_exact_mut(POINT_LEN).zip(*points) {
+                let at = buf.len();
+                buf.resize(at + points.len() * POINT_LEN, 0);
+                for (slot, (ts, value)) in buf[at..].chunks_exact_mut(POINT_LEN).zip(*points) {
                     slot[..8].copy_from_slice(&ts.0.to_le_bytes());
                     slot[8..].copy_from_slice(&value.to_bits().to_le_bytes());
                 }
             }
             WalEntryRef::DeleteSeries(series) => {
                 buf.push(ENTRY_DELETE_SERIES);
-                put_key(&mut buf, series);
+                put_key(buf, series);
             }
         }
     }
-    debug_assert_eq!(buf.len(), RECORD_HEADER_LEN + payload_len);
-    let crc = record_crc(&buf[4..8], &buf[RECORD_HEADER_LEN..]);
-    buf[8..12].copy_from_slice(&crc.to_le_bytes());
-    Ok(buf)
+    let payload_len = buf.len() - start - RECORD_HEADER_LEN;
+    debug_assert!(payload_len <= bound);
+    // Fits: at most MAX_RECORD_LEN.
+    buf[start + 4..start + 8].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    let crc = record_crc(
+        &buf[start + 4..start + 8],
+        &buf[start + RECORD_HEADER_LEN..],
+    );
+    buf[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+    ids.bytes += buf.len() - start;
+    Ok(())
 }
 
-/// The entries of one record's payload; the error names the payload byte where parsing failed.
-pub(super) fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<WalEntry>, String> {
+/// The entries of one record's payload; the error names the payload byte where parsing
+/// failed. `ids` holds the series numbers the file's earlier records defined; this record's
+/// definitions are added only when the whole record decodes.
+pub(super) fn decode_payload(
+    payload: &[u8],
+    ids: &mut HashMap<u32, SeriesKey>,
+) -> std::result::Result<Vec<WalEntry>, String> {
     let mut entries = Vec::new();
+    let mut defined: Vec<(u32, SeriesKey)> = Vec::new();
     let mut reader = ByteCursor::new(payload);
     let short = |s: ShortRead| {
         format!(
@@ -214,39 +281,67 @@ pub(super) fn decode_payload(payload: &[u8]) -> std::result::Result<Vec<WalEntry
             s.wanted, s.at, s.left
         )
     };
+    let key = |reader: &mut ByteCursor<'_>, entry_at: usize| {
+        let key_len = reader.u16().map_err(short)?;
+        let key_bytes = reader.take(usize::from(key_len)).map_err(short)?;
+        SeriesKey::decode(key_bytes).map_err(|e| format!("entry at payload byte {entry_at}: {e}"))
+    };
     while reader.remaining() > 0 {
         let entry_at = reader.position();
         let entry_type = reader.u8().map_err(short)?;
-        let key_len = reader.u16().map_err(short)?;
-        let key_bytes = reader.take(usize::from(key_len)).map_err(short)?;
-        let series = SeriesKey::decode(key_bytes)
-            .map_err(|e| format!("entry at payload byte {entry_at}: {e}"))?;
-        match entry_type {
-            ENTRY_POINTS => {
-                let count = reader.u32().map_err(short)? as usize;
-                let bytes = reader
-                    .take(count.saturating_mul(POINT_LEN))
-                    .map_err(short)?;
-                let points = bytes
-                    .chunks_exact(POINT_LEN)
-                    .map(|p| {
-                        // chunks_exact hands out exactly POINT_LEN = 16 bytes: the
-                        // timestamp, then the value's bits.
-                        let (ts, value) = p.split_at(8);
-                        let ts = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
-                        let bits = u64::from_le_bytes(value.try_into().unwrap_or([0; 8]));
-                        (Timestamp(ts), f64::from_bits(bits))
-                    })
-                    .collect();
-                entries.push(WalEntry::Points { series, points });
+        let series = match entry_type {
+            ENTRY_POINTS | ENTRY_DELETE_SERIES => key(&mut reader, entry_at)?,
+            ENTRY_POINTS_NEW_SERIES => {
+                let id = reader.u32().map_err(short)?;
+                let series = key(&mut reader, entry_at)?;
+                defined.push((id, series.clone()));
+                series
             }
-            ENTRY_DELETE_SERIES => entries.push(WalEntry::DeleteSeries(series)),
+            ENTRY_POINTS_BY_ID => {
+                let id = reader.u32().map_err(short)?;
+                let found = defined
+                    .iter()
+                    .rev()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, k)| k)
+                    .or_else(|| ids.get(&id));
+                match found {
+                    Some(series) => series.clone(),
+                    None => {
+                        return Err(format!(
+                            "entry at payload byte {entry_at}: series number {id} is not \
+                             defined earlier in this file"
+                        ))
+                    }
+                }
+            }
             other => {
                 return Err(format!(
                     "unknown entry type {other} at payload byte {entry_at}"
                 ))
             }
+        };
+        if entry_type == ENTRY_DELETE_SERIES {
+            entries.push(WalEntry::DeleteSeries(series));
+            continue;
         }
+        let count = reader.u32().map_err(short)? as usize;
+        let bytes = reader
+            .take(count.saturating_mul(POINT_LEN))
+            .map_err(short)?;
+        let points = bytes
+            .chunks_exact(POINT_LEN)
+            .map(|p| {
+                // chunks_exact hands out exactly POINT_LEN = 16 bytes: the timestamp, then
+                // the value's bits.
+                let (ts, value) = p.split_at(8);
+                let ts = i64::from_le_bytes(ts.try_into().unwrap_or([0; 8]));
+                let bits = u64::from_le_bytes(value.try_into().unwrap_or([0; 8]));
+                (Timestamp(ts), f64::from_bits(bits))
+            })
+            .collect();
+        entries.push(WalEntry::Points { series, points });
     }
+    ids.extend(defined);
     Ok(entries)
 }

@@ -4,6 +4,7 @@
 
 use super::record::*;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -81,11 +82,13 @@ fn replay_file(
         return skip_or_fail(report, 0, format!("{reason}; whole file not replayed"));
     }
 
+    // The series numbers this file's records defined so far (format version 3).
+    let mut series_ids = HashMap::new();
     let mut pos = FILE_HEADER_LEN;
     while pos < len {
         match read_frame(&data, pos) {
             Ok((payload, next)) => {
-                match decode_payload(payload) {
+                match decode_payload(payload, &mut series_ids) {
                     Ok(entries) => {
                         report.records += 1;
                         report.entries += entries.len() as u64;

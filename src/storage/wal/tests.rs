@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::storage::{SeriesKey, Timestamp};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -94,21 +94,114 @@ fn flip_bit(path: &Path, offset: u64, bit: u32) {
 #[test]
 fn record_encoding_matches_golden_bytes() {
     let series = key("d|m");
-    let record = encode_record(&[
-        WalEntryRef::Points {
-            series: &series,
-            points: &[(Timestamp(1), 1.5)],
-        },
-        WalEntryRef::DeleteSeries(&series),
-    ])
+    let mut record = Vec::new();
+    let mut ids = SeriesIds::default();
+    encode_record(
+        &mut record,
+        &[
+            WalEntryRef::Points {
+                series: &series,
+                points: &[(Timestamp(1), 1.5)],
+            },
+            WalEntryRef::Points {
+                series: &series,
+                points: &[(Timestamp(2), -1.0)],
+            },
+            WalEntryRef::DeleteSeries(&series),
+        ],
+        &mut ids,
+    )
     .unwrap();
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0xb5, 0x9c, 0x1a, 0xe7, // marker
-        0x40, 0x00, 0x00, 0x00, // payload length 64
-        0x49, 0x8d, 0x27, 0xb7, // crc32 of the length field and payload
-        0x01, 0x13, 0x00, // points, key length
+        0x5d, 0x00, 0x00, 0x00, // payload length 93
+        0xe2, 0xaf, 0x75, 0x29, // crc32 of the length field and payload
+        0x03, 0, 0, 0, 0, 0x13, 0x00, // points of a new series: number 0, key length
         // key: version 2, metric "m", one label device_id="d"
+        0x00, 0x01, 0x00, b'm', 0x01, 0x09, 0x00,
+        b'd', b'e', b'v', b'i', b'c', b'e', b'_', b'i', b'd', 0x01, 0x00, b'd',
+        0x01, 0x00, 0x00, 0x00, // one point
+        0x01, 0, 0, 0, 0, 0, 0, 0, // timestamp 1
+        0, 0, 0, 0, 0, 0, 0xf8, 0x3f, // 1.5
+        0x04, 0, 0, 0, 0, // points of series number 0
+        0x01, 0x00, 0x00, 0x00, // one point
+        0x02, 0, 0, 0, 0, 0, 0, 0, // timestamp 2
+        0, 0, 0, 0, 0, 0, 0xf0, 0xbf, // -1.0
+        0x02, 0x13, 0x00, // delete series, key length
+        0x00, 0x01, 0x00, b'm', 0x01, 0x09, 0x00,
+        b'd', b'e', b'v', b'i', b'c', b'e', b'_', b'i', b'd', 0x01, 0x00, b'd',
+    ];
+    assert_eq!(record, expected);
+    assert_eq!(file_header(), *b"MTWL\x03\x00\x00\x00");
+
+    // A second record in the same file names the series by its number only.
+    let before = record.len();
+    let batch = [(Timestamp(3), 2.0)];
+    let entry = WalEntryRef::Points {
+        series: &series,
+        points: &batch,
+    };
+    encode_record(&mut record, &[entry], &mut ids).unwrap();
+    assert_eq!(
+        record.len() - before,
+        RECORD_HEADER_LEN + 1 + 4 + 4 + POINT_LEN
+    );
+    // Decoding needs the first record's numbering.
+    let (first, next) = read_frame(&record, 0).unwrap();
+    let (second, _) = read_frame(&record, next).unwrap();
+    let unknown = decode_payload(second, &mut HashMap::new()).unwrap_err();
+    assert!(
+        unknown.contains("series number 0 is not defined earlier in this file"),
+        "{unknown}"
+    );
+    let mut numbering = HashMap::new();
+    assert_eq!(decode_payload(first, &mut numbering).unwrap().len(), 3);
+    assert_eq!(
+        decode_payload(second, &mut numbering).unwrap(),
+        vec![WalEntry::Points {
+            series: series.clone(),
+            points: batch.to_vec()
+        }]
+    );
+}
+
+#[test]
+fn a_numbering_started_afresh_in_the_same_file_redefines_the_numbers() {
+    // What a failed rotation leaves: records numbered afresh after others in one file.
+    let (a, b) = (key("a|m"), key("b|m"));
+    let pts = [(Timestamp(1), 1.0)];
+    let entry = |series| WalEntryRef::Points {
+        series,
+        points: &pts,
+    };
+    let mut file = Vec::new();
+    let mut ids = SeriesIds::default();
+    encode_record(&mut file, &[entry(&a), entry(&a)], &mut ids).unwrap();
+    ids.reset();
+    encode_record(&mut file, &[entry(&b), entry(&b)], &mut ids).unwrap();
+    let mut numbering = HashMap::new();
+    let mut series = Vec::new();
+    let mut pos = 0;
+    while pos < file.len() {
+        let (payload, next) = read_frame(&file, pos).unwrap();
+        for e in decode_payload(payload, &mut numbering).unwrap() {
+            let WalEntry::Points { series: s, .. } = e else {
+                panic!("only points were written")
+            };
+            series.push(s);
+        }
+        pos = next;
+    }
+    assert_eq!(series, [a.clone(), a, b.clone(), b]);
+}
+
+#[test]
+fn version_2_records_still_decode() {
+    // A record as version 2 wrote it: every entry with its whole key.
+    #[rustfmt::skip]
+    let payload: &[u8] = &[
+        0x01, 0x13, 0x00, // points, key length
         0x00, 0x01, 0x00, b'm', 0x01, 0x09, 0x00,
         b'd', b'e', b'v', b'i', b'c', b'e', b'_', b'i', b'd', 0x01, 0x00, b'd',
         0x01, 0x00, 0x00, 0x00, // one point
@@ -118,8 +211,17 @@ fn record_encoding_matches_golden_bytes() {
         0x00, 0x01, 0x00, b'm', 0x01, 0x09, 0x00,
         b'd', b'e', b'v', b'i', b'c', b'e', b'_', b'i', b'd', 0x01, 0x00, b'd',
     ];
-    assert_eq!(record, expected);
-    assert_eq!(file_header(), *b"MTWL\x02\x00\x00\x00");
+    let series = key("d|m");
+    assert_eq!(
+        decode_payload(payload, &mut HashMap::new()).unwrap(),
+        vec![
+            WalEntry::Points {
+                series: series.clone(),
+                points: vec![(Timestamp(1), 1.5)]
+            },
+            WalEntry::DeleteSeries(series),
+        ]
+    );
 }
 
 #[test]
@@ -424,7 +526,9 @@ fn size_bytes_counts_files_on_disk_and_pending_records() {
     let batch = [points("dev|n", &[(1, 1.0), (2, 2.0)])];
     let refs: Vec<_> = batch.iter().map(WalEntry::borrowed).collect();
     let seq = wal.append(&refs).unwrap();
-    let record_len = encode_record(&refs).unwrap().len() as u64;
+    let mut record = Vec::new();
+    encode_record(&mut record, &refs, &mut SeriesIds::default()).unwrap();
+    let record_len = record.len() as u64;
     assert_eq!(wal.size_bytes(), FILE_HEADER_LEN as u64 + record_len);
     wal.wait_durable(seq).unwrap();
     let on_disk = fs::metadata(file_path(dir.path(), 1)).unwrap().len();
