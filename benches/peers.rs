@@ -532,7 +532,7 @@ fn measure(
         rss_kib / 1024
     );
     for data_dir in &system.data_dirs {
-        print_breakdown(data_dir)?;
+        print_breakdown(data_dir, 2)?;
     }
     let per_point = |bytes: u64| bytes as f64 / data.distinct as f64;
     let note = match kind {
@@ -1195,25 +1195,34 @@ fn settle(system: &System) -> BenchResult<String> {
     }
 }
 
-/// The sizes of the first two levels under `dir`, for the reader of the output.
-fn print_breakdown(dir: &Path) -> BenchResult<()> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        if entry.path().is_dir() {
-            let (disk, apparent) = dir_size(&entry.path())?;
-            println!(
-                "  {}: {disk} bytes allocated, {apparent} apparent",
-                entry
-                    .path()
-                    .strip_prefix(dir)
-                    .unwrap_or(&entry.path())
-                    .display()
-            );
+/// The sizes of the folders `levels` deep under `dir` (and of the files one level above
+/// the deepest), for the reader of the output.
+fn print_breakdown(dir: &Path, levels: usize) -> BenchResult<()> {
+    fn walk(root: &Path, dir: &Path, levels: usize) -> BenchResult<()> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            if path.is_dir() {
+                let (disk, apparent) = dir_size(&path)?;
+                println!("  {shown}/: {disk} bytes allocated, {apparent} apparent");
+                if levels > 1 {
+                    walk(root, &path, levels - 1)?;
+                }
+            } else if levels == 1 {
+                println!("  {shown}: {} bytes", fs::metadata(&path)?.len());
+            }
         }
+        Ok(())
     }
-    Ok(())
+    walk(dir, dir, levels)
 }
 
 /// Allocated bytes of the files under `dir` whose names end in `suffix`.

@@ -17,22 +17,31 @@
 //! file is therefore reported as [`Error::Corrupt`] naming the file and offset, never
 //! returned as wrong data.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! All integers are little-endian; `f64`s are stored as their IEEE-754 bits (8 bytes), so
 //! every bit pattern (NaN payloads, -0.0) round-trips. Byte ranges are `[start, end)`.
+//! A varint is LEB128: seven bits per byte, low bits first, the high bit set on every byte
+//! but the last; at most five bytes, for a `u32`.
 //!
 //! 1. Header [6 bytes, at offset 0]:
 //!    1. magic `MTSG` [4 bytes]
-//!    2. version u16 [2 bytes], currently 2 (1 is still read: its keys are `device|metric`)
+//!    2. version u16 [2 bytes], currently 3 (1 and 2 are still read, see 3.3.1)
 //! 2. Data region [`[6, index offset)`]: for each series in index order, for each of its
 //!    chunks in order, with no gaps:
 //!    1. the timestamp column [ts len bytes]
 //!    2. the value column [values len bytes], directly after the timestamp column
 //! 3. Index [index length bytes, at index offset]:
-//!    1. series count u32 [4 bytes]
-//!    2. per series:
-//!       1. key length u16 [2 bytes], then the key's stored form
+//!    1. string table (version 3 only): string count u32 [4 bytes], then per string its
+//!       length u16 [2 bytes] and UTF-8 bytes: every distinct metric name, label name and
+//!       label value of the series below, once, numbered from 0 in this order. Labelled keys
+//!       repeat their names and most values from series to series (`site`, `rack`, ...), so
+//!       a key costs a few bytes instead of ~100.
+//!    2. series count u32 [4 bytes]
+//!    3. per series:
+//!       1. key: the metric's string number (varint), label count u8 [1 byte], then per
+//!          label, sorted by name, the name's and the value's string numbers (varints).
+//!          Versions 1 and 2: key length u16 [2 bytes], then the key's stored form
 //!          ([`series_key`](super::series_key)) [key length bytes]
 //!       2. chunk count u32 [4 bytes]
 //!       3. per chunk [81 bytes]: start i64, end i64 (first and last timestamp in ms,
@@ -40,8 +49,8 @@
 //!          value encoding u8 (1 Gorilla, 2 decimal), ts offset u64 (file offset of the
 //!          timestamp column), ts len u32, values len u32, crc32 u32 of the timestamp column
 //!          followed by the value column
-//!    3. tombstone count u32 [4 bytes]
-//!    4. per tombstone: key length u16 [2 bytes], then the key's stored form
+//!    4. tombstone count u32 [4 bytes]
+//!    5. per tombstone: key length u16 [2 bytes], then the key's stored form (every version)
 //! 4. Trailer [24 bytes, the last of the file]:
 //!    1. index offset u64 [8 bytes]
 //!    2. index length u64 [8 bytes]
@@ -61,7 +70,7 @@ use crate::storage::chunk::{ChunkMeta, EncodedChunk};
 use crate::storage::codec::ValueEncoding;
 use crate::storage::durable::sync_parent_dir;
 use crate::storage::{SeriesKey, Timestamp};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -71,8 +80,9 @@ use std::path::{Path, PathBuf};
 const MAGIC: [u8; 4] = *b"MTSG";
 /// Last bytes of every segment file.
 const TRAILER_MAGIC: [u8; 4] = *b"GSTM";
-/// The version this code writes: 2 stores series keys with labels.
-const VERSION: u16 = 2;
+/// The version this code writes: 3 stores each string of the series keys once (a table),
+/// 2 stored every key whole, with labels.
+const VERSION: u16 = 3;
 /// The oldest version this code reads (1: keys `device|metric`, see [`SeriesKey::decode`]).
 const OLDEST_READABLE_VERSION: u16 = 1;
 /// Magic and version.
@@ -142,7 +152,7 @@ impl ChunkIndexEntry {
         u64::from(self.timestamps_len) + u64::from(self.values_len)
     }
 
-    /// Appends the entry's 81 index bytes (layout 3.2.3 in the module docs).
+    /// Appends the entry's 81 index bytes (layout 3.3.3 in the module docs).
     fn encode(&self, out: &mut Vec<u8>) {
         let meta = &self.meta;
         out.extend_from_slice(&meta.start.0.to_le_bytes());
@@ -187,10 +197,10 @@ pub fn read_segment(path: &Path) -> Result<SegmentContents> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     let file_len = bytes.len() as u64;
     check_file_len(path, file_len)?;
-    check_header(path, &bytes)?;
+    let version = check_header(path, &bytes)?;
     let trailer = parse_trailer(path, file_len, &bytes[bytes.len() - TRAILER_LEN as usize..])?;
     let index_bytes = slice(path, &bytes, trailer.index_offset, trailer.index_len)?;
-    let index = parse_index(path, &trailer, index_bytes)?;
+    let index = parse_index(path, version, &trailer, index_bytes)?;
 
     let mut series = Vec::with_capacity(index.series.len());
     for series_index in index.series {
@@ -220,14 +230,14 @@ pub fn read_segment_index(path: &Path) -> Result<SegmentIndex> {
 
     let mut header = [0; HEADER_LEN as usize];
     read_at(&file, path, &mut header, 0)?;
-    check_header(path, &header)?;
+    let version = check_header(path, &header)?;
     let mut trailer_bytes = [0; TRAILER_LEN as usize];
     read_at(&file, path, &mut trailer_bytes, file_len - TRAILER_LEN)?;
     let trailer = parse_trailer(path, file_len, &trailer_bytes)?;
 
     let mut index_bytes = vec![0; to_usize(path, trailer.index_offset, trailer.index_len)?];
     read_at(&file, path, &mut index_bytes, trailer.index_offset)?;
-    parse_index(path, &trailer, &index_bytes)
+    parse_index(path, version, &trailer, &index_bytes)
 }
 
 /// Reads one chunk's columns from `file` (the segment at `path`) with a positioned read and
@@ -256,11 +266,13 @@ fn write_file(tmp: &Path, contents: &SegmentContents) -> Result<u64> {
     out.write_all(&VERSION.to_le_bytes()).map_err(io_err)?;
 
     // Lengths and counts were checked to fit by `check_contents`.
+    let strings = StringTable::of(&contents.series);
     let mut index = Vec::new();
+    strings.encode(&mut index);
     let mut offset = HEADER_LEN;
     index.extend_from_slice(&(contents.series.len() as u32).to_le_bytes());
     for series in &contents.series {
-        put_key(&mut index, &series.key);
+        strings.put_key(&mut index, &series.key);
         index.extend_from_slice(&(series.chunks.len() as u32).to_le_bytes());
         for chunk in &series.chunks {
             out.write_all(&chunk.timestamps).map_err(io_err)?;
@@ -299,6 +311,69 @@ fn write_file(tmp: &Path, contents: &SegmentContents) -> Result<u64> {
         .map_err(|e| Error::io(tmp, e.into_error()))?;
     file.sync_all().map_err(io_err)?;
     Ok(offset + index_len + TRAILER_LEN)
+}
+
+/// The distinct strings of a segment's series keys (metric names, label names and values),
+/// numbered in order of first use.
+struct StringTable<'a> {
+    strings: Vec<&'a str>,
+    numbers: HashMap<&'a str, u32>,
+}
+
+impl<'a> StringTable<'a> {
+    fn of(series: &'a [SegmentSeries]) -> StringTable<'a> {
+        let mut table = StringTable {
+            strings: Vec::new(),
+            numbers: HashMap::new(),
+        };
+        for s in series {
+            table.add(s.key.metric_name());
+            for (name, value) in s.key.labels() {
+                table.add(name);
+                table.add(value);
+            }
+        }
+        table
+    }
+
+    fn add(&mut self, string: &'a str) {
+        if !self.numbers.contains_key(string) {
+            // Fits: at most 1 + 2 × 32 strings per series, and series fit a u32.
+            self.numbers.insert(string, self.strings.len() as u32);
+            self.strings.push(string);
+        }
+    }
+
+    /// Appends the table (layout 3.1 in the module docs).
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.strings.len() as u32).to_le_bytes());
+        for string in &self.strings {
+            // Names and values are at most 1 KiB (the key limits).
+            out.extend_from_slice(&(string.len() as u16).to_le_bytes());
+            out.extend_from_slice(string.as_bytes());
+        }
+    }
+
+    /// Appends `key` as string numbers (layout 3.3.1); every string of it is in the table.
+    fn put_key(&self, out: &mut Vec<u8>, key: &SeriesKey) {
+        let number = |s: &str| self.numbers.get(s).copied().unwrap_or(u32::MAX);
+        put_varint(out, number(key.metric_name()));
+        // At most MAX_LABELS (32).
+        out.push(key.labels().len() as u8);
+        for (name, value) in key.labels() {
+            put_varint(out, number(name));
+            put_varint(out, number(value));
+        }
+    }
+}
+
+/// LEB128: seven bits per byte, low first, the high bit set on all but the last.
+fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
 }
 
 /// Refuses contents the reader would reject, so a segment that was written can be read back.
@@ -390,7 +465,8 @@ fn check_file_len(path: &Path, file_len: u64) -> Result<()> {
 }
 
 /// Checks the magic and version at the start of `bytes` (the file's first bytes).
-fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The file's format version, once its magic and version check out.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<u16> {
     let magic = &bytes[..bytes.len().min(4)];
     if magic != MAGIC {
         return Err(Error::corrupt(
@@ -413,7 +489,7 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Parses the last [`TRAILER_LEN`] bytes of a file of `file_len` bytes and checks that the
@@ -455,7 +531,7 @@ fn parse_trailer(path: &Path, file_len: u64, bytes: &[u8]) -> Result<Trailer> {
 
 /// Verifies the index bytes against the trailer's CRC and parses them, checking every chunk
 /// entry's metadata and that the chunks tile the data region `[HEADER_LEN, index offset)`.
-fn parse_index(path: &Path, trailer: &Trailer, bytes: &[u8]) -> Result<SegmentIndex> {
+fn parse_index(path: &Path, version: u16, trailer: &Trailer, bytes: &[u8]) -> Result<SegmentIndex> {
     let index_offset = trailer.index_offset;
     let computed = crc32fast::hash(bytes);
     if computed != trailer.index_crc {
@@ -470,13 +546,20 @@ fn parse_index(path: &Path, trailer: &Trailer, bytes: &[u8]) -> Result<SegmentIn
     }
 
     let mut reader = ByteReader::new(path, bytes, index_offset);
+    let strings = match version {
+        3.. => Some(reader.string_table()?),
+        _ => None,
+    };
     let series_count = reader.u32("series count")?;
     let mut series = Vec::new();
     let mut seen = HashSet::new();
     let mut data_end = HEADER_LEN;
     for _ in 0..series_count {
         let key_offset = reader.offset();
-        let key = reader.key()?;
+        let key = match &strings {
+            Some(strings) => reader.numbered_key(strings)?,
+            None => reader.key()?,
+        };
         if !seen.insert(key.clone()) {
             return Err(Error::corrupt(
                 path,
@@ -722,6 +805,85 @@ impl<'a> ByteReader<'a> {
         self.read(what, ByteCursor::f64)
     }
 
+    /// A LEB128 `u32` (see [`put_varint`]).
+    fn varint(&mut self, what: &str) -> Result<u32> {
+        let offset = self.offset();
+        let mut n: u32 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = self.u8(what)?;
+            let bits = u32::from(byte & 0x7f);
+            if shift == 28 && bits > 0x0f {
+                break;
+            }
+            n |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(Error::corrupt(
+            self.path,
+            offset,
+            format!("{what}: variable-length number over 32 bits"),
+        ))
+    }
+
+    /// The string table (layout 3.1 in the module docs), every string UTF-8.
+    fn string_table(&mut self) -> Result<Vec<String>> {
+        let count = self.u32("string count")?;
+        // Each string takes at least its 2-byte length: a count the index cannot hold is
+        // corruption, not a reason to allocate.
+        if count as usize > self.remaining() / 2 {
+            return Err(Error::corrupt(
+                self.path,
+                self.offset(),
+                format!("string count {count} does not fit the index"),
+            ));
+        }
+        let mut strings = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let offset = self.offset();
+            let len = self.u16("string length")?;
+            let bytes = self.take(usize::from(len), "string")?;
+            let string = std::str::from_utf8(bytes).map_err(|e| {
+                Error::corrupt(self.path, offset, format!("string is not UTF-8: {e}"))
+            })?;
+            strings.push(string.to_string());
+        }
+        Ok(strings)
+    }
+
+    /// A series key as string numbers into `strings` (layout 3.3.1), checked as every key
+    /// from outside is.
+    fn numbered_key(&mut self, strings: &[String]) -> Result<SeriesKey> {
+        let offset = self.offset();
+        let string = |reader: &mut Self, what: &str| -> Result<&str> {
+            let number = reader.varint(what)?;
+            strings
+                .get(number as usize)
+                .map(String::as_str)
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        reader.path,
+                        offset,
+                        format!(
+                            "{what} {number} is past the string table ({} strings)",
+                            strings.len()
+                        ),
+                    )
+                })
+        };
+        let metric = string(self, "metric string")?;
+        let label_count = self.u8("label count")?;
+        let mut labels = Vec::with_capacity(usize::from(label_count));
+        for _ in 0..label_count {
+            let name = string(self, "label name string")?;
+            let value = string(self, "label value string")?;
+            labels.push((name, value));
+        }
+        SeriesKey::with_labels(metric, labels)
+            .map_err(|e| Error::corrupt(self.path, offset, format!("bad series key: {e}")))
+    }
+
     /// A length-prefixed series key.
     fn key(&mut self) -> Result<SeriesKey> {
         let offset = self.offset();
@@ -730,7 +892,7 @@ impl<'a> ByteReader<'a> {
         SeriesKey::decode(bytes).map_err(|reason| Error::corrupt(self.path, offset, reason))
     }
 
-    /// One chunk entry (layout 3.2.3 in the module docs); its metadata is not yet checked.
+    /// One chunk entry (layout 3.3.3 in the module docs); its metadata is not yet checked.
     /// `fail` builds the error for an unknown encoding byte.
     fn chunk_entry(&mut self, fail: impl Fn(String) -> Error) -> Result<ChunkIndexEntry> {
         // Taking the whole entry first makes a short index one error, not one per field.
@@ -850,8 +1012,21 @@ mod tests {
 
     /// Index offset of the first chunk entry of `sample_contents()`: series count, key
     /// length, key, chunk count.
+    /// Index bytes before the first series' key in [`sample_contents`]'s segment: the
+    /// string table and the series count.
+    fn first_key() -> usize {
+        let contents = sample_contents();
+        let mut table = Vec::new();
+        StringTable::of(&contents.series).encode(&mut table);
+        table.len() + 4
+    }
+
+    /// Index offset of the first chunk entry in [`sample_contents`]'s segment.
     fn first_entry() -> usize {
-        4 + crate::storage::bytes::put_key_len(&key("sensor_1|temperature")) + 4
+        let contents = sample_contents();
+        let mut key = Vec::new();
+        StringTable::of(&contents.series).put_key(&mut key, &contents.series[0].key);
+        first_key() + key.len() + 4
     }
 
     fn write_sample(dir: &TempDir) -> PathBuf {
@@ -887,7 +1062,7 @@ mod tests {
         let dir = TempDir::new("empty");
         let path = dir.join("000001.seg");
         let size = write_segment(&path, &SegmentContents::default()).unwrap();
-        assert_eq!(size, HEADER_LEN + 8 + TRAILER_LEN);
+        assert_eq!(size, HEADER_LEN + 4 + 8 + TRAILER_LEN);
         assert_eq!(read_segment(&path).unwrap(), SegmentContents::default());
     }
 
@@ -1101,15 +1276,49 @@ mod tests {
     fn invalid_series_key_is_corrupt() {
         let dir = TempDir::new("bad-key");
         let path = write_sample(&dir);
-        // After the series count, the key's length, its version byte and the metric's
-        // length: the metric's first byte becomes a control character.
-        patch_index(&path, |index| index[4 + 2 + 1 + 2] = b'\n');
+        // The first string of the table (after its count and length) is the first series'
+        // metric: its first byte becomes a control character.
+        patch_index(&path, |index| index[4 + 2] = b'\n');
         let (offset, reason) = corrupt(read_segment(&path));
-        assert_eq!(offset, index_offset(&fs::read(&path).unwrap()) + 4);
+        assert_eq!(
+            offset,
+            index_offset(&fs::read(&path).unwrap()) + first_key() as u64
+        );
         assert!(
             reason.contains("bad series key") && reason.contains("control characters"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn a_key_naming_a_string_past_the_table_or_an_overlong_number_is_corrupt() {
+        let dir = TempDir::new("bad-string-number");
+        let path = write_sample(&dir);
+        let key_at = first_key();
+        let bytes = fs::read(&path).unwrap();
+        let table_len = u32::from_le_bytes(
+            bytes[index_offset(&bytes) as usize..][..4]
+                .try_into()
+                .unwrap(),
+        );
+        assert!(table_len < 0x7f, "one-byte numbers in the sample");
+        patch_index(&path, |index| index[key_at] = 0x7f);
+        let (offset, reason) = corrupt(read_segment(&path));
+        assert_eq!(
+            offset,
+            index_offset(&fs::read(&path).unwrap()) + key_at as u64
+        );
+        assert!(
+            reason.contains("metric string 127 is past the string table"),
+            "{reason}"
+        );
+        let path = write_sample(&dir);
+        // Five bytes of a number that would need more than 32 bits.
+        patch_index(&path, |index| {
+            index.splice(key_at..key_at + 1, [0xff, 0xff, 0xff, 0xff, 0x7f]);
+        });
+        let (_, reason) = corrupt(read_segment(&path));
+        assert!(reason.contains("over 32 bits"), "{reason}");
     }
 
     #[test]
@@ -1210,19 +1419,20 @@ mod tests {
         };
         let expected: Vec<u8> = [
             &b"MTSG"[..],                    // 1.1 magic
-            &[2, 0],                         // 1.2 version
+            &[3, 0],                         // 1.2 version
             &[0x01, 0x02],                   // 2.1 timestamp column, at 6
             &[0x03],                         // 2.2 value column
-            &[1, 0, 0, 0],                   // 3.1 series count, index at 9
-            &[19, 0],                        // 3.2.1 key length
-            &[0, 1, 0],                      //       key: version 2, metric length
-            b"t",                            //       metric
-            &[1, 9, 0],                      //       label count, name length
-            b"device_id",                    //       label name
-            &[1, 0],                         //       value length
-            b"s",                            //       value
-            &[1, 0, 0, 0],                   // 3.2.2 chunk count
-            &[0xe8, 0x03, 0, 0, 0, 0, 0, 0], // 3.2.3 start 1000
+            &[3, 0, 0, 0],                   // 3.1 string count, index at 9
+            &[1, 0],                         //     string 0: length
+            b"t",                            //     the metric
+            &[9, 0],                         //     string 1
+            b"device_id",                    //     a label name
+            &[1, 0],                         //     string 2
+            b"s",                            //     its value
+            &[1, 0, 0, 0],                   // 3.2 series count
+            &[0, 1, 1, 2],                   // 3.3.1 key: metric 0, one label: 1 = 2
+            &[1, 0, 0, 0],                   // 3.3.2 chunk count
+            &[0xe8, 0x03, 0, 0, 0, 0, 0, 0], // 3.3.3 start 1000
             &[0xd0, 0x07, 0, 0, 0, 0, 0, 0], //       end 2000
             &[2, 0, 0, 0],                   //       count
             &[0, 0, 0, 0, 0, 0, 0x08, 0x40], //       sum 3.0
@@ -1235,8 +1445,8 @@ mod tests {
             &[2, 0, 0, 0],                   //       ts len
             &[1, 0, 0, 0],                   //       values len
             &0x55bc_801d_u32.to_le_bytes(),  //       crc32 of 01 02 03
-            &[1, 0, 0, 0],                   // 3.3 tombstone count
-            &[19, 0],                        // 3.4 key length
+            &[1, 0, 0, 0],                   // 3.4 tombstone count
+            &[19, 0],                        // 3.5 key length
             &[0, 1, 0],                      //     key: version 2, metric length
             b"y",                            //     metric
             &[1, 9, 0],                      //     label count, name length
@@ -1244,12 +1454,12 @@ mod tests {
             &[1, 0],                         //     value length
             b"x",                            //     value
             &[9, 0, 0, 0, 0, 0, 0, 0],       // 4.1 index offset
-            &[135, 0, 0, 0, 0, 0, 0, 0],     // 4.2 index length
-            &0xd223_d9c6_u32.to_le_bytes(),  // 4.3 index crc32
+            &[139, 0, 0, 0, 0, 0, 0, 0],     // 4.2 index length
+            &0x792c_e00a_u32.to_le_bytes(),  // 4.3 index crc32
             b"GSTM",                         // 4.4 magic
         ]
         .concat();
-        assert_eq!(write_segment(&path, &contents).unwrap(), 168);
+        assert_eq!(write_segment(&path, &contents).unwrap(), 172);
         assert_eq!(fs::read(&path).unwrap(), expected);
         assert_eq!(read_segment(&path).unwrap(), contents);
     }
