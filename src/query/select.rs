@@ -184,19 +184,24 @@ impl PerSeriesAnswer for SelectedSeries {
 pub fn select(engine: &Engine, node: &str, request: &SelectRequest) -> Result<SelectedSeries> {
     let mut series = Vec::new();
     for key in engine.select(&request.matchers)? {
-        let count = engine.aggregate(&key, request.range)?.count;
-        if count == 0 {
-            continue;
-        }
-        let points = if request.limit == 0 {
-            Vec::new()
+        let (count, points) = if request.limit == 0 {
+            (engine.aggregate(&key, request.range)?.count, Vec::new())
         } else {
-            engine
+            let points: Vec<(i64, f64)> = engine
                 .samples(&key, request.range, request.limit)?
                 .into_iter()
                 .map(|(ts, v)| (ts.0, v))
-                .collect()
+                .collect();
+            // Under the limit the points are all there are: no second read to count them.
+            let count = match points.len() < request.limit {
+                true => points.len() as u64,
+                false => engine.aggregate(&key, request.range)?.count,
+            };
+            (count, points)
         };
+        if count == 0 {
+            continue;
+        }
         series.push(SeriesPoints {
             series: SeriesFields::from(&key),
             count,
@@ -328,6 +333,14 @@ mod tests {
         assert_eq!(only.series, SeriesFields::from(&lab));
         assert_eq!(only.count, 5);
         assert_eq!(only.points, vec![(1000, 0.0), (1001, 1.0), (1002, 2.0)]);
+
+        // Under the limit, the count is the points returned.
+        let all = SelectRequest::new(request.matchers.clone(), request.range, 10).unwrap();
+        let answer = select(&engine, "n1", &all).unwrap();
+        assert_eq!(
+            (answer.series[0].count, answer.series[0].points.len()),
+            (5, 5)
+        );
 
         let keys_only = SelectRequest::new(request.matchers.clone(), TimeRange::ALL, 0).unwrap();
         let listed = select(&engine, "n1", &keys_only).unwrap();
