@@ -56,13 +56,13 @@
 
 use super::timestamp::{rule_error, DEFAULT_MAX_FUTURE};
 use crate::error::{Error, Result};
-use crate::storage::series_key::check_label;
+use crate::storage::series_key::{check_label, KeyHashState};
 use crate::storage::{Point, SeriesKey, Timestamp, MAX_LABELS};
 use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -96,11 +96,12 @@ struct Section {
 }
 
 /// One shard of the section cache and the text bytes it holds. Sections are found by their
-/// text's hash, computed once per line ([`section_hash`]); the few texts that share a hash
+/// text's hash, computed once per line ([`section_hash`]) and used as is ([`KeyHashState`]);
+/// the few texts that share a hash
 /// sit side by side in its bucket.
 #[derive(Default)]
 struct SectionShard {
-    sections: HashMap<u64, Vec<(Box<str>, Section)>, PrehashedState>,
+    sections: HashMap<u64, Vec<(Box<str>, Section)>, KeyHashState>,
     count: usize,
     bytes: usize,
 }
@@ -149,28 +150,6 @@ impl SectionShard {
     }
 }
 
-/// Builds [`Prehashed`] hashers.
-type PrehashedState = BuildHasherDefault<Prehashed>;
-
-/// A `u64` that is already a hash, used as its own: the section map's keys are keyed
-/// SipHash values ([`section_hash`]), so hashing them again would only cost time.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// The hash of a series section's text: SipHash with this process's random key, so texts
 /// from outside cannot be chosen to pile into one bucket.
 fn section_hash(text: &str) -> u64 {
@@ -188,8 +167,9 @@ fn section_shard(hash: u64) -> MutexGuard<'static, SectionShard> {
             .map(|_| Mutex::new(SectionShard::default()))
             .collect()
     });
-    // The high bits: the bucket index inside the shard's map comes from the low ones.
-    let shard = (hash >> 59) as usize % SECTION_SHARDS;
+    // Middle bits: the shard's map places a section by the low bits and tags it with the
+    // top seven, so neither may be the same for every section of a shard.
+    let shard = (hash >> 32) as usize % SECTION_SHARDS;
     // A holder only inserts whole entries or clears: a poisoned map is still consistent.
     shards[shard]
         .lock()
@@ -876,7 +856,7 @@ mod tests {
         );
         // Over by at most the keys one line added after its section was counted.
         for shard in 0..SECTION_SHARDS as u64 {
-            let bytes = section_shard(shard << 59).bytes;
+            let bytes = section_shard(shard << 32).bytes;
             assert!(bytes <= MAX_SHARD_BYTES + 64 * 1024, "{bytes}");
         }
     }

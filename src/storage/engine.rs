@@ -43,6 +43,7 @@ use crate::storage::segment::{self, SegmentContents, SegmentSeries};
 use crate::storage::series::{
     self, merge_points, read_lock, write_lock, SealedChunk, Series, SeriesMap, SeriesSnapshot,
 };
+use crate::storage::series_key::KeyHashState;
 use crate::storage::wal::{self, ReplayReport, Wal, WalEntry, WalEntryRef};
 use crate::storage::{Aggregate, Bucket, Point, SeriesKey, TimeRange, Timestamp};
 use std::collections::{BTreeMap, HashMap};
@@ -296,7 +297,8 @@ impl Engine {
         if points.is_empty() {
             return Ok(());
         }
-        let mut groups: HashMap<&SeriesKey, Vec<(Timestamp, f64)>> = HashMap::new();
+        let mut groups: HashMap<&SeriesKey, Vec<(Timestamp, f64)>, KeyHashState> =
+            HashMap::default();
         for p in points {
             groups
                 .entry(&p.series)

@@ -21,6 +21,7 @@
 //! trusting a second file that could disagree with the data it describes.
 
 use crate::error::{Error, Result};
+use crate::storage::series_key::KeyHashState;
 use crate::storage::SeriesKey;
 use regex::{Regex, RegexBuilder};
 use std::collections::{BTreeMap, HashMap};
@@ -221,7 +222,7 @@ impl Postings {
 pub struct Index {
     /// Series by id; `None` for a free id.
     series: Vec<Option<SeriesKey>>,
-    ids: HashMap<SeriesKey, u32>,
+    ids: HashMap<SeriesKey, u32, KeyHashState>,
     /// Ids freed by removals, reused by the next additions.
     free: Vec<u32>,
     /// Label name → value → postings. Each name and each distinct value is stored once.

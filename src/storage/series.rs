@@ -14,6 +14,7 @@
 use crate::error::{Error, Result};
 use crate::storage::chunk::{EncodedChunk, CHUNK_CAPACITY};
 use crate::storage::codec::DecodeError;
+use crate::storage::series_key::KeyHashState;
 use crate::storage::{Aggregate, Bucket, SeriesKey, TimeRange, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -410,22 +411,27 @@ pub type SeriesHandle = Arc<Mutex<Series>>;
 
 /// All series of a node, sharded by key hash.
 pub struct SeriesMap {
-    shards: Vec<RwLock<HashMap<SeriesKey, SeriesHandle>>>,
+    shards: Vec<RwLock<Shard>>,
 }
+
+/// One shard of a [`SeriesMap`]: keys hashed by their cached hash ([`KeyHashState`]).
+type Shard = HashMap<SeriesKey, SeriesHandle, KeyHashState>;
 
 impl Default for SeriesMap {
     fn default() -> Self {
         SeriesMap {
             shards: (0..SERIES_SHARDS)
-                .map(|_| RwLock::new(HashMap::new()))
+                .map(|_| RwLock::new(Shard::default()))
                 .collect(),
         }
     }
 }
 
 impl SeriesMap {
-    fn shard(&self, key: &SeriesKey) -> &RwLock<HashMap<SeriesKey, SeriesHandle>> {
-        &self.shards[(key.hash_code() % SERIES_SHARDS as u64) as usize]
+    fn shard(&self, key: &SeriesKey) -> &RwLock<Shard> {
+        // Bits the shard's own table leaves alone: it places a key by the low bits and tags
+        // it with the top seven, so neither may be the same for every key of a shard.
+        &self.shards[((key.hash_code() >> 32) % SERIES_SHARDS as u64) as usize]
     }
 
     pub fn get(&self, key: &SeriesKey) -> Option<SeriesHandle> {

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::storage::bytes::{put_key, put_key_len, ByteCursor, ShortRead};
+use crate::storage::series_key::KeyHashState;
 use crate::storage::{SeriesKey, Timestamp};
 use std::collections::HashMap;
 
@@ -185,7 +186,7 @@ pub(super) fn encoded_payload_len(entries: &[WalEntryRef<'_>]) -> usize {
 /// points entry carries its key and number, later ones only the number.
 #[derive(Default)]
 pub(super) struct SeriesIds {
-    ids: HashMap<SeriesKey, u32>,
+    ids: HashMap<SeriesKey, u32, KeyHashState>,
     /// Record bytes encoded since this numbering started.
     bytes: usize,
 }
