@@ -97,8 +97,7 @@ struct Section {
 
 /// One shard of the section cache and the text bytes it holds. Sections are found by their
 /// text's hash, computed once per line ([`section_hash`]) and used as is ([`KeyHashState`]);
-/// the few texts that share a hash
-/// sit side by side in its bucket.
+/// the few texts that share a hash sit side by side in its bucket.
 #[derive(Default)]
 struct SectionShard {
     sections: HashMap<u64, Vec<(Box<str>, Section)>, KeyHashState>,

@@ -274,7 +274,8 @@ pub(super) fn decode_payload(
     ids: &mut HashMap<u32, SeriesKey>,
 ) -> std::result::Result<Vec<WalEntry>, String> {
     let mut entries = Vec::new();
-    let mut defined: Vec<(u32, SeriesKey)> = Vec::new();
+    // This record's definitions, kept apart until it has decoded whole.
+    let mut defined: HashMap<u32, SeriesKey> = HashMap::new();
     let mut reader = ByteCursor::new(payload);
     let short = |s: ShortRead| {
         format!(
@@ -295,17 +296,12 @@ pub(super) fn decode_payload(
             ENTRY_POINTS_NEW_SERIES => {
                 let id = reader.u32().map_err(short)?;
                 let series = key(&mut reader, entry_at)?;
-                defined.push((id, series.clone()));
+                defined.insert(id, series.clone());
                 series
             }
             ENTRY_POINTS_BY_ID => {
                 let id = reader.u32().map_err(short)?;
-                let found = defined
-                    .iter()
-                    .rev()
-                    .find(|(i, _)| *i == id)
-                    .map(|(_, k)| k)
-                    .or_else(|| ids.get(&id));
+                let found = defined.get(&id).or_else(|| ids.get(&id));
                 match found {
                     Some(series) => series.clone(),
                     None => {
