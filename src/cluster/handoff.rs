@@ -16,6 +16,7 @@ use crate::cluster::membership::MemberState;
 use crate::cluster::peer::{self, PeerLink};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::storage::wal;
 use crate::storage::{Engine, EngineConfig, Point, SeriesFields, TimeRange, Timestamp};
 use crate::{log_info, log_warn};
 use serde::{Deserialize, Serialize};
@@ -96,7 +97,35 @@ impl InternalWrite {
 
 /// Sends `points` to the node at `http_addr` (over `link`: signed, HTTPS in a TLS cluster); Ok once that
 /// node has them durably.
+///
+/// The body is binary: WAL records ([`wal::encode_batches`]: grouped by series, each key
+/// once, CRC-checked), several when the points are many. A node from before that format
+/// reads the body as JSON and answers 400 `invalid body`: the points then go again as JSON.
 pub fn send_points(
+    http_addr: &str,
+    points: &[Point],
+    timeout: Duration,
+    link: PeerLink<'_>,
+) -> Result<()> {
+    let encode = |e: Error| Error::peer(http_addr, format!("encode points: {e}"));
+    for body in wal::encode_batches(points).map_err(encode)? {
+        let answer = peer::call(http_addr, "POST", BINARY_WRITE_PATH, &body, timeout, link)?;
+        match answer.status {
+            200 | 204 => {}
+            400 if String::from_utf8_lossy(&answer.body).contains("invalid body") => {
+                return send_points_as_json(http_addr, points, timeout, link);
+            }
+            _ => return Err(write_refused(http_addr, &answer)),
+        }
+    }
+    Ok(())
+}
+
+/// The `/internal/write` of [`send_points`]' binary body.
+pub const BINARY_WRITE_PATH: &str = "/internal/write?format=wal";
+
+/// [`send_points`] in the JSON form every version reads.
+fn send_points_as_json(
     http_addr: &str,
     points: &[Point],
     timeout: Duration,
@@ -105,18 +134,22 @@ pub fn send_points(
     let body = serde_json::to_vec(&InternalWrite::from_points(points))
         .map_err(|e| Error::peer(http_addr, format!("encode points: {e}")))?;
     let answer = peer::call(http_addr, "POST", "/internal/write", &body, timeout, link)?;
-    if answer.status == 204 || answer.status == 200 {
-        Ok(())
-    } else {
-        Err(Error::peer(
-            http_addr,
-            format!(
-                "internal write answered {}: {}",
-                answer.status,
-                String::from_utf8_lossy(&answer.body)
-            ),
-        ))
+    match answer.status {
+        200 | 204 => Ok(()),
+        _ => Err(write_refused(http_addr, &answer)),
     }
+}
+
+/// The error for an internal write the owner did not take.
+fn write_refused(http_addr: &str, answer: &peer::PeerResponse) -> Error {
+    Error::peer(
+        http_addr,
+        format!(
+            "internal write answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        ),
+    )
 }
 
 /// The hint stores of one node, opened on first use.
@@ -263,4 +296,68 @@ fn hand_off_series(
     // Only after the owners have every point durably.
     engine.delete_series(series)?;
     Ok(samples.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SeriesKey;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    /// A node from before the binary write: reads every body as JSON. Answers the first
+    /// request as such a node answers a binary body, the second with 204; returns each
+    /// request's path and body.
+    fn old_node(listener: TcpListener) -> Vec<(String, Vec<u8>)> {
+        let mut seen = Vec::new();
+        for answer in [
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 45\r\n\r\n{\"error\":\"invalid body: expected value at 1\"}",
+            "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap().to_string();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header == "\r\n" {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            reader.get_mut().write_all(answer.as_bytes()).unwrap();
+            seen.push((path, body));
+        }
+        seen
+    }
+
+    #[test]
+    fn a_node_that_reads_only_json_gets_the_points_again_as_json() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let node = std::thread::spawn(move || old_node(listener));
+        let points = vec![Point {
+            series: SeriesKey::with_labels("t", [("device_id", "d"), ("room", "lab")]).unwrap(),
+            timestamp: Timestamp(1_000),
+            value: 2.5,
+        }];
+        let link = PeerLink {
+            secret: None,
+            tls: None,
+        };
+        send_points(&addr, &points, Duration::from_secs(5), link).unwrap();
+        let seen = node.join().unwrap();
+        assert_eq!(seen[0].0, BINARY_WRITE_PATH);
+        assert_eq!(wal::decode_batch(&seen[0].1).unwrap().len(), 1);
+        assert_eq!(seen[1].0, "/internal/write");
+        let json: InternalWrite = serde_json::from_slice(&seen[1].1).unwrap();
+        assert_eq!(json.into_points().unwrap(), points);
+    }
 }

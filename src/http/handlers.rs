@@ -26,7 +26,8 @@ use crate::query::coordinate::{every_member, NoOwner};
 use crate::query::read::{self, AggregateRequest, ListingAnswer, SamplesRequest};
 use crate::query::select::{self, SelectRequest};
 use crate::storage::quarantine::Quarantined;
-use crate::storage::{SeriesFields, SeriesKey, TimeRange, Timestamp};
+use crate::storage::wal::{self, WalEntry};
+use crate::storage::{Point, SeriesFields, SeriesKey, TimeRange, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1024,15 +1025,54 @@ pub const INFLUXDB_COMPATIBLE_VERSION: &str = "1.8.10";
 
 /// `POST /internal/write`: points a peer routes to this node (as an owner or by handoff),
 /// stored here only; 204 once durable.
-pub fn internal_write(node: &Node, body: &[u8]) -> Answer {
-    let request: InternalWrite = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
-    let mut points = request.into_points()?;
+pub fn internal_write(node: &Node, query: &str, body: &[u8]) -> Answer {
+    let mut points = match super::query_param(query, "format")?.as_deref() {
+        // A WAL record, as `handoff::send_points` sends (keys checked when decoded).
+        Some("wal") => batch_points(body)?,
+        None | Some("json") => {
+            let request: InternalWrite = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?;
+            request.into_points()?
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid format {other:?}: wal or json"
+            )))
+        }
+    };
     // A hint or hand-over of a series deleted since must not bring it back.
     let _gate = node.tombstones.write_gate();
     node.tombstones.drop_shadowed(&mut points);
     node.engine.write(&points)?;
     Ok(Reply::new(204, "text/plain", Vec::new()))
+}
+
+/// The points of an internal write in WAL-record form, each timestamp checked as a JSON
+/// write's are; a delete does not travel this way.
+fn batch_points(body: &[u8]) -> Result<Vec<Point>, ApiError> {
+    let entries = wal::decode_batch(body)
+        .map_err(|why| ApiError::bad_request(format!("invalid batch: {why}")))?;
+    let mut points = Vec::new();
+    for entry in entries {
+        let WalEntry::Points { series, points: of } = entry else {
+            return Err(ApiError::bad_request(
+                "invalid batch: a delete entry in a write",
+            ));
+        };
+        for (ts, value) in of {
+            if let Some(why) = Timestamp::calendar_error(ts.0) {
+                return Err(ApiError::bad_request(format!(
+                    "invalid batch: {series}: {why}"
+                )));
+            }
+            points.push(Point {
+                series: series.clone(),
+                timestamp: ts,
+                value,
+            });
+        }
+    }
+    Ok(points)
 }
 
 /// `GET /internal/summary`: every local series with count and hash, and the tombstones
@@ -1462,6 +1502,43 @@ mod tests {
         assert_eq!(status["points"], 2);
         assert_eq!(status["node_id"], "test");
         assert!(status["rejected"].is_object());
+    }
+
+    #[test]
+    fn internal_write_takes_wal_batches_and_refuses_what_is_not_one() {
+        let t = TestNode::new("internal_write_wal");
+        let series = SeriesKey::new("s7", "temperature").unwrap();
+        let points: Vec<Point> = [(100_000, 4.0), (200_000, 6.0)]
+            .into_iter()
+            .map(|(ms, value)| Point {
+                series: series.clone(),
+                timestamp: Timestamp(ms),
+                value,
+            })
+            .collect();
+        let body = wal::encode_batches(&points).unwrap().remove(0);
+        let reply = internal_write(&t.node, "format=wal", &body).expect("stored");
+        assert_eq!(reply.status, 204);
+        let v = q(
+            &t.node,
+            r#"{"device_id":"s7","metric_name":"temperature","operation":"avg","start_time":100,"end_time":200}"#,
+        );
+        assert_eq!(v["result"], 5.0);
+        let error = |query: &str, body: &[u8]| {
+            let e = internal_write(&t.node, query, body).expect_err("refused");
+            (e.status, e.message)
+        };
+        let (code, message) = error("format=wal", &body[..body.len() - 1]);
+        assert_eq!(code, 400);
+        assert!(message.starts_with("invalid batch:"), "{message}");
+        // The JSON form still works, and a format nobody knows is named.
+        let (code, message) = error("format=xml", &body);
+        assert_eq!(code, 400);
+        assert!(message.contains("\"xml\""), "{message}");
+        let (code, message) = error("", &body);
+        assert_eq!(code, 400);
+        assert!(message.starts_with("invalid body"), "{message}");
+        assert_eq!(json(status(&t.node))["points"], 2, "nothing else stored");
     }
 
     #[test]

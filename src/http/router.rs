@@ -349,7 +349,7 @@ fn dispatch(
             ))
         }
         "/ws/stats" => handlers::ws_stats(node),
-        "/internal/write" => handlers::internal_write(node, body),
+        "/internal/write" => handlers::internal_write(node, query, body),
         "/internal/summary" => handlers::internal_summary(node),
         "/internal/digest" => handlers::internal_digest(node, body),
         "/internal/series-aggregate" => handlers::internal_series_aggregate(node, body),

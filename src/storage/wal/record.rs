@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::storage::bytes::{put_key, put_key_len, ByteCursor, ShortRead};
 use crate::storage::series_key::KeyHashState;
-use crate::storage::{SeriesKey, Timestamp};
+use crate::storage::{Point, SeriesKey, Timestamp};
 use std::collections::HashMap;
 
 /// The first four bytes of every WAL file.
@@ -341,4 +341,72 @@ pub(super) fn decode_payload(
     }
     ids.extend(defined);
     Ok(entries)
+}
+
+/// Most payload bytes one [`encode_batches`] body holds (counting every key whole):
+/// half of what a node takes in one internal write, so a batch always fits.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// `points` as WAL records, the wire form of a write between nodes (`POST
+/// /internal/write?format=wal`): each a whole record (marker, length, CRC-32, entries) with
+/// its own series numbering, so every body decodes on its own ([`decode_batch`]). Points
+/// are grouped by series in order of first appearance; a body holds at most
+/// [`MAX_BATCH_BYTES`], so many points make several bodies.
+pub fn encode_batches(points: &[Point]) -> Result<Vec<Vec<u8>>> {
+    let mut order: Vec<(&SeriesKey, Vec<(Timestamp, f64)>)> = Vec::new();
+    let mut index: HashMap<&SeriesKey, usize, KeyHashState> = HashMap::default();
+    for p in points {
+        let at = *index.entry(&p.series).or_insert_with(|| {
+            order.push((&p.series, Vec::new()));
+            order.len() - 1
+        });
+        order[at].1.push((p.timestamp, p.value));
+    }
+    let mut bodies = Vec::new();
+    let mut entries: Vec<WalEntryRef<'_>> = Vec::new();
+    let mut bound = 0;
+    for (series, group) in &order {
+        // A series with more points than one body holds is cut into several entries.
+        for part in group.chunks((MAX_BATCH_BYTES / POINT_LEN / 2).max(1)) {
+            let entry = WalEntryRef::Points {
+                series,
+                points: part,
+            };
+            let len = encoded_payload_len(&[entry]);
+            if !entries.is_empty() && bound + len > MAX_BATCH_BYTES {
+                let mut body = Vec::new();
+                encode_record(&mut body, &entries, &mut SeriesIds::default())?;
+                bodies.push(body);
+                entries.clear();
+                bound = 0;
+            }
+            entries.push(entry);
+            bound += len;
+        }
+    }
+    if !entries.is_empty() {
+        let mut body = Vec::new();
+        encode_record(&mut body, &entries, &mut SeriesIds::default())?;
+        bodies.push(body);
+    }
+    Ok(bodies)
+}
+
+/// The entries of one body [`encode_batches`] made, checked whole: its record frame and
+/// CRC, nothing after it, every key valid; the error says what is wrong.
+pub fn decode_batch(body: &[u8]) -> std::result::Result<Vec<WalEntry>, String> {
+    if body.len() < RECORD_HEADER_LEN {
+        return Err(format!(
+            "{} bytes, shorter than a record header ({RECORD_HEADER_LEN})",
+            body.len()
+        ));
+    }
+    let (payload, end) = read_frame(body, 0)?;
+    if end != body.len() {
+        return Err(format!(
+            "{} bytes after the record's {end}",
+            body.len() - end
+        ));
+    }
+    decode_payload(payload, &mut HashMap::new())
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the write-ahead log: format, group commit, failures and recovery, replay.
 
 use super::*;
-use crate::storage::{SeriesKey, Timestamp};
+use crate::storage::{Point, SeriesKey, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -868,4 +868,75 @@ fn append_throughput() {
         "one-point append+fdatasync: p50 {:?}, p99 {:?}",
         small[100], small[198]
     );
+}
+
+#[test]
+fn batches_carry_every_point_grouped_by_series_and_split_when_large() {
+    let (a, b) = (key("a|m"), key("b|m"));
+    let point = |series: &SeriesKey, ts: i64| Point {
+        series: series.clone(),
+        timestamp: Timestamp(ts),
+        value: ts as f64 / 2.0,
+    };
+    let points = vec![point(&a, 1), point(&b, 1), point(&a, 2), point(&a, 3)];
+    let bodies = encode_batches(&points).unwrap();
+    assert_eq!(bodies.len(), 1);
+    let entries = decode_batch(&bodies[0]).unwrap();
+    let pts = |ts: &[i64]| ts.iter().map(|&t| (Timestamp(t), t as f64 / 2.0)).collect();
+    assert_eq!(
+        entries,
+        vec![
+            WalEntry::Points {
+                series: a.clone(),
+                points: pts(&[1, 2, 3])
+            },
+            WalEntry::Points {
+                series: b.clone(),
+                points: pts(&[1])
+            },
+        ]
+    );
+
+    // More than one body holds: several bodies, each decoding on its own, nothing lost.
+    let many: Vec<Point> = (0..700_000).map(|ts| point(&a, ts)).collect();
+    let bodies = encode_batches(&many).unwrap();
+    assert!(bodies.len() > 1, "{} bodies", bodies.len());
+    let mut back = Vec::new();
+    for body in &bodies {
+        assert!(body.len() <= MAX_BATCH_BYTES + RECORD_HEADER_LEN);
+        for entry in decode_batch(body).unwrap() {
+            let WalEntry::Points { series, points } = entry else {
+                panic!("only points")
+            };
+            assert_eq!(series, a);
+            back.extend(points);
+        }
+    }
+    assert_eq!(back.len(), many.len());
+    assert!(back.iter().zip(&many).all(|(p, q)| p.0 == q.timestamp));
+}
+
+#[test]
+fn a_batch_that_is_short_altered_or_followed_by_bytes_is_refused() {
+    let body = encode_batches(&[Point {
+        series: key("a|m"),
+        timestamp: Timestamp(5),
+        value: 1.0,
+    }])
+    .unwrap()
+    .remove(0);
+    assert!(decode_batch(&body[..5])
+        .unwrap_err()
+        .contains("shorter than a record header"));
+    let mut flipped = body.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert!(decode_batch(&flipped)
+        .unwrap_err()
+        .contains("checksum mismatch"));
+    let mut longer = body.clone();
+    longer.push(0);
+    assert!(decode_batch(&longer)
+        .unwrap_err()
+        .contains("1 bytes after the record"));
+    assert_eq!(decode_batch(&body).unwrap().len(), 1);
 }
