@@ -20,8 +20,9 @@ use crate::cluster::placement::local_share;
 use crate::error::Result;
 use crate::log_warn;
 use crate::node::Node;
-use crate::storage::Point;
-use std::collections::BTreeMap;
+use crate::storage::series_key::KeyHashState;
+use crate::storage::{Point, SeriesKey};
+use std::collections::{BTreeMap, HashMap};
 
 /// Stores this node's share of `points` (owned readings and hints). Ok once durable.
 pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
@@ -56,18 +57,29 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
     let mut local = Vec::new();
     // Per remote owner: its address (None when not alive) and its readings.
     let mut remote: BTreeMap<String, (Option<String>, Vec<Point>)> = BTreeMap::new();
+    // The owners of each series once, not of each point (a lock, a ring lookup and an
+    // `Owner` per owner each time); a series' points keep their order.
+    let mut by_series: Vec<(&SeriesKey, Vec<&Point>)> = Vec::new();
+    let mut index: HashMap<&SeriesKey, usize, KeyHashState> = HashMap::default();
     for point in points {
-        for owner in node.cluster.owners(&point.series) {
-            if owner.is_self {
-                local.push(point.clone());
+        let at = *index.entry(&point.series).or_insert_with(|| {
+            by_series.push((&point.series, Vec::new()));
+            by_series.len() - 1
+        });
+        by_series[at].1.push(point);
+    }
+    for (series, of_series) in by_series {
+        for owner in node.cluster.owners(series) {
+            let share = if owner.is_self {
+                &mut local
             } else {
                 let address = (owner.state == MemberState::Alive).then_some(owner.http_addr);
-                remote
+                &mut remote
                     .entry(owner.id)
                     .or_insert_with(|| (address, Vec::new()))
                     .1
-                    .push(point.clone());
-            }
+            };
+            share.extend(of_series.iter().map(|&p| p.clone()));
         }
     }
     let shares: Vec<Share> = remote
