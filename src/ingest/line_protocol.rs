@@ -832,21 +832,19 @@ mod tests {
         // Long sections count by their bytes: a few hundred of 40 KiB each fill and clear
         // shards rather than grow the cache, and parse the same.
         let long_value = "v".repeat(1000);
-        let long: String = (0..300)
-            .map(|i| {
-                let tags: String = (0..40).map(|t| format!(",t{t}={long_value}{i}")).collect();
-                format!("m{tags} value={i} 10\n")
-            })
-            .collect();
-        let parsed = parse(&long);
+        let long_lines = |tags_per_line: usize| -> String {
+            (0..300)
+                .map(|i| {
+                    let tags: String = (0..tags_per_line)
+                        .map(|t| format!(",t{t}={long_value}{i}"))
+                        .collect();
+                    format!("m{tags} value={i} 10\n")
+                })
+                .collect()
+        };
+        let parsed = parse(&long_lines(40));
         assert_eq!(parsed.problems.len(), 300, "more than 32 tags each");
-        let long: String = (0..300)
-            .map(|i| {
-                let tags: String = (0..30).map(|t| format!(",t{t}={long_value}{i}")).collect();
-                format!("m{tags} value={i} 10\n")
-            })
-            .collect();
-        let parsed = parse(&long);
+        let parsed = parse(&long_lines(30));
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems.first());
         assert_eq!(parsed.points.len(), 300);
         assert_eq!(

@@ -20,9 +20,8 @@ use crate::cluster::placement::local_share;
 use crate::error::Result;
 use crate::log_warn;
 use crate::node::Node;
-use crate::storage::series_key::KeyHashState;
-use crate::storage::{Point, SeriesKey};
-use std::collections::{BTreeMap, HashMap};
+use crate::storage::{group_by_series, Point};
+use std::collections::BTreeMap;
 
 /// Stores this node's share of `points` (owned readings and hints). Ok once durable.
 pub fn store_share(node: &Node, points: &[Point]) -> Result<()> {
@@ -59,16 +58,7 @@ pub fn store_everywhere(node: &Node, points: &[Point]) -> Result<()> {
     let mut remote: BTreeMap<String, (Option<String>, Vec<Point>)> = BTreeMap::new();
     // The owners of each series once, not of each point (a lock, a ring lookup and an
     // `Owner` per owner each time); a series' points keep their order.
-    let mut by_series: Vec<(&SeriesKey, Vec<&Point>)> = Vec::new();
-    let mut index: HashMap<&SeriesKey, usize, KeyHashState> = HashMap::default();
-    for point in points {
-        let at = *index.entry(&point.series).or_insert_with(|| {
-            by_series.push((&point.series, Vec::new()));
-            by_series.len() - 1
-        });
-        by_series[at].1.push(point);
-    }
-    for (series, of_series) in by_series {
+    for (series, of_series) in group_by_series(points, |p| p) {
         for owner in node.cluster.owners(series) {
             let share = if owner.is_self {
                 &mut local

@@ -43,10 +43,9 @@ use crate::storage::segment::{self, SegmentContents, SegmentSeries};
 use crate::storage::series::{
     self, merge_points, read_lock, write_lock, SealedChunk, Series, SeriesMap, SeriesSnapshot,
 };
-use crate::storage::series_key::KeyHashState;
 use crate::storage::wal::{self, ReplayReport, Wal, WalEntry, WalEntryRef};
-use crate::storage::{Aggregate, Bucket, Point, SeriesKey, TimeRange, Timestamp};
-use std::collections::{BTreeMap, HashMap};
+use crate::storage::{group_by_series, Aggregate, Bucket, Point, SeriesKey, TimeRange, Timestamp};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -297,16 +296,7 @@ impl Engine {
         if points.is_empty() {
             return Ok(());
         }
-        let mut groups: HashMap<&SeriesKey, Vec<(Timestamp, f64)>, KeyHashState> =
-            HashMap::default();
-        for p in points {
-            groups
-                .entry(&p.series)
-                .or_default()
-                .push((p.timestamp, p.value));
-        }
-        let groups: Vec<(&SeriesKey, Vec<(Timestamp, f64)>)> = groups.into_iter().collect();
-        self.write_grouped(&groups)
+        self.write_grouped(&group_by_series(points, |p| (p.timestamp, p.value)))
     }
 
     /// Like [`Engine::write`] for points already grouped by series.

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::storage::bytes::{put_key, put_key_len, ByteCursor, ShortRead};
 use crate::storage::series_key::KeyHashState;
-use crate::storage::{Point, SeriesKey, Timestamp};
+use crate::storage::{group_by_series, Point, SeriesKey, Timestamp};
 use std::collections::HashMap;
 
 /// The first four bytes of every WAL file.
@@ -353,15 +353,7 @@ pub const MAX_BATCH_BYTES: usize = 8 << 20;
 /// are grouped by series in order of first appearance; a body holds at most
 /// [`MAX_BATCH_BYTES`], so many points make several bodies.
 pub fn encode_batches(points: &[Point]) -> Result<Vec<Vec<u8>>> {
-    let mut order: Vec<(&SeriesKey, Vec<(Timestamp, f64)>)> = Vec::new();
-    let mut index: HashMap<&SeriesKey, usize, KeyHashState> = HashMap::default();
-    for p in points {
-        let at = *index.entry(&p.series).or_insert_with(|| {
-            order.push((&p.series, Vec::new()));
-            order.len() - 1
-        });
-        order[at].1.push((p.timestamp, p.value));
-    }
+    let order = group_by_series(points, |p| (p.timestamp, p.value));
     let mut bodies = Vec::new();
     let mut entries: Vec<WalEntryRef<'_>> = Vec::new();
     let mut bound = 0;
